@@ -1,0 +1,72 @@
+/**
+ * The PersistenceLayer contract: one interface for every storage or sync backend.
+ *
+ * A layer instance belongs to one space. The SpaceManager loads from every layer of a space in
+ * parallel, merges, reconciles (each layer gets what it lacks) and saves every new op to all
+ * layers. A one-way layer only stores; a two-way layer also delivers ops that other peers made.
+ * Any layer may report ops it finds from outside this process (another process wrote the file),
+ * through `onIncoming`.
+ *
+ * This module holds types only, so that src/spaces can depend on it without importing any I/O.
+ * test/conformance holds the one suite every implementation must pass.
+ */
+import type { Op } from '../spaces/ops';
+import type { Event } from '../spaces/events';
+
+export type LayerKind = 'one-way' | 'two-way';
+
+/**
+ * One secret as layers store it. `value: null` is a tombstone (the secret was deleted).
+ * Merged per key: the record with the greater (time, peerId) wins.
+ * Layers must keep `value` encrypted at rest; in memory it is plaintext.
+ */
+export interface SecretRecord {
+  readonly key: string;
+  readonly value: string | null;
+  /** Milliseconds since the epoch when the change was made. */
+  readonly time: number;
+  readonly peerId: string;
+}
+
+export interface IncomingOps {
+  readonly treeId: string;
+  readonly ops: readonly Op[];
+}
+
+/** Connection or health state a layer reports by itself (two-way layers mostly). */
+export type LayerConnectionState =
+  | { readonly status: 'connected' }
+  | { readonly status: 'syncing' }
+  | { readonly status: 'offline'; readonly reason?: string }
+  | { readonly status: 'error'; readonly reason: string };
+
+export interface PersistenceLayer {
+  /** Stable id, unique among a space's layers (e.g. `file:/abs/x.space`, `server:https://host`). */
+  readonly id: string;
+  /** Human label for UIs and error messages. */
+  readonly label: string;
+  readonly kind: LayerKind;
+  /** The space this layer instance stores. */
+  readonly spaceId: string;
+
+  /** Ids of every tree this layer holds ops for (the space tree's id is the space id). */
+  listTrees(): Promise<string[]>;
+  /** Every op this layer holds for a tree, in any order. Rejects when the data cannot be read. */
+  loadTree(treeId: string): Promise<Op[]>;
+  /** Stores ops; idempotent (key: tree id + op id); resolves once they are durable. */
+  saveOps(treeId: string, ops: readonly Op[]): Promise<void>;
+
+  loadSecrets(): Promise<SecretRecord[]>;
+  /** Stores secret records; a record replaces the stored one only when it wins the merge. */
+  saveSecrets(records: readonly SecretRecord[]): Promise<void>;
+
+  /** Ops made elsewhere (a server, another process writing the same file). */
+  readonly onIncoming?: Event<IncomingOps>;
+  /** Secret records changed elsewhere. */
+  readonly onIncomingSecrets?: Event<readonly SecretRecord[]>;
+  /** Connection state, for two-way layers. */
+  readonly onStateChange?: Event<LayerConnectionState>;
+
+  /** Flushes pending writes and frees every resource; idempotent. */
+  close(): Promise<void>;
+}
