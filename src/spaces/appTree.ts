@@ -1,0 +1,360 @@
+/**
+ * AppTree: one RepTree with typed, validated accessors. The space tree and every app tree
+ * (notes, chat, any other app) are AppTrees; app-specific helpers (apps/notes, apps/chat) wrap one.
+ *
+ * Every local change ends by popping RepTree's local ops and firing `onDidChange` with
+ * origin 'local'; the SpaceManager saves those to every layer. Remote ops come in through
+ * `applyRemote`, already validated.
+ *
+ * Child order is deterministic on every replica: by the numeric `order` property when present,
+ * then creation time (`_c`, set by RepTree), then vertex id.
+ */
+import { randomUUID } from 'node:crypto';
+import { RepTree } from 'reptree';
+import { Emitter, type Disposable } from './events';
+import { DELETED_PARENT_ID, isJsonValue, opKey, sortAndDedupe, type JsonValue, type Op } from './ops';
+import { disposeTree, installRepTreeFixes, mergeBatch } from './reptreeFixes';
+
+installRepTreeFixes();
+
+export const ORDER_KEY = 'order';
+const CREATED_KEY = '_c';
+
+export type Props = Record<string, JsonValue>;
+
+export interface TreeItem {
+  readonly id: string;
+  readonly parentId: string;
+  readonly props: Props;
+}
+
+export interface DumpNode {
+  id: string;
+  props: Props;
+  children: DumpNode[];
+}
+
+/** A node to import: dump's shape, ids optional (new ids are made when missing or taken). */
+export interface ImportNode {
+  id?: string;
+  props?: Props;
+  children?: ImportNode[];
+}
+
+/** Where to put an item among its siblings; default: last. */
+export interface Position {
+  after?: string;
+  before?: string;
+}
+
+export interface TreeChange {
+  readonly treeId: string;
+  readonly ops: readonly Op[];
+  readonly origin: 'local' | 'remote';
+}
+
+export class TreeError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'TreeError';
+  }
+}
+
+/** A new random vertex/tree id: 32 lowercase hex chars, like RepTree's own. */
+export function newVertexId(): string {
+  return randomUUID().replace(/-/g, '');
+}
+
+interface RepTreeInternals {
+  knownOps: Set<string>;
+}
+
+export class AppTree implements Disposable {
+  private readonly changeEmitter = new Emitter<TreeChange>();
+  readonly onDidChange = this.changeEmitter.event;
+  private disposed = false;
+
+  private constructor(
+    readonly id: string,
+    readonly tree: RepTree,
+  ) {}
+
+  /** A new, empty tree whose root vertex id is `treeId`. The creation ops are local ops. */
+  static createNew(peerId: string, treeId: string, rootProps: Props = {}): AppTree {
+    const tree = new RepTree(peerId);
+    tree.moveVertex(treeId, null as unknown as string); // a move under null makes the root
+    const t = new AppTree(treeId, tree);
+    for (const [k, v] of Object.entries(rootProps)) tree.setVertexProperty(treeId, k, v);
+    return t;
+  }
+
+  /** A tree rebuilt from stored ops (validated by the caller); sorts them first. */
+  static fromOps(peerId: string, treeId: string, ops: Op[]): AppTree {
+    sortAndDedupe(ops);
+    const tree = new RepTree(peerId, ops);
+    if (!tree.getVertex(treeId) || tree.getVertex(treeId)?.parentId !== null) {
+      disposeTree(tree);
+      throw new TreeError(`tree ${treeId}: its ops do not create its root vertex`);
+    }
+    return new AppTree(treeId, tree);
+  }
+
+  get rootId(): string {
+    return this.id;
+  }
+
+  /** Number of ops the tree holds (moves + property sets). */
+  get opCount(): number {
+    return this.tree.getMoveOps().length + this.propertyOpCount();
+  }
+
+  private propertyOpCount(): number {
+    return (this.tree as unknown as { setPropertyOps: unknown[] }).setPropertyOps.length;
+  }
+
+  allOps(): Op[] {
+    return [...this.tree.getAllOps()];
+  }
+
+  /** True when the vertex exists and is not deleted (no ancestor is the deleted-items vertex). */
+  has(id: string): boolean {
+    if (id === this.id) return true;
+    let v = this.tree.getVertex(id);
+    const seen = new Set<string>();
+    while (v) {
+      const p = v.parentId;
+      if (p === this.id) return true;
+      if (p === null || p === DELETED_PARENT_ID || seen.has(p)) return false;
+      seen.add(p);
+      v = this.tree.getVertex(p);
+    }
+    return false;
+  }
+
+  private requireItem(id: string, what = 'item'): void {
+    if (!this.has(id)) throw new TreeError(`no ${what} ${id} in tree ${this.id}`);
+  }
+
+  get(id: string): TreeItem | undefined {
+    if (!this.has(id)) return undefined;
+    const v = this.tree.getVertex(id);
+    if (!v) return undefined;
+    return { id, parentId: v.parentId ?? '', props: this.propsOf(id) };
+  }
+
+  getProp(id: string, key: string): JsonValue | undefined {
+    return this.tree.getVertexProperty(id, key, false) as JsonValue | undefined;
+  }
+
+  /** The vertex's properties without RepTree's internal creation time. */
+  propsOf(id: string): Props {
+    const out: Props = {};
+    for (const p of this.tree.getVertexProperties(id)) {
+      if (p.key !== CREATED_KEY && p.value !== undefined) out[p.key] = p.value as JsonValue;
+    }
+    return out;
+  }
+
+  /** Child ids in display order. */
+  childIds(parentId: string = this.id): string[] {
+    const ids = this.tree.getChildrenIds(parentId);
+    const keyed = ids.map((id) => {
+      const o = this.tree.getVertexProperty(id, ORDER_KEY, false);
+      const c = this.tree.getVertexProperty(id, CREATED_KEY, false);
+      return { id, o: typeof o === 'number' ? o : Number.POSITIVE_INFINITY, c: typeof c === 'string' ? c : '' };
+    });
+    keyed.sort((a, b) => (a.o !== b.o ? (a.o < b.o ? -1 : 1) : a.c !== b.c ? (a.c < b.c ? -1 : 1) : a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+    return keyed.map((k) => k.id);
+  }
+
+  /** The subtree as nested JSON, children in display order. */
+  dump(id: string = this.id): DumpNode {
+    this.requireItem(id);
+    return { id, props: this.propsOf(id), children: this.childIds(id).map((c) => this.dump(c)) };
+  }
+
+  /** Number of live items under `id` (not counting it). */
+  countItems(id: string = this.id): number {
+    let n = 0;
+    const stack = [id];
+    while (stack.length) {
+      const ids = this.tree.getChildrenIds(stack.pop() as string);
+      n += ids.length;
+      stack.push(...ids);
+    }
+    return n;
+  }
+
+  // ---- local changes --------------------------------------------------------
+
+  addItem(parentId: string, props: Props = {}, position?: Position): string {
+    this.requireItem(parentId, 'parent');
+    checkProps(props);
+    const order = this.orderFor(parentId, undefined, position);
+    const v = this.tree.newVertex(parentId, order === undefined ? props : { ...props, [ORDER_KEY]: order });
+    this.emitLocal();
+    return v.id;
+  }
+
+  /** Sets (or with `undefined`, removes) properties. */
+  setProps(id: string, props: Record<string, JsonValue | undefined>): void {
+    this.requireItem(id);
+    checkProps(props);
+    for (const [k, v] of Object.entries(props)) this.tree.setVertexProperty(id, k, v);
+    this.emitLocal();
+  }
+
+  move(id: string, parentId: string, position?: Position): void {
+    if (id === this.id) throw new TreeError('the root cannot be moved');
+    this.requireItem(id);
+    this.requireItem(parentId, 'parent');
+    if (id === parentId || this.isAncestorOf(id, parentId)) throw new TreeError(`cannot move ${id} into itself or one of its descendants`);
+    const order = this.orderFor(parentId, id, position);
+    if (this.tree.getVertex(id)?.parentId !== parentId) this.tree.moveVertex(id, parentId);
+    if (order !== undefined) this.tree.setVertexProperty(id, ORDER_KEY, order);
+    this.emitLocal();
+  }
+
+  delete(id: string): void {
+    if (id === this.id) throw new TreeError('the root cannot be deleted');
+    this.requireItem(id);
+    this.tree.deleteVertex(id);
+    this.emitLocal();
+  }
+
+  /** Adds nested nodes under `parentId` in one batch of ops; returns the new top-level ids. */
+  importNodes(parentId: string, nodes: readonly ImportNode[]): string[] {
+    this.requireItem(parentId, 'parent');
+    const add = (pid: string, list: readonly ImportNode[]): string[] => {
+      let order = this.lastOrder(pid);
+      return list.map((n) => {
+        const props = n.props ?? {};
+        checkProps(props);
+        const usedOrder = typeof props[ORDER_KEY] === 'number' ? undefined : (order = order + 1);
+        const id = n.id !== undefined && !this.tree.getVertex(n.id) && /^[0-9a-f]{32}$/.test(n.id) ? n.id : newVertexId();
+        this.tree.moveVertex(id, pid);
+        this.tree.setVertexProperty(id, CREATED_KEY, new Date().toISOString());
+        for (const [k, v] of Object.entries(props)) this.tree.setVertexProperty(id, k, v);
+        if (usedOrder !== undefined) this.tree.setVertexProperty(id, ORDER_KEY, usedOrder);
+        if (n.children?.length) add(id, n.children);
+        return id;
+      });
+    };
+    const ids = add(parentId, nodes);
+    this.emitLocal();
+    return ids;
+  }
+
+  /** Runs `fn` with the raw RepTree and emits whatever local ops it made as one change. */
+  transact<T>(fn: (tree: RepTree) => T): T {
+    try {
+      return fn(this.tree);
+    } finally {
+      this.emitLocal();
+    }
+  }
+
+  // ---- remote changes -------------------------------------------------------
+
+  /**
+   * Merges validated ops from elsewhere; returns those that were new to this tree
+   * (the ones other layers still need). Fires `onDidChange` with origin 'remote' when any.
+   */
+  applyRemote(ops: readonly Op[]): Op[] {
+    const known = (this.tree as unknown as RepTreeInternals).knownOps;
+    const seen = new Set<string>();
+    const fresh: Op[] = [];
+    for (const op of ops) {
+      const k = opKey(op);
+      if (known.has(k) || seen.has(k)) continue;
+      seen.add(k);
+      fresh.push(op);
+    }
+    if (fresh.length === 0) return fresh;
+    sortAndDedupe(fresh);
+    mergeBatch(this.tree, fresh);
+    // A remote op never becomes a local one; RepTree keeps localOps for its own changes only.
+    this.changeEmitter.fire({ treeId: this.id, ops: fresh, origin: 'remote' });
+    return fresh;
+  }
+
+  // ---- helpers ---------------------------------------------------------------
+
+  private emitLocal(): void {
+    const ops = this.tree.popLocalOps();
+    if (ops.length) this.changeEmitter.fire({ treeId: this.id, ops, origin: 'local' });
+  }
+
+  private isAncestorOf(ancestor: string, id: string): boolean {
+    let cur = this.tree.getVertex(id)?.parentId ?? null;
+    const seen = new Set<string>();
+    while (cur !== null && !seen.has(cur)) {
+      if (cur === ancestor) return true;
+      seen.add(cur);
+      cur = this.tree.getVertex(cur)?.parentId ?? null;
+    }
+    return false;
+  }
+
+  /** An `order` value that puts a new child after every existing child of `parentId`. */
+  appendOrder(parentId: string): number {
+    return this.lastOrder(parentId) + 1;
+  }
+
+  private lastOrder(parentId: string): number {
+    let max = 0;
+    for (const id of this.tree.getChildrenIds(parentId)) {
+      const o = this.tree.getVertexProperty(id, ORDER_KEY, false);
+      if (typeof o === 'number' && o > max) max = o;
+    }
+    return max;
+  }
+
+  /**
+   * The `order` value for an item placed at `position` under `parentId` (excluding `movingId`
+   * from the siblings). Between two siblings it is their midpoint; when doubles run out of room
+   * the siblings are renumbered (rare; each renumbering is ordinary property ops).
+   */
+  private orderFor(parentId: string, movingId: string | undefined, position?: Position): number | undefined {
+    const siblings = this.childIds(parentId).filter((id) => id !== movingId);
+    const orderOf = (id: string): number => {
+      const o = this.tree.getVertexProperty(id, ORDER_KEY, false);
+      return typeof o === 'number' ? o : NaN;
+    };
+    let index = siblings.length; // insert before siblings[index]
+    if (position?.after !== undefined) {
+      const i = siblings.indexOf(position.after);
+      if (i < 0) throw new TreeError(`${position.after} is not a child of ${parentId}`);
+      index = i + 1;
+    } else if (position?.before !== undefined) {
+      const i = siblings.indexOf(position.before);
+      if (i < 0) throw new TreeError(`${position.before} is not a child of ${parentId}`);
+      index = i;
+    }
+    if (index === siblings.length) {
+      const last = siblings.length ? orderOf(siblings[siblings.length - 1]) : 0;
+      return (Number.isFinite(last) ? Math.max(last, this.lastOrder(parentId)) : this.lastOrder(parentId)) + 1;
+    }
+    const lo = index > 0 ? orderOf(siblings[index - 1]) : orderOf(siblings[0]) - 2;
+    const hi = orderOf(siblings[index]);
+    const mid = (lo + hi) / 2;
+    if (Number.isFinite(lo) && Number.isFinite(hi) && mid > lo && mid < hi) return mid;
+    // No room (or unordered siblings): renumber all siblings, leaving a gap at `index`.
+    siblings.forEach((id, i) => this.tree.setVertexProperty(id, ORDER_KEY, i < index ? i + 1 : i + 2));
+    return index + 1;
+  }
+
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    this.changeEmitter.dispose();
+    disposeTree(this.tree);
+  }
+}
+
+function checkProps(props: Record<string, unknown>): void {
+  for (const [k, v] of Object.entries(props)) {
+    if (k.length === 0 || k.length > 256 || k === '__proto__' || k === CREATED_KEY) throw new TreeError(`bad property name ${JSON.stringify(k)}`);
+    if (v !== undefined && !isJsonValue(v)) throw new TreeError(`property ${k}: value is not JSON`);
+  }
+}

@@ -1,0 +1,221 @@
+/**
+ * LayerSlot: the SpaceManager's view of one persistence layer of one open space.
+ *
+ * It owns the layer's save queue (ops per tree and secret records not yet confirmed durable
+ * by this layer), pumps it independently of every other layer (a slow layer never delays
+ * another), and retries failures with exponential backoff and jitter. The queue is the
+ * layer's watermark: everything ever given to the slot and no longer queued is durable there.
+ *
+ * A slot whose load failed is 'degraded': it receives no writes at all (so a layer that could
+ * not be read is never written as if it were empty) until a retried load succeeds and the
+ * manager reconciles it.
+ */
+import { randomInt } from 'node:crypto';
+import type { PersistenceLayer, SecretRecord } from '../persistence/contract';
+import { Emitter } from './events';
+import type { Op } from './ops';
+import { secretWins } from './secrets';
+
+export type SlotStatus = 'loading' | 'ready' | 'degraded' | 'closed';
+
+export interface SlotState {
+  readonly status: SlotStatus;
+  /** Why the layer is degraded, or the last save error. */
+  readonly error?: string;
+  /** Ops waiting to be saved to this layer. */
+  readonly pendingOps: number;
+}
+
+export interface RetryPolicy {
+  readonly baseMs: number;
+  readonly maxMs: number;
+}
+
+export const DEFAULT_RETRY: RetryPolicy = { baseMs: 250, maxMs: 30_000 };
+
+/** Exponential backoff with full jitter (never a fixed interval: no thundering herd). */
+export function backoffDelay(attempt: number, p: RetryPolicy): number {
+  const cap = Math.min(p.maxMs, p.baseMs * 2 ** Math.min(attempt, 20));
+  return Math.floor(cap / 2) + randomInt(Math.max(1, Math.ceil(cap / 2)));
+}
+
+export class LayerSlot {
+  status: SlotStatus = 'loading';
+  error: string | undefined;
+  private readonly queue = new Map<string, Op[]>();
+  private queuedSecrets = new Map<string, SecretRecord>();
+  private pumping: Promise<void> | undefined;
+  private drainWaiters: Array<() => void> = [];
+  private retryTimer: NodeJS.Timeout | undefined;
+  private attempt = 0;
+  private readonly stateEmitter = new Emitter<SlotState>();
+  readonly onDidChangeState = this.stateEmitter.event;
+
+  constructor(
+    readonly layer: PersistenceLayer,
+    private readonly retry: RetryPolicy,
+    /** Called when a degraded slot's retry timer fires; resolves true when the layer recovered. */
+    private readonly recover: (slot: LayerSlot) => Promise<boolean>,
+  ) {}
+
+  get pendingOps(): number {
+    let n = 0;
+    for (const ops of this.queue.values()) n += ops.length;
+    return n;
+  }
+
+  state(): SlotState {
+    return { status: this.status, error: this.error, pendingOps: this.pendingOps };
+  }
+
+  setStatus(status: SlotStatus, error?: string): void {
+    if (this.status === 'closed') return;
+    const changed = status !== this.status || error !== this.error;
+    this.status = status;
+    this.error = error;
+    // Waiters for a drain are released when the slot stops saving: nothing more will drain.
+    if (status !== 'ready') this.resolveDrain();
+    if (changed) this.stateEmitter.fire(this.state());
+  }
+
+  /** Queues ops for this layer; they are pumped when the slot is ready. */
+  enqueue(treeId: string, ops: readonly Op[]): void {
+    if (this.status === 'closed' || ops.length === 0) return;
+    let q = this.queue.get(treeId);
+    if (!q) this.queue.set(treeId, (q = []));
+    for (const op of ops) q.push(op);
+    this.kick();
+  }
+
+  enqueueSecrets(records: readonly SecretRecord[]): void {
+    if (this.status === 'closed') return;
+    for (const r of records) {
+      if (secretWins(r, this.queuedSecrets.get(r.key))) this.queuedSecrets.set(r.key, r);
+    }
+    this.kick();
+  }
+
+  /** Starts the pump when the slot is ready and has work. */
+  kick(): void {
+    if (this.status !== 'ready' || this.pumping) return;
+    if (this.queue.size === 0 && this.queuedSecrets.size === 0) {
+      this.resolveDrain();
+      return;
+    }
+    this.pumping = this.pump().finally(() => {
+      this.pumping = undefined;
+      this.kick();
+    });
+  }
+
+  private async pump(): Promise<void> {
+    while (this.status === 'ready' && (this.queue.size > 0 || this.queuedSecrets.size > 0)) {
+      const trees = [...this.queue.entries()];
+      this.queue.clear();
+      const secrets = [...this.queuedSecrets.values()];
+      this.queuedSecrets = new Map();
+      try {
+        for (let i = 0; i < trees.length; i++) {
+          const [treeId, ops] = trees[i];
+          try {
+            await this.layer.saveOps(treeId, ops);
+          } catch (e) {
+            // Put back what was not confirmed, ahead of anything queued meanwhile.
+            for (const [t, o] of trees.slice(i)) this.requeueFront(t, o);
+            throw e;
+          }
+        }
+        if (secrets.length) {
+          try {
+            await this.layer.saveSecrets(secrets);
+          } catch (e) {
+            this.enqueueSecrets(secrets);
+            throw e;
+          }
+        }
+        this.attempt = 0;
+        if (this.error) this.setStatus('ready');
+      } catch (e) {
+        if ((this.status as SlotStatus) === 'closed') return;
+        this.setStatus('degraded', `save failed: ${errorMessage(e)}`);
+        this.scheduleRetry();
+        return;
+      }
+    }
+  }
+
+  private requeueFront(treeId: string, ops: Op[]): void {
+    const later = this.queue.get(treeId) ?? [];
+    this.queue.set(treeId, ops.concat(later));
+  }
+
+  /** Marks the slot degraded and retries `recover` with backoff until it succeeds or the slot closes. */
+  degrade(reason: string): void {
+    this.setStatus('degraded', reason);
+    this.scheduleRetry();
+  }
+
+  private scheduleRetry(): void {
+    if (this.retryTimer || this.status === 'closed') return;
+    const delay = backoffDelay(this.attempt++, this.retry);
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = undefined;
+      this.recover(this).then(
+        (ok) => {
+          if (ok) {
+            this.attempt = 0;
+            this.kick();
+          } else this.scheduleRetry();
+        },
+        () => this.scheduleRetry(),
+      );
+    }, delay);
+  }
+
+  /** Runs the recovery now (e.g. a user asked to retry); no-op unless degraded. */
+  retryNow(): void {
+    if (this.status !== 'degraded') return;
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.retryTimer = undefined;
+    this.attempt = 0;
+    this.scheduleRetryImmediately();
+  }
+
+  private scheduleRetryImmediately(): void {
+    this.recover(this).then(
+      (ok) => (ok ? this.kick() : this.scheduleRetry()),
+      () => this.scheduleRetry(),
+    );
+  }
+
+  /** Resolves when nothing is queued or in flight (or the slot is not ready: then at once). */
+  drained(): Promise<void> {
+    if (this.status !== 'ready' || (!this.pumping && this.queue.size === 0 && this.queuedSecrets.size === 0)) return Promise.resolve();
+    return new Promise((resolve) => {
+      this.drainWaiters.push(resolve);
+      this.kick();
+    });
+  }
+
+  private resolveDrain(): void {
+    for (const w of this.drainWaiters.splice(0)) w();
+  }
+
+  /** Stops retrying, drains what can be saved, closes the layer. Idempotent. */
+  async close(): Promise<void> {
+    if (this.status === 'closed') return;
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.retryTimer = undefined;
+    if (this.status === 'ready') await this.drained();
+    if (this.pumping) await this.pumping;
+    this.status = 'closed';
+    this.stateEmitter.fire(this.state());
+    this.stateEmitter.dispose();
+    this.resolveDrain();
+    await this.layer.close();
+  }
+}
+
+export function errorMessage(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}

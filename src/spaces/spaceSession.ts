@@ -1,0 +1,318 @@
+/**
+ * SpaceSession: one open space with its layers — loading, merging, reconciling, saving, and
+ * applying what layers deliver. The SpaceManager keeps one per open space.
+ */
+import type { IncomingOps, PersistenceLayer, SecretRecord } from '../persistence/contract';
+import { AppTree, type TreeChange } from './appTree';
+import { DisposableStore, Emitter } from './events';
+import { LayerSlot, errorMessage, type RetryPolicy, type SlotState } from './layerSlot';
+import { opKey, validateOps, type Op } from './ops';
+import { mergeSecrets, secretWins, validateSecretRecords } from './secrets';
+import { Space } from './space';
+
+export interface SessionOptions {
+  readonly peerId: string;
+  readonly retry: RetryPolicy;
+  /** A layer whose load takes longer is treated as failed (and retried later). */
+  readonly loadTimeoutMs: number;
+}
+
+export interface LayerStateChange {
+  readonly spaceId: string;
+  readonly layerId: string;
+  readonly label: string;
+  readonly state: SlotState;
+}
+
+export interface SpaceErrorEvent {
+  readonly spaceId: string;
+  readonly layerId?: string;
+  readonly message: string;
+}
+
+export interface UnsavedReport {
+  readonly layerId: string;
+  readonly label: string;
+  readonly pendingOps: number;
+  readonly error?: string;
+}
+
+export class SpaceOpenError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'SpaceOpenError';
+  }
+}
+
+type LoadResult<T> = { ok: true; value: T } | { ok: false; error: string };
+
+export class SpaceSession {
+  readonly slots = new Map<string, LayerSlot>();
+  private readonly disposables = new DisposableStore();
+  readonly layerStateEmitter = new Emitter<LayerStateChange>();
+  readonly errorEmitter = new Emitter<SpaceErrorEvent>();
+  private closed = false;
+  space!: Space;
+
+  private constructor(
+    readonly spaceId: string,
+    private readonly opts: SessionOptions,
+  ) {}
+
+  /** Opens a space from its layers: loads the space tree from all in parallel and merges. */
+  static async open(spaceId: string, layers: readonly PersistenceLayer[], opts: SessionOptions): Promise<SpaceSession> {
+    const s = new SpaceSession(spaceId, opts);
+    for (const l of layers) s.addSlot(l);
+    const slots = [...s.slots.values()];
+    const results = await Promise.all(slots.map((slot) => s.loadFrom(slot, spaceId)));
+    const failures = results.flatMap((r, i) => (r.ok ? [] : [`${slots[i].layer.label}: ${r.error}`]));
+    const ok = results.flatMap((r, i) => (r.ok ? [{ slot: slots[i], ops: r.value }] : []));
+    const all = ok.flatMap((r) => r.ops);
+    if (ok.length === 0 || all.length === 0) {
+      await Promise.allSettled(slots.map((sl) => sl.close()));
+      s.dispose();
+      const why = ok.length === 0 ? failures.join('; ') : `no layer holds space ${spaceId}`;
+      throw new SpaceOpenError(`cannot open space ${spaceId}: ${why}`);
+    }
+    let tree: AppTree;
+    try {
+      tree = AppTree.fromOps(opts.peerId, spaceId, all);
+    } catch (e) {
+      await Promise.allSettled(slots.map((sl) => sl.close()));
+      s.dispose();
+      throw new SpaceOpenError(`cannot open space ${spaceId}: ${errorMessage(e)}`);
+    }
+    s.attachSpace(new Space(tree, opts.peerId, (treeId) => s.loadAppTree(treeId)));
+    const secretResults = await Promise.all(ok.map(({ slot }) => s.loadSecretsFrom(slot)));
+    s.space.applySecrets([...mergeSecrets(...secretResults.flatMap((r) => (r.ok ? [r.value] : []))).values()], 'local');
+    ok.forEach(({ slot, ops }, i) => {
+      const sr = secretResults[i];
+      if (!sr.ok) return slot.degrade(sr.error);
+      slot.setStatus('ready');
+      s.pushMissing(slot, tree, ops);
+      s.pushMissingSecrets(slot, sr.value);
+    });
+    results.forEach((r, i) => {
+      if (!r.ok) slots[i].degrade(r.error);
+    });
+    return s;
+  }
+
+  /** Starts a brand-new space: the tree's creation ops go to every layer. */
+  static create(tree: AppTree, layers: readonly PersistenceLayer[], opts: SessionOptions): SpaceSession {
+    const s = new SpaceSession(tree.id, opts);
+    for (const l of layers) s.addSlot(l).setStatus('ready');
+    s.attachSpace(new Space(tree, opts.peerId, (treeId) => s.loadAppTree(treeId)));
+    tree.transact(() => undefined); // emits the creation ops, now that saving is wired
+    return s;
+  }
+
+  private attachSpace(space: Space): void {
+    this.space = space;
+    this.disposables.add(
+      space.onDidChange((c: TreeChange) => {
+        if (c.origin === 'local') for (const slot of this.slots.values()) slot.enqueue(c.treeId, c.ops);
+      }),
+    );
+    this.disposables.add(
+      space.onDidChangeSecrets((c) => {
+        if (c.origin === 'local') for (const slot of this.slots.values()) slot.enqueueSecrets(c.records);
+      }),
+    );
+  }
+
+  private addSlot(layer: PersistenceLayer): LayerSlot {
+    if (layer.spaceId !== this.spaceId) throw new SpaceOpenError(`layer ${layer.label} holds space ${layer.spaceId}, not ${this.spaceId}`);
+    if (this.slots.has(layer.id)) throw new SpaceOpenError(`space ${this.spaceId} already has layer ${layer.id}`);
+    const slot = new LayerSlot(layer, this.opts.retry, (sl) => this.resync(sl));
+    this.slots.set(layer.id, slot);
+    this.disposables.add(slot.onDidChangeState((state) => this.layerStateEmitter.fire({ spaceId: this.spaceId, layerId: layer.id, label: layer.label, state })));
+    if (layer.onIncoming) this.disposables.add(layer.onIncoming((batch) => this.onIncoming(slot, batch)));
+    if (layer.onIncomingSecrets) this.disposables.add(layer.onIncomingSecrets((records) => this.onIncomingSecrets(slot, records)));
+    return slot;
+  }
+
+  /** Attaches another layer to the open space and reconciles it with every loaded tree. */
+  async addLayer(layer: PersistenceLayer): Promise<void> {
+    const slot = this.addSlot(layer);
+    if (!(await this.resync(slot))) slot.degrade(slot.error ?? 'load failed');
+  }
+
+  // ---- loading -------------------------------------------------------------
+
+  private async withTimeout<T>(p: Promise<T>, what: string): Promise<T> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`${what} timed out after ${this.opts.loadTimeoutMs} ms`)), this.opts.loadTimeoutMs);
+    });
+    try {
+      return await Promise.race([p, timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Loads and validates one tree from one layer; never throws. */
+  private async loadFrom(slot: LayerSlot, treeId: string): Promise<LoadResult<Op[]>> {
+    try {
+      const ops = await this.withTimeout(slot.layer.loadTree(treeId), `loading from ${slot.layer.label}`);
+      validateOps(ops, treeId, slot.layer.label);
+      return { ok: true, value: ops };
+    } catch (e) {
+      return { ok: false, error: errorMessage(e) };
+    }
+  }
+
+  private async loadSecretsFrom(slot: LayerSlot): Promise<LoadResult<SecretRecord[]>> {
+    try {
+      const records = await this.withTimeout(slot.layer.loadSecrets(), `loading secrets from ${slot.layer.label}`);
+      validateSecretRecords(records, slot.layer.label);
+      return { ok: true, value: records };
+    } catch (e) {
+      return { ok: false, error: errorMessage(e) };
+    }
+  }
+
+  /** The Space's loader for app trees: merge from every ready layer, reconcile each. */
+  private async loadAppTree(treeId: string): Promise<AppTree> {
+    const slots = [...this.slots.values()].filter((s) => s.status === 'ready');
+    const results = await Promise.all(slots.map((slot) => this.loadFrom(slot, treeId)));
+    const ok = results.flatMap((r, i) => (r.ok ? [{ slot: slots[i], ops: r.value }] : []));
+    results.forEach((r, i) => {
+      if (!r.ok) slots[i].degrade(r.error);
+    });
+    const all = ok.flatMap((r) => r.ops);
+    if (all.length === 0) {
+      const why = ok.length ? 'no layer holds its ops yet' : results.map((r, i) => (r.ok ? '' : `${slots[i].layer.label}: ${r.error}`)).filter(Boolean).join('; ');
+      throw new SpaceOpenError(`cannot load app tree ${treeId} of space ${this.spaceId}: ${why || 'no layer is ready'}`);
+    }
+    const tree = AppTree.fromOps(this.opts.peerId, treeId, all);
+    for (const { slot, ops } of ok) this.pushMissing(slot, tree, ops);
+    return tree;
+  }
+
+  /** Queues for `slot` every op of `tree` that `layerOps` (what the layer holds) lacks. */
+  private pushMissing(slot: LayerSlot, tree: AppTree, layerOps: readonly Op[]): void {
+    const have = new Set<string>();
+    for (const op of layerOps) have.add(opKey(op));
+    const missing = tree.allOps().filter((op) => !have.has(opKey(op)));
+    slot.enqueue(tree.id, missing);
+  }
+
+  private pushMissingSecrets(slot: LayerSlot, layerRecords: readonly SecretRecord[]): void {
+    const theirs = mergeSecrets(layerRecords);
+    slot.enqueueSecrets(this.space.secretRecords().filter((r) => secretWins(r, theirs.get(r.key))));
+  }
+
+  /**
+   * Brings a (recovering or new) layer up to date both ways: loads every loaded tree and the
+   * secrets from it, applies what it has that we lack, queues what it lacks. True on success.
+   */
+  private async resync(slot: LayerSlot): Promise<boolean> {
+    if (this.closed) return false;
+    const trees = [this.space.tree, ...this.space.loadedAppTreeIds().map((id) => this.space.loadedTree(id) as AppTree)];
+    const loaded = await Promise.all(trees.map((t) => this.loadFrom(slot, t.id)));
+    const secrets = await this.loadSecretsFrom(slot);
+    const failed = loaded.find((r) => !r.ok) ?? (secrets.ok ? undefined : secrets);
+    if (failed && !failed.ok) {
+      slot.setStatus('degraded', failed.error);
+      return false;
+    }
+    if (this.closed) return false;
+    trees.forEach((t, i) => {
+      const r = loaded[i];
+      if (!r.ok) return;
+      const fresh = t.applyRemote(r.value);
+      this.forward(slot, t.id, fresh);
+      this.pushMissing(slot, t, r.value);
+    });
+    if (secrets.ok) {
+      this.forwardSecrets(slot, this.space.applySecrets(secrets.value));
+      this.pushMissingSecrets(slot, secrets.value);
+    }
+    slot.setStatus('ready');
+    slot.kick();
+    return true;
+  }
+
+  // ---- incoming --------------------------------------------------------------
+
+  private onIncoming(source: LayerSlot, batch: IncomingOps): void {
+    if (this.closed) return;
+    try {
+      validateOps(batch.ops, batch.treeId, source.layer.label);
+    } catch (e) {
+      this.errorEmitter.fire({ spaceId: this.spaceId, layerId: source.layer.id, message: `rejected incoming ops: ${errorMessage(e)}` });
+      return;
+    }
+    const tree = this.space.loadedTree(batch.treeId);
+    // An app tree nobody opened yet: store what arrived in the other layers without loading it.
+    const fresh = tree ? tree.applyRemote(batch.ops) : batch.ops;
+    this.forward(source, batch.treeId, fresh);
+  }
+
+  private onIncomingSecrets(source: LayerSlot, records: readonly SecretRecord[]): void {
+    if (this.closed) return;
+    try {
+      validateSecretRecords(records, source.layer.label);
+    } catch (e) {
+      this.errorEmitter.fire({ spaceId: this.spaceId, layerId: source.layer.id, message: `rejected incoming secrets: ${errorMessage(e)}` });
+      return;
+    }
+    this.forwardSecrets(source, this.space.applySecrets(records));
+  }
+
+  private forward(source: LayerSlot, treeId: string, ops: readonly Op[]): void {
+    if (ops.length === 0) return;
+    for (const slot of this.slots.values()) if (slot !== source) slot.enqueue(treeId, ops);
+  }
+
+  private forwardSecrets(source: LayerSlot, records: readonly SecretRecord[]): void {
+    if (records.length === 0) return;
+    for (const slot of this.slots.values()) if (slot !== source) slot.enqueueSecrets(records);
+  }
+
+  // ---- lifecycle ---------------------------------------------------------------
+
+  layerStates(): Array<{ layerId: string; label: string; kind: string; state: SlotState }> {
+    return [...this.slots.values()].map((s) => ({ layerId: s.layer.id, label: s.layer.label, kind: s.layer.kind, state: s.state() }));
+  }
+
+  retryLayers(): void {
+    for (const s of this.slots.values()) s.retryNow();
+  }
+
+  /** Waits until every ready layer has saved everything; reports what could not be saved. */
+  async flush(): Promise<UnsavedReport[]> {
+    await Promise.all([...this.slots.values()].map((s) => s.drained()));
+    return this.unsaved();
+  }
+
+  private unsaved(): UnsavedReport[] {
+    return [...this.slots.values()]
+      .filter((s) => s.status !== 'ready' || s.pendingOps > 0)
+      .map((s) => ({ layerId: s.layer.id, label: s.layer.label, pendingOps: s.pendingOps, error: s.error }));
+  }
+
+  /** Flushes, closes every layer and disposes the space. Idempotent. */
+  async close(): Promise<UnsavedReport[]> {
+    if (this.closed) return [];
+    const report = await this.flush();
+    this.closed = true;
+    this.disposables.dispose();
+    const results = await Promise.allSettled([...this.slots.values()].map((s) => s.close()));
+    const closeErrors: UnsavedReport[] = results.flatMap((r, i) =>
+      r.status === 'rejected' ? [{ layerId: [...this.slots.keys()][i], label: [...this.slots.values()][i].layer.label, pendingOps: 0, error: `close failed: ${errorMessage(r.reason)}` }] : [],
+    );
+    this.dispose();
+    return [...report, ...closeErrors];
+  }
+
+  private dispose(): void {
+    this.closed = true;
+    this.disposables.dispose();
+    this.space?.dispose();
+    this.layerStateEmitter.dispose();
+    this.errorEmitter.dispose();
+  }
+}
