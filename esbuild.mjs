@@ -35,6 +35,8 @@ const contexts = await Promise.all(
       external: ['vscode', 'better-sqlite3'],
       banner: e.banner ? { js: e.banner } : undefined,
       logLevel: 'warning',
+      // The worker finds sql-wasm.wasm next to itself in dist/; require.resolve is only its fallback.
+      logOverride: { 'require-resolve-not-external': 'silent' },
     }),
   ),
 );

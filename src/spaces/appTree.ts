@@ -73,6 +73,8 @@ export class AppTree implements Disposable {
   private readonly changeEmitter = new Emitter<TreeChange>();
   readonly onDidChange = this.changeEmitter.event;
   private disposed = false;
+  /** Largest `order` seen per parent; cleared when remote ops arrive (they may add larger ones). */
+  private readonly maxOrder = new Map<string, number>();
 
   private constructor(
     readonly id: string,
@@ -191,7 +193,7 @@ export class AppTree implements Disposable {
     this.requireItem(parentId, 'parent');
     checkProps(props);
     const order = this.orderFor(parentId, undefined, position);
-    const v = this.tree.newVertex(parentId, order === undefined ? props : { ...props, [ORDER_KEY]: order });
+    const v = this.tree.newVertex(parentId, { ...props, [ORDER_KEY]: order });
     this.emitLocal();
     return v.id;
   }
@@ -211,7 +213,7 @@ export class AppTree implements Disposable {
     if (id === parentId || this.isAncestorOf(id, parentId)) throw new TreeError(`cannot move ${id} into itself or one of its descendants`);
     const order = this.orderFor(parentId, id, position);
     if (this.tree.getVertex(id)?.parentId !== parentId) this.tree.moveVertex(id, parentId);
-    if (order !== undefined) this.tree.setVertexProperty(id, ORDER_KEY, order);
+    this.tree.setVertexProperty(id, ORDER_KEY, order);
     this.emitLocal();
   }
 
@@ -235,7 +237,7 @@ export class AppTree implements Disposable {
         this.tree.moveVertex(id, pid);
         this.tree.setVertexProperty(id, CREATED_KEY, new Date().toISOString());
         for (const [k, v] of Object.entries(props)) this.tree.setVertexProperty(id, k, v);
-        if (usedOrder !== undefined) this.tree.setVertexProperty(id, ORDER_KEY, usedOrder);
+        if (usedOrder !== undefined) this.tree.setVertexProperty(id, ORDER_KEY, this.noteOrder(pid, usedOrder));
         if (n.children?.length) add(id, n.children);
         return id;
       });
@@ -272,6 +274,7 @@ export class AppTree implements Disposable {
     }
     if (fresh.length === 0) return fresh;
     sortAndDedupe(fresh);
+    this.maxOrder.clear();
     mergeBatch(this.tree, fresh);
     // A remote op never becomes a local one; RepTree keeps localOps for its own changes only.
     this.changeEmitter.fire({ treeId: this.id, ops: fresh, origin: 'remote' });
@@ -298,15 +301,18 @@ export class AppTree implements Disposable {
 
   /** An `order` value that puts a new child after every existing child of `parentId`. */
   appendOrder(parentId: string): number {
-    return this.lastOrder(parentId) + 1;
+    return this.noteOrder(parentId, this.lastOrder(parentId) + 1);
   }
 
   private lastOrder(parentId: string): number {
+    const cached = this.maxOrder.get(parentId);
+    if (cached !== undefined) return cached;
     let max = 0;
     for (const id of this.tree.getChildrenIds(parentId)) {
       const o = this.tree.getVertexProperty(id, ORDER_KEY, false);
       if (typeof o === 'number' && o > max) max = o;
     }
+    this.maxOrder.set(parentId, max);
     return max;
   }
 
@@ -315,33 +321,37 @@ export class AppTree implements Disposable {
    * from the siblings). Between two siblings it is their midpoint; when doubles run out of room
    * the siblings are renumbered (rare; each renumbering is ordinary property ops).
    */
-  private orderFor(parentId: string, movingId: string | undefined, position?: Position): number | undefined {
+  private orderFor(parentId: string, movingId: string | undefined, position?: Position): number {
+    if (position?.after === undefined && position?.before === undefined) return this.noteOrder(parentId, this.lastOrder(parentId) + 1);
     const siblings = this.childIds(parentId).filter((id) => id !== movingId);
     const orderOf = (id: string): number => {
       const o = this.tree.getVertexProperty(id, ORDER_KEY, false);
       return typeof o === 'number' ? o : NaN;
     };
-    let index = siblings.length; // insert before siblings[index]
-    if (position?.after !== undefined) {
+    let index: number;
+    if (position.after !== undefined) {
       const i = siblings.indexOf(position.after);
       if (i < 0) throw new TreeError(`${position.after} is not a child of ${parentId}`);
       index = i + 1;
-    } else if (position?.before !== undefined) {
-      const i = siblings.indexOf(position.before);
+    } else {
+      const i = siblings.indexOf(position.before as string);
       if (i < 0) throw new TreeError(`${position.before} is not a child of ${parentId}`);
       index = i;
     }
-    if (index === siblings.length) {
-      const last = siblings.length ? orderOf(siblings[siblings.length - 1]) : 0;
-      return (Number.isFinite(last) ? Math.max(last, this.lastOrder(parentId)) : this.lastOrder(parentId)) + 1;
-    }
+    if (index === siblings.length) return this.noteOrder(parentId, this.lastOrder(parentId) + 1);
     const lo = index > 0 ? orderOf(siblings[index - 1]) : orderOf(siblings[0]) - 2;
     const hi = orderOf(siblings[index]);
     const mid = (lo + hi) / 2;
     if (Number.isFinite(lo) && Number.isFinite(hi) && mid > lo && mid < hi) return mid;
     // No room (or unordered siblings): renumber all siblings, leaving a gap at `index`.
     siblings.forEach((id, i) => this.tree.setVertexProperty(id, ORDER_KEY, i < index ? i + 1 : i + 2));
-    return index + 1;
+    return this.noteOrder(parentId, index + 1, siblings.length + 1);
+  }
+
+  /** Records the largest `order` used under a parent, so appends stay O(1). Returns `order`. */
+  private noteOrder(parentId: string, order: number, max = order): number {
+    this.maxOrder.set(parentId, Math.max(max, this.maxOrder.get(parentId) ?? max));
+    return order;
   }
 
   dispose(): void {

@@ -53,6 +53,8 @@ export class SpaceSession {
   readonly errorEmitter = new Emitter<SpaceErrorEvent>();
   private closed = false;
   space!: Space;
+  /** Deliveries that arrived while the space was still loading; replayed once it exists. */
+  private early: Array<() => void> | undefined = [];
 
   private constructor(
     readonly spaceId: string,
@@ -109,6 +111,9 @@ export class SpaceSession {
 
   private attachSpace(space: Space): void {
     this.space = space;
+    const early = this.early ?? [];
+    this.early = undefined;
+    queueMicrotask(() => early.forEach((deliver) => deliver()));
     this.disposables.add(
       space.onDidChange((c: TreeChange) => {
         if (c.origin === 'local') for (const slot of this.slots.values()) slot.enqueue(c.treeId, c.ops);
@@ -239,6 +244,10 @@ export class SpaceSession {
 
   private onIncoming(source: LayerSlot, batch: IncomingOps): void {
     if (this.closed) return;
+    if (this.early) {
+      this.early.push(() => this.onIncoming(source, batch));
+      return;
+    }
     try {
       validateOps(batch.ops, batch.treeId, source.layer.label);
     } catch (e) {
@@ -253,6 +262,10 @@ export class SpaceSession {
 
   private onIncomingSecrets(source: LayerSlot, records: readonly SecretRecord[]): void {
     if (this.closed) return;
+    if (this.early) {
+      this.early.push(() => this.onIncomingSecrets(source, records));
+      return;
+    }
     try {
       validateSecretRecords(records, source.layer.label);
     } catch (e) {

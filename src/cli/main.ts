@@ -1,0 +1,31 @@
+/** `spaces` CLI entry: JSON on stdout, a one-line error on stderr, exit 1 (2 for usage errors). */
+import { runCommand } from './commands';
+import { loadSecretKey } from './secretKey';
+import { USAGE, UsageError } from './usage';
+
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const c of process.stdin) chunks.push(c as Buffer);
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+async function main(argv: string[]): Promise<number> {
+  if (argv.length === 0 || argv[0] === '--help' || argv[0] === '-h' || argv[0] === 'help') {
+    process.stdout.write(USAGE);
+    return argv.length === 0 ? 2 : 0;
+  }
+  let key: Buffer | undefined;
+  try {
+    const result = await runCommand(argv, { stdin: readStdin, secretKey: () => (key ??= loadSecretKey()) });
+    process.stdout.write(JSON.stringify(result) + '\n');
+    return 0;
+  } catch (e) {
+    const usage = e instanceof UsageError;
+    process.stderr.write(`spaces: ${e instanceof Error ? e.message : String(e)}\n${usage ? 'Run `spaces --help` for usage.\n' : ''}`);
+    return usage ? 2 : 1;
+  }
+}
+
+main(process.argv.slice(2)).then((code) => {
+  process.exitCode = code;
+});

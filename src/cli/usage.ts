@@ -1,0 +1,31 @@
+/** The `spaces` command line's help text and its usage error. */
+
+export const USAGE = `spaces — command line for Spaces files (*.space)
+
+Usage:
+  spaces create FILE [--name NAME]                      → {"spaceId","file"}
+  spaces info FILE                                      → {"spaceId","name","appTrees":[…],"opCount"}
+  spaces app add FILE --app APPID --name NAME           → {"treeId"}
+  spaces app rename FILE --tree ID --name NAME
+  spaces app delete FILE --tree ID
+  spaces item add FILE --tree ID [--parent VID] [--after VID | --before VID] [--set key=value]…  → {"id"}
+  spaces item set FILE --tree ID --id VID [--set key=value]… [--unset key]…
+  spaces item move FILE --tree ID --id VID --parent VID [--after VID | --before VID]
+  spaces item delete FILE --tree ID --id VID
+  spaces dump FILE [--tree ID]                          → {id, props, children:[…]}
+  spaces import FILE --tree ID [--parent VID]           (nested JSON tree on stdin, ids optional)
+  spaces secret set FILE KEY                            (value on stdin)
+  spaces secret get FILE KEY | list FILE | delete FILE KEY
+
+Values given with --set are parsed as JSON when they are valid JSON, else kept as strings.
+Output is JSON on stdout; errors go to stderr with exit code 1 (2 for usage errors).
+Secrets are encrypted in the file with a key from $SPACES_KEY (64 hex digits), else from the
+key file $SPACES_KEY_FILE or ~/.config/spaces/file.key (created with mode 0600 when missing).
+`;
+
+export class UsageError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'UsageError';
+  }
+}

@@ -1,0 +1,35 @@
+/** Runs the built CLI (dist/cli.js) as a child process, as a user or a script would. */
+import { spawn } from 'node:child_process';
+import path from 'node:path';
+
+export const CLI = path.resolve(__dirname, '../../../dist/cli.js');
+export const TEST_KEY = 'ab'.repeat(32);
+
+export interface CliResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+export function runCli(args: string[], opts: { stdin?: string; env?: NodeJS.ProcessEnv } = {}): Promise<CliResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [CLI, ...args], {
+      env: { ...process.env, SPACES_KEY: TEST_KEY, ...opts.env },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+    child.stdin.end(opts.stdin ?? '');
+  });
+}
+
+/** Runs the CLI and parses its JSON output; fails with the CLI's stderr when it exits non-zero. */
+export async function cliJson<T = Record<string, unknown>>(args: string[], opts: { stdin?: string; env?: NodeJS.ProcessEnv } = {}): Promise<T> {
+  const r = await runCli(args, opts);
+  if (r.code !== 0) throw new Error(`spaces ${args.join(' ')} exited ${r.code}: ${r.stderr}`);
+  return JSON.parse(r.stdout) as T;
+}
