@@ -1,0 +1,201 @@
+/**
+ * Benchmarks, one JSON line per result on stdout (progress on stderr). Each runs the same
+ * workload on raw reptree in a child process (bench/raw.ts, no fixes loaded) and reports ours/raw.
+ *
+ *   npm run bench -- [--only open,flat,saves,heap] [--groups 1000] [--per-group 100]
+ *                    [--flat 20000] [--save-mb 50] [--save-seconds 10] [--no-raw]
+ */
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { parseArgs } from 'node:util';
+import { RepTree } from 'reptree';
+import { FileLayer } from '../src/persistence/file/fileLayer';
+import { AppTree } from '../src/spaces/appTree';
+import { Chat } from '../src/spaces/apps/chat';
+import { encodeOps } from '../src/spaces/opCodec';
+import { SpaceManager } from '../src/spaces/spaceManager';
+import { groupedTreeOps, mb, round, settledHeap } from './workloads';
+
+const { values: opt } = parseArgs({
+  options: {
+    only: { type: 'string', default: 'open,heap,flat,saves' },
+    groups: { type: 'string', default: '1000' },
+    'per-group': { type: 'string', default: '100' },
+    flat: { type: 'string', default: '20000' },
+    'save-mb': { type: 'string', default: '50' },
+    'save-seconds': { type: 'string', default: '10' },
+    'no-raw': { type: 'boolean', default: false },
+  },
+});
+const only = new Set(String(opt.only).split(','));
+const KEY = Buffer.alloc(32, 7);
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'spaces-bench-'));
+const log = (...a: unknown[]) => console.error('[bench]', ...a);
+const emit = (o: Record<string, unknown>) => process.stdout.write(JSON.stringify({ ...o, node: process.version, at: new Date().toISOString() }) + '\n');
+
+function raw(args: string[]): Record<string, number> | undefined {
+  if (opt['no-raw']) return undefined;
+  const out = execFileSync(process.execPath, ['--expose-gc', '--max-old-space-size=8192', path.join(__dirname, 'raw.js'), ...args], { encoding: 'utf8', maxBuffer: 1 << 20 });
+  return JSON.parse(out) as Record<string, number>;
+}
+
+/** A space file holding one notes app tree with the given ops; returns its ids. */
+async function makeSpaceFile(file: string, treeOps: (treeId: string) => ReturnType<typeof groupedTreeOps>): Promise<{ spaceId: string; treeId: string; opCount: number }> {
+  const manager = new SpaceManager();
+  const space = await manager.create('bench', async (id) => [await FileLayer.create(file, id, { secretKey: KEY })]);
+  const treeId = space.createAppTree('notes', 'Big').id;
+  const spaceId = space.id;
+  await manager.close(spaceId);
+  await manager.dispose();
+  const ops = treeOps(treeId);
+  if (ops.length === 0) return { spaceId, treeId, opCount: 0 };
+  const layer = await FileLayer.open(file, { secretKey: KEY });
+  for (let i = 0; i < ops.length; i += 50_000) await layer.saveOps(treeId, ops.slice(i, i + 50_000));
+  await layer.close();
+  return { spaceId, treeId, opCount: ops.length };
+}
+
+async function benchOpenAndHeap(): Promise<void> {
+  const groups = Number(opt.groups);
+  const per = Number(opt['per-group']);
+  const items = groups * per + groups;
+  const file = path.join(dir, 'open.space');
+  log(`open: writing ${items} items`);
+  let allOps: ReturnType<typeof groupedTreeOps> = [];
+  const { spaceId, treeId, opCount } = await makeSpaceFile(file, (id) => (allOps = groupedTreeOps('benchwriter', id, groups, per)));
+  const opsFile = path.join(dir, 'open-ops.json');
+  fs.writeFileSync(opsFile, JSON.stringify(encodeOps(allOps)));
+  allOps = [];
+
+  const heap0 = settledHeap();
+  const manager = new SpaceManager();
+  const t0 = performance.now();
+  const layer = await FileLayer.open(file, { secretKey: KEY });
+  const space = await manager.open(spaceId, [layer]);
+  const tSpace = performance.now();
+  const tree = await space.openAppTree(treeId);
+  const top = tree.childIds();
+  tree.childIds(top[0]);
+  const ms = performance.now() - t0;
+  const heapBytes = settledHeap() - heap0;
+  log(`open: ${round(ms)} ms`);
+  const r = raw(['load', opsFile, treeId]);
+  if (only.has('open')) {
+    emit({ bench: 'open-100k', items, ops: opCount, fileMB: mb(fs.statSync(file).size), ms: round(ms), spaceTreeMs: round(tSpace - t0), rawReptreeMs: r && round(r.ms), ratio: r && round(ms / r.ms, 2), targetMs: 2000 });
+  }
+  if (only.has('heap')) {
+    emit({ bench: 'heap-per-item', items, heapMB: mb(heapBytes), bytesPerItem: Math.round(heapBytes / items), rawReptreeBytesPerItem: r && Math.round(r.heapBytes / items), ratio: r && round(heapBytes / r.heapBytes, 2), targetBytesPerItem: 1024 });
+  }
+  await manager.dispose();
+}
+
+async function benchFlat(): Promise<void> {
+  const n = Number(opt.flat);
+  const heap0 = settledHeap();
+  const t0 = performance.now();
+  const tree = AppTree.createNew('benchwriter', 'c'.repeat(32));
+  const chat = new Chat(tree);
+  for (let i = 0; i < n; i++) chat.post('ann', `message ${i}`, i);
+  const count = chat.messages().length;
+  const ms = performance.now() - t0;
+  const heapBytes = settledHeap() - heap0;
+  tree.dispose();
+  log(`flat: ${round(ms)} ms; raw reptree next (slow: it is quadratic)`);
+  const r = raw(['flat', String(n)]);
+  emit({ bench: 'flat-children', children: count, ms: round(ms), heapMB: mb(heapBytes), rawReptreeMs: r && round(r.ms), rawReptreeHeapMB: r && mb(r.heapBytes), rawReptreeRssMB: r && mb(r.peakRss), ratio: r && round(ms / r.ms, 3), targetMs: 1000, targetHeapMB: 300 });
+}
+
+async function benchSaves(): Promise<void> {
+  const targetBytes = Number(opt['save-mb']) * 1024 * 1024;
+  const seconds = Number(opt['save-seconds']);
+  const file = path.join(dir, 'saves.space');
+  const text = 'x'.repeat(1000);
+  log(`saves: prefilling to ${mb(targetBytes)} MB`);
+  const { spaceId, treeId } = await makeSpaceFile(file, () => []);
+  {
+    // Grow the file in chunks until it reaches the target size (saves resolve once on disk).
+    const filler = new RepTree('benchfill');
+    filler.moveVertex(treeId, null as unknown as string);
+    const layer = await FileLayer.open(file, { secretKey: KEY });
+    let g = 0;
+    while (fs.statSync(file).size < targetBytes) {
+      const gv = filler.newVertex(treeId, { text: `g${g++}` });
+      for (let i = 0; i < 500; i++) filler.newVertex(gv.id, { text });
+      await layer.saveOps(treeId, filler.popLocalOps());
+    }
+    await layer.close();
+    (filler as unknown as { state: { dispose(): void } }).state.dispose();
+  }
+  const fileMB = mb(fs.statSync(file).size);
+  const manager = new SpaceManager();
+  const layer = await FileLayer.open(file, { secretKey: KEY });
+  const space = await manager.open(spaceId, [layer]);
+  const tree = await space.openAppTree(treeId);
+  const parent = tree.addItem(tree.rootId, { text: 'saves' });
+  await manager.flush(spaceId);
+
+  const offeredOpsPerSec = 40_000;
+  const opsPerItem = 4;
+  let made = 0;
+  const h = monitorEventLoopDelay({ resolution: 5 });
+  h.enable();
+  const t0 = performance.now();
+  const end = t0 + seconds * 1000;
+  while (performance.now() < end) {
+    const due = ((performance.now() - t0) / 1000) * offeredOpsPerSec;
+    const items = Math.min(500, Math.max(0, Math.floor((due - made) / opsPerItem)));
+    if (items > 0) {
+      tree.transact((t) => {
+        for (let i = 0; i < items; i++) t.newVertex(parent, { text: `saved item ${made / opsPerItem + i}`, order: made + i });
+      });
+      made += items * opsPerItem;
+    }
+    await new Promise<void>((r) => setTimeout(r, 2));
+  }
+  const unsaved = await manager.flush(spaceId);
+  const elapsed = (performance.now() - t0) / 1000;
+  h.disable();
+  const opsSaved = made;
+  await manager.dispose();
+  // Raw reptree: the same items made in memory, nothing saved.
+  const rt = new RepTree('rawwriter');
+  rt.createRoot();
+  const rp = rt.newVertex(rt.root?.id as string, {});
+  const r0 = performance.now();
+  for (let i = 0; i < opsSaved / opsPerItem; i++) rt.newVertex(rp.id, { text: `saved item ${i}`, order: i });
+  const rawOpsPerSec = opsSaved / ((performance.now() - r0) / 1000);
+  (rt as unknown as { state: { dispose(): void } }).state.dispose();
+  emit({
+    bench: 'sustained-saves',
+    fileMB,
+    finalFileMB: mb(fs.statSync(file).size),
+    seconds: round(elapsed, 2),
+    opsSaved,
+    opsPerSec: Math.round(opsSaved / elapsed),
+    offeredOpsPerSec,
+    eventLoopDelayP99Ms: round(h.percentile(99) / 1e6, 2),
+    eventLoopDelayMaxMs: round(h.max / 1e6, 2),
+    unsavedLayers: unsaved.length,
+    rawReptreeInMemoryOpsPerSec: Math.round(rawOpsPerSec),
+    targetOpsPerSec: 20_000,
+    targetP99Ms: 20,
+  });
+}
+
+async function main(): Promise<void> {
+  try {
+    if (only.has('open') || only.has('heap')) await benchOpenAndHeap();
+    if (only.has('flat')) await benchFlat();
+    if (only.has('saves')) await benchSaves();
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+main().catch((e: unknown) => {
+  console.error(e);
+  process.exitCode = 1;
+});
