@@ -78,7 +78,7 @@ export class SpaceSession {
     }
     let tree: AppTree;
     try {
-      tree = AppTree.fromOps(opts.peerId, spaceId, all);
+      tree = AppTree.fromOps(opts.peerId, spaceId, all); // sorts and dedupes `all`
     } catch (e) {
       await Promise.allSettled(slots.map((sl) => sl.close()));
       s.dispose();
@@ -91,7 +91,7 @@ export class SpaceSession {
       const sr = secretResults[i];
       if (!sr.ok) return slot.degrade(sr.error);
       slot.setStatus('ready');
-      s.pushMissing(slot, tree, ops);
+      s.pushMissing(slot, tree, ops, ok.length === 1);
       s.pushMissingSecrets(slot, sr.value);
     });
     results.forEach((r, i) => {
@@ -191,13 +191,17 @@ export class SpaceSession {
       const why = ok.length ? 'no layer holds its ops yet' : results.map((r, i) => (r.ok ? '' : `${slots[i].layer.label}: ${r.error}`)).filter(Boolean).join('; ');
       throw new SpaceOpenError(`cannot load app tree ${treeId} of space ${this.spaceId}: ${why || 'no layer is ready'}`);
     }
-    const tree = AppTree.fromOps(this.opts.peerId, treeId, all);
-    for (const { slot, ops } of ok) this.pushMissing(slot, tree, ops);
+    const tree = AppTree.fromOps(this.opts.peerId, treeId, all); // sorts and dedupes `all`
+    for (const { slot, ops } of ok) this.pushMissing(slot, tree, ops, ok.length === 1);
     return tree;
   }
 
-  /** Queues for `slot` every op of `tree` that `layerOps` (what the layer holds) lacks. */
-  private pushMissing(slot: LayerSlot, tree: AppTree, layerOps: readonly Op[]): void {
+  /**
+   * Queues for `slot` every op of `tree` that `layerOps` (what the layer holds) lacks.
+   * `onlySource`: the tree was built from this layer's ops alone, so it lacks nothing.
+   */
+  private pushMissing(slot: LayerSlot, tree: AppTree, layerOps: readonly Op[], onlySource = false): void {
+    if (onlySource) return;
     const have = new Set<string>();
     for (const op of layerOps) have.add(opKey(op));
     const missing = tree.allOps().filter((op) => !have.has(opKey(op)));
@@ -329,3 +333,4 @@ export class SpaceSession {
     this.errorEmitter.dispose();
   }
 }
+
