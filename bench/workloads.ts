@@ -3,15 +3,22 @@ import { RepTree } from 'reptree';
 import type { Op } from '../src/spaces/ops';
 
 /**
- * Ops of an app tree holding `groups` × `perGroup` items with one short text each, made with
- * raw RepTree (no fixes installed in the calling process is fine: this is a nested shape).
+ * Ops of an app tree holding `groups` × `perGroup` items with one short text each (and the
+ * `order` every outline item has), as AppTree.addItem makes them: a move, `text`, `order`.
  */
 export function groupedTreeOps(peerId: string, treeId: string, groups: number, perGroup: number): Op[] {
   const tree = new RepTree(peerId);
   tree.moveVertex(treeId, null as unknown as string);
+  let n = 0;
+  const add = (parent: string, text: string, order: number): string => {
+    const id = `${(++n).toString(16).padStart(32, '0')}`;
+    tree.moveVertex(id, parent);
+    tree.setVertexProperties(id, { text, order });
+    return id;
+  };
   for (let g = 0; g < groups; g++) {
-    const group = tree.newVertex(treeId, { text: `group ${g}`, order: g + 1 });
-    for (let i = 0; i < perGroup; i++) tree.newVertex(group.id, { text: `item ${g}.${i}`, order: i + 1 });
+    const group = add(treeId, `group ${g}`, g + 1);
+    for (let i = 0; i < perGroup; i++) add(group, `item ${g}.${i}`, i + 1);
   }
   const ops = [...tree.getAllOps()];
   (tree as unknown as { state: { dispose(): void } }).state.dispose();

@@ -189,13 +189,21 @@ export class AppTree implements Disposable {
 
   // ---- local changes --------------------------------------------------------
 
-  addItem(parentId: string, props: Props = {}, position?: Position): string {
+  /**
+   * Adds an item under `parentId`. With `ordered` (the default) it gets an `order` placing it at
+   * `position` (default: last); unordered items (chat messages) sort by their own properties.
+   * Items carry no RepTree creation time (`_c`): it would cost an op and memory per item.
+   */
+  addItem(parentId: string, props: Props = {}, position?: Position, ordered = true): string {
     this.requireItem(parentId, 'parent');
     checkProps(props);
-    const order = this.orderFor(parentId, undefined, position);
-    const v = this.tree.newVertex(parentId, { ...props, [ORDER_KEY]: order });
+    const id = newVertexId();
+    const order = ordered ? this.orderFor(parentId, undefined, position) : undefined;
+    this.tree.moveVertex(id, parentId);
+    for (const [k, v] of Object.entries(props)) this.tree.setVertexProperty(id, k, v);
+    if (order !== undefined) this.tree.setVertexProperty(id, ORDER_KEY, order);
     this.emitLocal();
-    return v.id;
+    return id;
   }
 
   /** Sets (or with `undefined`, removes) properties. */
@@ -235,7 +243,6 @@ export class AppTree implements Disposable {
         const usedOrder = typeof props[ORDER_KEY] === 'number' ? undefined : (order = order + 1);
         const id = n.id !== undefined && !this.tree.getVertex(n.id) && /^[0-9a-f]{32}$/.test(n.id) ? n.id : newVertexId();
         this.tree.moveVertex(id, pid);
-        this.tree.setVertexProperty(id, CREATED_KEY, new Date().toISOString());
         for (const [k, v] of Object.entries(props)) this.tree.setVertexProperty(id, k, v);
         if (usedOrder !== undefined) this.tree.setVertexProperty(id, ORDER_KEY, this.noteOrder(pid, usedOrder));
         if (n.children?.length) add(id, n.children);

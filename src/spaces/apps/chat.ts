@@ -36,7 +36,7 @@ export class Chat {
   post(author: string, text: string, time: number = Date.now()): string {
     if (!author.trim()) throw new TreeError('a chat message needs an author');
     if (!Number.isSafeInteger(time) || time < 0) throw new TreeError('bad message time');
-    return this.tree.transact((t) => t.newVertex(this.tree.rootId, { author, text, time }).id);
+    return this.tree.addItem(this.tree.rootId, { author, text, time }, undefined, false);
   }
 
   edit(id: string, text: string): void {
