@@ -1,0 +1,70 @@
+/**
+ * Errors of the file layer. Every error names the file; `code` lets callers (the SpaceManager,
+ * the CLI, the extension) tell "not a space file" from "locked" from "wrong key" without parsing
+ * messages. Errors cross the worker boundary as plain data (`SerializedError`).
+ */
+
+export type SpaceFileErrorCode =
+  /** Not a SQLite database, another SQLite schema, a truncated or damaged file. */
+  | 'NOT_A_SPACE'
+  /** A Spaces file whose schema_version is newer than this build reads. */
+  | 'NEWER_SCHEMA'
+  /** A Spaces file whose data is invalid (an op or secret that fails validation). */
+  | 'INVALID_DATA'
+  /** The file holds another space than the layer was opened for. */
+  | 'SPACE_MISMATCH'
+  /** `create` found a file already there. */
+  | 'EXISTS'
+  /** The lock file stayed held by a live process for longer than the lock timeout. */
+  | 'LOCKED'
+  /** Secrets are stored but no key was given, or a key was given with the wrong length. */
+  | 'NO_KEY'
+  /** The key does not decrypt this file's secrets. */
+  | 'WRONG_KEY'
+  /** The layer was closed. */
+  | 'CLOSED'
+  /** A write was refused because a load of this layer failed (never write what could not be read). */
+  | 'NOT_LOADED'
+  /** Injected by a test (`injectFaultForTesting`). */
+  | 'INJECTED'
+  /** The storage worker stopped or failed. */
+  | 'WORKER'
+  /** Any other I/O failure (permissions, disk full, …); `cause` holds the errno code. */
+  | 'IO';
+
+export class SpaceFileError extends Error {
+  constructor(
+    message: string,
+    readonly code: SpaceFileErrorCode,
+    /** The errno code of an underlying fs error (ENOENT, ENOSPC, …), when there is one. */
+    readonly errno?: string,
+  ) {
+    super(message);
+    this.name = 'SpaceFileError';
+  }
+}
+
+export interface SerializedError {
+  readonly message: string;
+  readonly code: SpaceFileErrorCode;
+  readonly errno?: string;
+}
+
+export function serializeError(e: unknown): SerializedError {
+  if (e instanceof SpaceFileError) return { message: e.message, code: e.code, errno: e.errno };
+  const errno = (e as NodeJS.ErrnoException | undefined)?.code;
+  const message = e instanceof Error ? e.message : String(e);
+  return { message, code: 'IO', errno: typeof errno === 'string' ? errno : undefined };
+}
+
+export function deserializeError(e: SerializedError): SpaceFileError {
+  return new SpaceFileError(e.message, e.code, e.errno);
+}
+
+/** Wraps an fs error so that its message names the file and what was being done. */
+export function ioError(file: string, doing: string, e: unknown): SpaceFileError {
+  if (e instanceof SpaceFileError) return e;
+  const errno = (e as NodeJS.ErrnoException | undefined)?.code;
+  const detail = e instanceof Error ? e.message : String(e);
+  return new SpaceFileError(`${file}: cannot ${doing} (${detail})`, 'IO', typeof errno === 'string' ? errno : undefined);
+}

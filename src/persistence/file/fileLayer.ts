@@ -1,0 +1,465 @@
+/**
+ * FileLayer: a space stored in one `*.space` file (a SQLite database written with sql.js).
+ *
+ * All SQLite and file work runs in a worker thread (sqlWorker.ts); this class validates input,
+ * batches saves (debounced flushes with a maximum wait), reports ops other processes wrote to
+ * the file (`onIncoming`, on `refresh()` and from a file watcher), and refuses to write after a
+ * failed load. See docs/storage.md for the file format and the crash-safety argument.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import type { IncomingOps, LayerKind, PersistenceLayer, SecretRecord } from '../contract';
+import { Emitter, type Event } from '../../spaces/events';
+import { decodeOps, encodeOps } from '../../spaces/opCodec';
+import { isMoveOp, sortAndDedupe, validateOps, type Op } from '../../spaces/ops';
+import { mergeSecrets, validateSecretRecords } from '../../spaces/secrets';
+import { SpaceFileError, deserializeError } from './errors';
+import { columnsToOps } from './opColumns';
+import { isStorableKey, isValidTreeId } from './schema';
+import { SECRET_KEY_BYTES } from './secretCrypto';
+import type { SpaceFileMeta } from './spaceDb';
+import { acquireWorker, releaseWorker, type SqlWorkerClient } from './workerPool';
+import type { Changes, OpenOptions, TestFault } from './workerProtocol';
+
+export { SpaceFileError, type SpaceFileErrorCode } from './errors';
+export type { SpaceFileMeta } from './spaceDb';
+
+export interface FileLayerOptions {
+  /**
+   * The 32-byte key that encrypts secret values (AES-256-GCM). Supplied by the caller (e.g. from
+   * the OS keychain); never derived from the space. Without it, secrets cannot be read or saved
+   * (ops can).
+   */
+  readonly secretKey?: Uint8Array;
+  /** A flush starts this long after the last save (default 20 ms)… */
+  readonly debounceMs?: number;
+  /** …but no later than this after the first unflushed save (default 250 ms). */
+  readonly maxWaitMs?: number;
+  /** The compiled worker script (default: `sqlWorker.js` next to this module). */
+  readonly workerPath?: string;
+  /** Watch the file for changes by other processes (default true). */
+  readonly watch?: boolean;
+  /** Delay between a file system event and the refresh it triggers (default 30 ms). */
+  readonly watchDebounceMs?: number;
+  /** How long a save waits for another process's lock before failing (default 60 s). */
+  readonly lockTimeoutMs?: number;
+  /** A lock older than this is broken even if its process seems alive (default 30 s). */
+  readonly lockStaleMs?: number;
+}
+
+const DEFAULTS = {
+  debounceMs: 20,
+  maxWaitMs: 250,
+  watchDebounceMs: 30,
+  lockTimeoutMs: 60_000,
+  lockStaleMs: 30_000,
+} as const;
+
+export function defaultWorkerPath(): string {
+  return path.join(__dirname, 'sqlWorker.js');
+}
+
+interface Waiter {
+  resolve(): void;
+  reject(e: Error): void;
+}
+
+/** Saves accepted but not yet handed to the worker. */
+interface PendingBatch {
+  /** Per tree: JSON fragments of encoded ops (`[..],[..]` without the outer brackets). */
+  readonly ops: Map<string, string[]>;
+  readonly secrets: SecretRecord[];
+  readonly waiters: Waiter[];
+}
+
+function newBatch(): PendingBatch {
+  return { ops: new Map(), secrets: [], waiters: [] };
+}
+
+function checkKey(key: Uint8Array | undefined, file: string): Uint8Array | undefined {
+  if (key === undefined) return undefined;
+  if (!(key instanceof Uint8Array) || key.length !== SECRET_KEY_BYTES) {
+    throw new SpaceFileError(`${file}: the secret key must be ${SECRET_KEY_BYTES} bytes`, 'NO_KEY');
+  }
+  return Uint8Array.from(key);
+}
+
+export class FileLayer implements PersistenceLayer {
+  readonly kind: LayerKind = 'one-way';
+  readonly id: string;
+  readonly label: string;
+
+  private readonly incoming = new Emitter<IncomingOps>();
+  private readonly incomingSecrets = new Emitter<readonly SecretRecord[]>();
+  private readonly errors = new Emitter<Error>();
+  readonly onIncoming: Event<IncomingOps> = this.incoming.event;
+  readonly onIncomingSecrets: Event<readonly SecretRecord[]> = this.incomingSecrets.event;
+  /** Failures of background work (watcher-triggered refreshes). */
+  readonly onError: Event<Error> = this.errors.event;
+
+  private pending = newBatch();
+  private pendingSince: number | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private inFlight: Promise<void> | undefined;
+  private flushAgain = false;
+  private closing: Promise<void> | undefined;
+  private isClosed = false;
+  /** Trees whose last load failed: no writes until they load (never write what could not be read). */
+  private readonly failedLoads = new Map<string, Error>();
+  private watcher: fs.FSWatcher | undefined;
+  private polling = false;
+  private watchTimer: NodeJS.Timeout | undefined;
+  private readonly debounceMs: number;
+  private readonly maxWaitMs: number;
+  private readonly counters = { flushes: 0, writes: 0, incomingOps: 0 };
+  private readonly watchDebounceMs: number;
+
+  private constructor(
+    /** Absolute path of the file. */
+    readonly path: string,
+    readonly spaceId: string,
+    /** The file's meta as read when it was opened. */
+    readonly meta: SpaceFileMeta,
+    private readonly worker: SqlWorkerClient,
+    private readonly handle: number,
+    opts: FileLayerOptions,
+  ) {
+    this.id = `file:${path}`;
+    this.label = path.split(/[\\/]/).pop() ?? path;
+    this.debounceMs = opts.debounceMs ?? DEFAULTS.debounceMs;
+    this.maxWaitMs = opts.maxWaitMs ?? DEFAULTS.maxWaitMs;
+    this.watchDebounceMs = opts.watchDebounceMs ?? DEFAULTS.watchDebounceMs;
+    if (opts.watch ?? true) this.startWatching();
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Factories
+
+  private static async start(
+    file: string,
+    opts: FileLayerOptions,
+    call: (worker: SqlWorkerClient, o: OpenOptions) => Promise<{ handle: number; meta: SpaceFileMeta }>,
+  ): Promise<FileLayer> {
+    const abs = path.resolve(file);
+    const o: OpenOptions = {
+      path: abs,
+      secretKey: checkKey(opts.secretKey, abs),
+      lockTimeoutMs: opts.lockTimeoutMs ?? DEFAULTS.lockTimeoutMs,
+      lockStaleMs: opts.lockStaleMs ?? DEFAULTS.lockStaleMs,
+    };
+    const worker = acquireWorker(opts.workerPath ?? defaultWorkerPath());
+    try {
+      const { handle, meta } = await call(worker, o);
+      return new FileLayer(abs, meta.spaceId, meta, worker, handle, opts);
+    } catch (e) {
+      await releaseWorker(worker);
+      throw e;
+    }
+  }
+
+  /** Creates a new space file (fails with code EXISTS if there is a file at `file`). */
+  static create(file: string, spaceId: string, opts: FileLayerOptions = {}): Promise<FileLayer> {
+    return FileLayer.start(file, opts, (w, o) => w.request('create', { ...o, spaceId }));
+  }
+
+  /**
+   * Opens an existing space file; the space id comes from the file. Rejects with a
+   * SpaceFileError naming the file when it is not a Spaces file this build can read.
+   */
+  static open(file: string, opts: FileLayerOptions = {}): Promise<FileLayer> {
+    return FileLayer.start(file, opts, (w, o) => w.request('open', o));
+  }
+
+  /** Reads only a file's meta (space id, format, schema version), usually from its first 64 KiB. */
+  static async readMeta(file: string, opts: Pick<FileLayerOptions, 'workerPath'> = {}): Promise<SpaceFileMeta> {
+    const worker = acquireWorker(opts.workerPath ?? defaultWorkerPath());
+    try {
+      return await worker.request('readMeta', { path: path.resolve(file) });
+    } finally {
+      await releaseWorker(worker);
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Reads
+
+  get closed(): boolean {
+    return this.isClosed;
+  }
+
+  /** Counters for tests and benchmarks: flushes sent to the worker, file writes, ops reported incoming. */
+  get stats(): { readonly flushes: number; readonly writes: number; readonly incomingOps: number } {
+    return { ...this.counters };
+  }
+
+  private assertOpen(operation: string): void {
+    if (this.isClosed) throw new SpaceFileError(`${this.id}: ${operation}() called on a closed layer`, 'CLOSED');
+  }
+
+  async listTrees(): Promise<string[]> {
+    this.assertOpen('listTrees');
+    const trees = new Set(await this.worker.request('listTrees', { handle: this.handle }));
+    for (const [treeId, frags] of this.pending.ops) if (frags.length) trees.add(treeId);
+    return [...trees];
+  }
+
+  async loadTree(treeId: string): Promise<Op[]> {
+    this.assertOpen('loadTree');
+    if (!isValidTreeId(treeId)) throw new SpaceFileError(`${this.id}: bad tree id ${JSON.stringify(treeId)}`, 'INVALID_DATA');
+    let ops: Op[];
+    try {
+      await this.refreshNow();
+      ops = columnsToOps(await this.worker.request('loadTree', { handle: this.handle, treeId }));
+    } catch (e) {
+      const err = e instanceof Error ? e : new Error(String(e));
+      this.failedLoads.set(treeId, err);
+      throw err;
+    }
+    this.failedLoads.delete(treeId);
+    const queued = this.pending.ops.get(treeId);
+    if (queued?.length) ops.push(...decodeOps(JSON.parse(`[${queued.join(',')}]`), treeId, this.id));
+    return sortAndDedupe(ops);
+  }
+
+  async loadSecrets(): Promise<SecretRecord[]> {
+    this.assertOpen('loadSecrets');
+    const stored = await this.worker.request('loadSecrets', { handle: this.handle });
+    if (this.pending.secrets.length === 0) return stored;
+    return [...mergeSecrets(stored, this.pending.secrets).values()];
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Writes
+
+  private assertWritable(operation: string): void {
+    this.assertOpen(operation);
+    const failed = this.failedLoads.entries().next();
+    if (!failed.done) {
+      const [treeId, e] = failed.value;
+      throw new SpaceFileError(`${this.id}: not writing, loading tree ${treeId} failed: ${e.message}`, 'NOT_LOADED');
+    }
+  }
+
+  saveOps(treeId: string, ops: readonly Op[]): Promise<void> {
+    try {
+      this.assertWritable('saveOps');
+      if (!isValidTreeId(treeId)) throw new SpaceFileError(`${this.id}: bad tree id ${JSON.stringify(treeId)}`, 'INVALID_DATA');
+      validateOps(ops, treeId, `saveOps to ${this.label}`);
+      for (const op of ops) {
+        if (!isMoveOp(op) && !isStorableKey(op.key)) {
+          throw new SpaceFileError(`${this.id}: property key ${JSON.stringify(op.key)} cannot be stored (NUL or unpaired surrogate)`, 'INVALID_DATA');
+        }
+      }
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    if (ops.length === 0) return Promise.resolve();
+    // Encoded now: later changes to the caller's objects do not change what is stored.
+    const json = JSON.stringify(encodeOps(ops));
+    const frags = this.pending.ops.get(treeId);
+    if (frags) frags.push(json.slice(1, -1));
+    else this.pending.ops.set(treeId, [json.slice(1, -1)]);
+    return this.enqueue();
+  }
+
+  saveSecrets(records: readonly SecretRecord[]): Promise<void> {
+    try {
+      this.assertWritable('saveSecrets');
+      validateSecretRecords(records, `saveSecrets to ${this.label}`);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    if (records.length === 0) return Promise.resolve();
+    for (const r of records) this.pending.secrets.push({ key: r.key, value: r.value, time: r.time, peerId: r.peerId });
+    return this.enqueue();
+  }
+
+  private enqueue(): Promise<void> {
+    const done = new Promise<void>((resolve, reject) => this.pending.waiters.push({ resolve, reject }));
+    this.schedule();
+    return done;
+  }
+
+  /** (Re)arms the flush timer: `debounceMs` after now, but no later than `maxWaitMs` after the first pending save. */
+  private schedule(): void {
+    const now = Date.now();
+    this.pendingSince ??= now;
+    const due = Math.min(now + this.debounceMs, this.pendingSince + this.maxWaitMs);
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = setTimeout(() => this.onTimer(), Math.max(0, due - now));
+  }
+
+  private onTimer(): void {
+    this.timer = undefined;
+    if (this.inFlight) this.flushAgain = true;
+    else this.startFlush();
+  }
+
+  /** Hands the pending batch to the worker; saves made meanwhile go into the next batch. */
+  private startFlush(): void {
+    const batch = this.pending;
+    this.pending = newBatch();
+    this.pendingSince = undefined;
+    if (this.timer) {
+      clearTimeout(this.timer);
+      this.timer = undefined;
+    }
+    const run: Promise<void> = this.flushBatch(batch).finally(() => {
+      if (this.inFlight === run) this.inFlight = undefined;
+      this.afterFlush();
+    });
+    this.inFlight = run;
+  }
+
+  /** Saves that queued during a flush: flush now if their deadline passed (or we are closing). */
+  private afterFlush(): void {
+    const again = this.flushAgain;
+    this.flushAgain = false;
+    if (this.inFlight || this.pending.waiters.length === 0) return;
+    const overdue = this.pendingSince !== undefined && Date.now() >= this.pendingSince + this.maxWaitMs;
+    if (again || overdue || this.isClosed) this.startFlush();
+    else if (!this.timer) this.schedule();
+  }
+
+  private async flushBatch(batch: PendingBatch): Promise<void> {
+    if (batch.waiters.length === 0) return;
+    const parts: string[] = [];
+    for (const [treeId, frags] of batch.ops) parts.push(`[${JSON.stringify(treeId)},[${frags.join(',')}]]`);
+    let error: Error | undefined;
+    try {
+      this.counters.flushes++;
+      const r = await this.worker.request('flush', { handle: this.handle, ops: `[${parts.join(',')}]`, secrets: batch.secrets });
+      if (r.wrote) this.counters.writes++;
+      this.deliver(r.changes);
+      if (r.error) error = deserializeError(r.error);
+    } catch (e) {
+      error = e instanceof Error ? e : new Error(String(e));
+    }
+    for (const w of batch.waiters) {
+      if (error) w.reject(error);
+      else w.resolve();
+    }
+  }
+
+  /** Flushes every pending save now and waits until they are on disk (or failed). */
+  async flush(): Promise<void> {
+    for (;;) {
+      if (this.inFlight) {
+        await this.inFlight;
+        continue;
+      }
+      if (this.pending.waiters.length === 0) return;
+      this.startFlush();
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Changes by other processes
+
+  private deliver(changes: Changes): void {
+    for (const cols of changes.ops) {
+      const ops = columnsToOps(cols);
+      this.counters.incomingOps += ops.length;
+      if (ops.length) this.incoming.fire({ treeId: cols.treeId, ops: sortAndDedupe(ops) });
+    }
+    if (changes.secrets.length) this.incomingSecrets.fire(changes.secrets);
+  }
+
+  private async refreshNow(): Promise<void> {
+    this.deliver(await this.worker.request('refresh', { handle: this.handle }));
+  }
+
+  /**
+   * Re-reads the file if another process changed it, merges what it has that this layer lacks,
+   * and reports the new ops through `onIncoming` (and secrets through `onIncomingSecrets`).
+   * Cheap when the file did not change (one stat).
+   */
+  async refresh(): Promise<void> {
+    this.assertOpen('refresh');
+    await this.refreshNow();
+  }
+
+  private startWatching(): void {
+    const dir = path.dirname(this.path);
+    const base = path.basename(this.path);
+    try {
+      const w = fs.watch(dir, { persistent: false }, (_event, filename) => {
+        if (filename === null || filename === base) this.scheduleWatchRefresh();
+      });
+      w.on('error', () => {
+        w.close();
+        if (this.watcher === w) this.watcher = undefined;
+        this.startPolling();
+      });
+      this.watcher = w;
+    } catch {
+      this.startPolling();
+    }
+  }
+
+  private startPolling(): void {
+    if (this.isClosed || this.polling) return;
+    this.polling = true;
+    fs.watchFile(this.path, { persistent: false, interval: 1000 }, this.onPoll);
+  }
+
+  private readonly onPoll = (): void => this.scheduleWatchRefresh();
+
+  private scheduleWatchRefresh(): void {
+    if (this.isClosed || this.watchTimer) return;
+    this.watchTimer = setTimeout(() => {
+      this.watchTimer = undefined;
+      if (this.isClosed) return;
+      this.refreshNow().catch((e: unknown) => {
+        if (!this.isClosed) this.errors.fire(e instanceof Error ? e : new Error(String(e)));
+      });
+    }, this.watchDebounceMs);
+    this.watchTimer.unref();
+  }
+
+  private stopWatching(): void {
+    this.watcher?.close();
+    this.watcher = undefined;
+    if (this.polling) fs.unwatchFile(this.path, this.onPoll);
+    this.polling = false;
+    if (this.watchTimer) clearTimeout(this.watchTimer);
+    this.watchTimer = undefined;
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Close
+
+  /** Flushes pending saves, stops the watcher, frees the worker's copy of the file; idempotent. */
+  close(): Promise<void> {
+    this.closing ??= this.doClose();
+    return this.closing;
+  }
+
+  private async doClose(): Promise<void> {
+    this.isClosed = true;
+    this.stopWatching();
+    try {
+      await this.flush();
+    } catch {
+      // failures were delivered to the saves' promises
+    }
+    try {
+      await this.worker.request('close', { handle: this.handle });
+    } catch {
+      // the worker is gone: nothing left to free in it
+    }
+    await releaseWorker(this.worker);
+    this.incoming.dispose();
+    this.incomingSecrets.dispose();
+    this.errors.dispose();
+  }
+
+  /**
+   * For tests (e.g. the conformance suite): the next load (listTrees, loadTree, loadSecrets)
+   * or the next flush's write fails as if the file could not be read or written.
+   */
+  async injectFaultForTesting(fault: TestFault): Promise<void> {
+    this.assertOpen('injectFaultForTesting');
+    await this.worker.request('injectFault', { handle: this.handle, fault });
+  }
+}

@@ -1,0 +1,283 @@
+/**
+ * The sql.js worker: owns the in-memory databases of every open space file of this process
+ * (one "handle" per FileLayer) and does all SQLite and file work off the caller's thread.
+ *
+ * Requests of one handle run one after the other; a flush holds the file's lock only during
+ * its synchronous read-merge-write section. See docs/storage.md.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { parentPort } from 'node:worker_threads';
+import initSqlJs, { type SqlJsStatic } from 'sql.js';
+import type { SecretRecord } from '../contract';
+import { decodeOps } from '../../spaces/opCodec';
+import type { Op } from '../../spaces/ops';
+import { SpaceFileError, serializeError, type SerializedError } from './errors';
+import { forgetSeen, readPrefix, readWhole, removeOrphans, sameFile, statFile, writeAtomically, type SeenFile } from './fileIo';
+import { acquireLock, releaseLock, type LockOptions } from './lockFile';
+import { columnsTransferList } from './opColumns';
+import { isValidTreeId } from './schema';
+import { SpaceDb, readMetaFromBytes, type MergeResult, type SpaceFileMeta } from './spaceDb';
+import type { Changes, OpenOptions, TestFault, WorkerMethod, WorkerParams, WorkerRequest, WorkerResponse, WorkerResult } from './workerProtocol';
+
+/** The first bytes `readMeta` looks at before falling back to the whole file. */
+const META_PREFIX_BYTES = 64 * 1024;
+
+interface Handle {
+  readonly file: string;
+  readonly db: SpaceDb;
+  readonly lock: LockOptions;
+  /** The file as we last read or wrote it (kept open, see fileIo.ts). */
+  seen: SeenFile | undefined;
+  orphansSwept: boolean;
+  queue: Promise<unknown>;
+  faults: Set<TestFault>;
+}
+
+let sqlPromise: Promise<SqlJsStatic> | undefined;
+
+function wasmPath(): string {
+  const local = path.join(__dirname, 'sql-wasm.wasm');
+  return fs.existsSync(local) ? local : require.resolve('sql.js/dist/sql-wasm.wasm');
+}
+
+function sql(): Promise<SqlJsStatic> {
+  if (!sqlPromise) {
+    const bin = fs.readFileSync(wasmPath());
+    const wasmBinary = bin.buffer.slice(bin.byteOffset, bin.byteOffset + bin.byteLength) as ArrayBuffer;
+    sqlPromise = initSqlJs({ wasmBinary });
+  }
+  return sqlPromise;
+}
+
+const handles = new Map<number, Handle>();
+let nextHandle = 1;
+
+function handleOf(id: number): Handle {
+  const h = handles.get(id);
+  if (!h) throw new SpaceFileError(`storage handle ${id} is closed`, 'CLOSED');
+  return h;
+}
+
+/** Runs `fn` after every earlier request of the handle. */
+function serial<T>(h: Handle, fn: () => Promise<T> | T): Promise<T> {
+  const run = h.queue.then(fn, fn);
+  h.queue = run.catch(() => undefined);
+  return run;
+}
+
+function lockOptions(o: OpenOptions): LockOptions {
+  return { timeoutMs: o.lockTimeoutMs, staleMs: o.lockStaleMs };
+}
+
+function keyOf(o: OpenOptions): Uint8Array | undefined {
+  return o.secretKey ? new Uint8Array(o.secretKey) : undefined;
+}
+
+function register(file: string, db: SpaceDb, seen: SeenFile | undefined, lock: LockOptions): { handle: number; meta: SpaceFileMeta } {
+  const handle = nextHandle++;
+  handles.set(handle, { file, db, lock, seen, orphansSwept: false, queue: Promise.resolve(), faults: new Set() });
+  return { handle, meta: db.meta };
+}
+
+async function open(o: OpenOptions): Promise<{ handle: number; meta: SpaceFileMeta }> {
+  const SQL = await sql();
+  const { bytes, seen } = readWhole(o.path);
+  try {
+    return register(o.path, SpaceDb.open(SQL, bytes, o.path, keyOf(o)), seen, lockOptions(o));
+  } catch (e) {
+    forgetSeen(seen);
+    throw e;
+  }
+}
+
+async function create(o: OpenOptions & { spaceId: string }): Promise<{ handle: number; meta: SpaceFileMeta }> {
+  if (!isValidTreeId(o.spaceId)) throw new SpaceFileError(`cannot create ${o.path}: bad space id ${JSON.stringify(o.spaceId)}`, 'INVALID_DATA');
+  const SQL = await sql();
+  const db = SpaceDb.create(SQL, o.spaceId, o.path, keyOf(o));
+  let seen: SeenFile | undefined;
+  try {
+    if (fs.existsSync(o.path)) throw new SpaceFileError(`${o.path} already exists`, 'EXISTS', 'EEXIST');
+    const lock = await acquireLock(o.path, lockOptions(o));
+    try {
+      seen = writeAtomically(o.path, db.export(), true);
+    } finally {
+      releaseLock(lock);
+    }
+    db.dirty = false;
+    return register(o.path, db, seen, lockOptions(o));
+  } catch (e) {
+    db.close();
+    throw e;
+  }
+}
+
+async function readMeta(file: string): Promise<SpaceFileMeta> {
+  const SQL = await sql();
+  const { bytes: prefix, size } = readPrefix(file, META_PREFIX_BYTES);
+  if (prefix.length >= size) return readMetaFromBytes(SQL, prefix, file);
+  try {
+    return readMetaFromBytes(SQL, prefix, file, size);
+  } catch (e) {
+    // Not enough in the prefix (or a real problem): decide on the whole file.
+    if (e instanceof SpaceFileError && e.code !== 'NOT_A_SPACE') throw e;
+    const { bytes, seen } = readWhole(file);
+    forgetSeen(seen);
+    return readMetaFromBytes(SQL, bytes, file);
+  }
+}
+
+const NO_CHANGES: MergeResult = { trees: [], secrets: [] };
+
+/** Merges the file on disk into the handle's database when it is not the file we last saw. */
+function mergeIfChanged(h: Handle): MergeResult {
+  const now = statFile(h.file);
+  if (!now) return NO_CHANGES; // deleted: nothing to merge; the next flush writes it again
+  if (h.seen && sameFile(h.seen, now)) return NO_CHANGES;
+  const { bytes, seen } = readWhole(h.file);
+  let result: MergeResult;
+  try {
+    result = h.db.mergeFrom(bytes);
+  } catch (e) {
+    forgetSeen(seen);
+    throw e;
+  }
+  forgetSeen(h.seen);
+  h.seen = seen;
+  return result;
+}
+
+function toChanges(m: MergeResult): { changes: Changes; transfer: ArrayBuffer[] } {
+  return { changes: { ops: m.trees, secrets: m.secrets }, transfer: m.trees.flatMap(columnsTransferList) };
+}
+
+function decodeSaveBatches(file: string, json: string): Array<{ treeId: string; ops: Op[] }> {
+  const data = JSON.parse(json) as unknown;
+  if (!Array.isArray(data)) throw new SpaceFileError(`${file}: malformed save batch`, 'INVALID_DATA');
+  return data.map((entry: unknown) => {
+    if (!Array.isArray(entry) || entry.length !== 2 || !isValidTreeId(entry[0])) throw new SpaceFileError(`${file}: malformed save batch`, 'INVALID_DATA');
+    const treeId = entry[0];
+    return { treeId, ops: decodeOps(entry[1], treeId, `saveOps to ${file}`) };
+  });
+}
+
+async function flush(
+  h: Handle,
+  opsJson: string,
+  secrets: SecretRecord[],
+): Promise<{ result: WorkerResult<'flush'>; transfer: ArrayBuffer[] }> {
+  const batches = decodeSaveBatches(h.file, opsJson);
+  const lock = await acquireLock(h.file, h.lock);
+  let merged: MergeResult = NO_CHANGES;
+  let wrote = false;
+  let error: SerializedError | undefined;
+  try {
+    if (!h.orphansSwept) {
+      removeOrphans(h.file);
+      h.orphansSwept = true;
+    }
+    merged = mergeIfChanged(h);
+    h.db.insertOps(batches);
+    h.db.saveSecrets(secrets);
+    if (h.faults.delete('fail-next-save')) throw new SpaceFileError(`${h.file}: injected write failure`, 'INJECTED');
+    if (h.db.dirty || !statFile(h.file)) {
+      const seen = writeAtomically(h.file, h.db.export());
+      forgetSeen(h.seen);
+      h.seen = seen;
+      h.db.dirty = false;
+      wrote = true;
+    }
+  } catch (e) {
+    if (merged === NO_CHANGES) throw e;
+    error = serializeError(e);
+  } finally {
+    releaseLock(lock);
+  }
+  const { changes, transfer } = toChanges(merged);
+  return { result: { changes, wrote, error }, transfer };
+}
+
+function takeLoadFault(h: Handle): void {
+  if (h.faults.delete('fail-next-load')) throw new SpaceFileError(`${h.file}: injected read failure`, 'INJECTED');
+}
+
+type Reply<M extends WorkerMethod> = { result: WorkerResult<M>; transfer?: ArrayBuffer[] };
+
+async function dispatch(req: WorkerRequest): Promise<Reply<WorkerMethod>> {
+  switch (req.method) {
+    case 'open':
+      return { result: await open(req.params) };
+    case 'create':
+      return { result: await create(req.params) };
+    case 'readMeta':
+      return { result: await readMeta(req.params.path) };
+    case 'listTrees': {
+      const h = handleOf(req.params.handle);
+      return serial(h, () => {
+        takeLoadFault(h);
+        return { result: h.db.listTrees() };
+      });
+    }
+    case 'loadTree': {
+      const p: WorkerParams<'loadTree'> = req.params;
+      const h = handleOf(p.handle);
+      return serial(h, () => {
+        takeLoadFault(h);
+        const cols = h.db.readTree(p.treeId);
+        return { result: cols, transfer: columnsTransferList(cols) };
+      });
+    }
+    case 'loadSecrets': {
+      const h = handleOf(req.params.handle);
+      return serial(h, () => {
+        takeLoadFault(h);
+        return { result: h.db.loadSecrets() };
+      });
+    }
+    case 'flush': {
+      const p: WorkerParams<'flush'> = req.params;
+      const h = handleOf(p.handle);
+      return serial(h, () => flush(h, p.ops, p.secrets));
+    }
+    case 'refresh': {
+      const h = handleOf(req.params.handle);
+      return serial(h, () => {
+        const { changes, transfer } = toChanges(mergeIfChanged(h));
+        return { result: changes, transfer };
+      });
+    }
+    case 'close': {
+      const id = req.params.handle;
+      const h = handles.get(id);
+      if (!h) return { result: null };
+      return serial(h, () => {
+        handles.delete(id);
+        forgetSeen(h.seen);
+        h.seen = undefined;
+        h.db.close();
+        return { result: null };
+      });
+    }
+    case 'injectFault': {
+      const p: WorkerParams<'injectFault'> = req.params;
+      handleOf(p.handle).faults.add(p.fault);
+      return { result: null };
+    }
+  }
+}
+
+const port = parentPort;
+if (port) {
+  port.on('message', (req: WorkerRequest) => {
+    dispatch(req).then(
+      ({ result, transfer }) => {
+        const msg: WorkerResponse = { id: req.id, ok: true, result };
+        port.postMessage(msg, transfer ?? []);
+      },
+      (e: unknown) => {
+        const msg: WorkerResponse = { id: req.id, ok: false, error: serializeError(e) };
+        port.postMessage(msg);
+      },
+    );
+  });
+}

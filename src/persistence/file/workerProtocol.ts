@@ -1,0 +1,58 @@
+/**
+ * Messages between FileLayer (caller's thread) and the sql.js worker. Every request carries an
+ * id; the worker answers each with exactly one response of the same id. Ops cross in columns
+ * (opColumns.ts) with their typed arrays transferred; saves cross as one JSON string of the
+ * codec's tuples.
+ */
+import type { SecretRecord } from '../contract';
+import type { SerializedError } from './errors';
+import type { OpColumns } from './opColumns';
+import type { SpaceFileMeta } from './spaceDb';
+
+export interface OpenOptions {
+  readonly path: string;
+  /** 32 bytes, or absent when the caller has no key (then secrets cannot be read or written). */
+  readonly secretKey?: Uint8Array;
+  readonly lockTimeoutMs: number;
+  readonly lockStaleMs: number;
+}
+
+/** What a refresh or a flush found in the file that this layer lacked. */
+export interface Changes {
+  readonly ops: OpColumns[];
+  readonly secrets: SecretRecord[];
+}
+
+export type TestFault = 'fail-next-load' | 'fail-next-save';
+
+export interface WorkerMethods {
+  open: { params: OpenOptions; result: { handle: number; meta: SpaceFileMeta } };
+  create: { params: OpenOptions & { readonly spaceId: string }; result: { handle: number; meta: SpaceFileMeta } };
+  readMeta: { params: { readonly path: string }; result: SpaceFileMeta };
+  listTrees: { params: { readonly handle: number }; result: string[] };
+  loadTree: { params: { readonly handle: number; readonly treeId: string }; result: OpColumns };
+  loadSecrets: { params: { readonly handle: number }; result: SecretRecord[] };
+  /**
+   * Under the lock: merge the file if it changed, add `ops` (JSON: `[[treeId, EncodedOp[]], …]`)
+   * and `secrets`, write the file if anything is new. `error` is set when the write failed after
+   * a merge, so that what the merge found is still reported.
+   */
+  flush: {
+    params: { readonly handle: number; readonly ops: string; readonly secrets: SecretRecord[] };
+    result: { changes: Changes; wrote: boolean; error?: SerializedError };
+  };
+  /** Merge the file if it changed on disk (no lock needed: files are replaced atomically). */
+  refresh: { params: { readonly handle: number }; result: Changes };
+  close: { params: { readonly handle: number }; result: null };
+  injectFault: { params: { readonly handle: number; readonly fault: TestFault }; result: null };
+}
+
+export type WorkerMethod = keyof WorkerMethods;
+export type WorkerParams<M extends WorkerMethod> = WorkerMethods[M]['params'];
+export type WorkerResult<M extends WorkerMethod> = WorkerMethods[M]['result'];
+
+export type WorkerRequest = { [M in WorkerMethod]: { readonly id: number; readonly method: M; readonly params: WorkerParams<M> } }[WorkerMethod];
+
+export type WorkerResponse =
+  | { readonly id: number; readonly ok: true; readonly result: unknown }
+  | { readonly id: number; readonly ok: false; readonly error: SerializedError };
