@@ -19,10 +19,11 @@ import { isStorableKey, isValidTreeId } from './schema';
 import { SECRET_KEY_BYTES } from './secretCrypto';
 import type { SpaceFileMeta } from './spaceDb';
 import { acquireWorker, releaseWorker, type SqlWorkerClient } from './workerPool';
-import type { Changes, OpenOptions, TestFault } from './workerProtocol';
+import type { Changes, FlushTimings, OpenOptions, TestFault } from './workerProtocol';
 
 export { SpaceFileError, type SpaceFileErrorCode } from './errors';
 export type { SpaceFileMeta } from './spaceDb';
+export type { FlushTimings } from './workerProtocol';
 
 export interface FileLayerOptions {
   /**
@@ -62,6 +63,8 @@ export function defaultWorkerPath(): string {
 interface Waiter {
   resolve(): void;
   reject(e: Error): void;
+  /** A saveSecrets call: also fails when only the secrets could not be stored. */
+  readonly secrets: boolean;
 }
 
 /** Saves accepted but not yet handed to the worker. */
@@ -111,7 +114,9 @@ export class FileLayer implements PersistenceLayer {
   private watchTimer: NodeJS.Timeout | undefined;
   private readonly debounceMs: number;
   private readonly maxWaitMs: number;
+  private readonly hasSecretKey: boolean;
   private readonly counters = { flushes: 0, writes: 0, incomingOps: 0 };
+  private lastFlushTimings: FlushTimings | undefined;
   private readonly watchDebounceMs: number;
 
   private constructor(
@@ -124,6 +129,7 @@ export class FileLayer implements PersistenceLayer {
     private readonly handle: number,
     opts: FileLayerOptions,
   ) {
+    this.hasSecretKey = opts.secretKey !== undefined;
     this.id = `file:${path}`;
     this.label = path.split(/[\\/]/).pop() ?? path;
     this.debounceMs = opts.debounceMs ?? DEFAULTS.debounceMs;
@@ -187,9 +193,12 @@ export class FileLayer implements PersistenceLayer {
     return this.isClosed;
   }
 
-  /** Counters for tests and benchmarks: flushes sent to the worker, file writes, ops reported incoming. */
-  get stats(): { readonly flushes: number; readonly writes: number; readonly incomingOps: number } {
-    return { ...this.counters };
+  /**
+   * For tests and benchmarks: flushes sent to the worker, file writes, ops reported incoming,
+   * and where the last flush spent its time.
+   */
+  get stats(): { readonly flushes: number; readonly writes: number; readonly incomingOps: number; readonly lastFlush?: Readonly<FlushTimings> } {
+    return { ...this.counters, lastFlush: this.lastFlushTimings };
   }
 
   private assertOpen(operation: string): void {
@@ -266,16 +275,17 @@ export class FileLayer implements PersistenceLayer {
     try {
       this.assertWritable('saveSecrets');
       validateSecretRecords(records, `saveSecrets to ${this.label}`);
+      if (records.length > 0 && !this.hasSecretKey) throw new SpaceFileError(`${this.path}: cannot store secrets: no secret key was given`, 'NO_KEY');
     } catch (e) {
       return Promise.reject(e);
     }
     if (records.length === 0) return Promise.resolve();
     for (const r of records) this.pending.secrets.push({ key: r.key, value: r.value, time: r.time, peerId: r.peerId });
-    return this.enqueue();
+    return this.enqueue(true);
   }
 
-  private enqueue(): Promise<void> {
-    const done = new Promise<void>((resolve, reject) => this.pending.waiters.push({ resolve, reject }));
+  private enqueue(secrets = false): Promise<void> {
+    const done = new Promise<void>((resolve, reject) => this.pending.waiters.push({ resolve, reject, secrets }));
     this.schedule();
     return done;
   }
@@ -326,17 +336,21 @@ export class FileLayer implements PersistenceLayer {
     const parts: string[] = [];
     for (const [treeId, frags] of batch.ops) parts.push(`[${JSON.stringify(treeId)},[${frags.join(',')}]]`);
     let error: Error | undefined;
+    let secretsError: Error | undefined;
     try {
       this.counters.flushes++;
       const r = await this.worker.request('flush', { handle: this.handle, ops: `[${parts.join(',')}]`, secrets: batch.secrets });
       if (r.wrote) this.counters.writes++;
+      this.lastFlushTimings = r.timings;
       this.deliver(r.changes);
       if (r.error) error = deserializeError(r.error);
+      if (r.secretsError) secretsError = deserializeError(r.secretsError);
     } catch (e) {
       error = e instanceof Error ? e : new Error(String(e));
     }
     for (const w of batch.waiters) {
-      if (error) w.reject(error);
+      const e = error ?? (w.secrets ? secretsError : undefined);
+      if (e) w.reject(e);
       else w.resolve();
     }
   }

@@ -8,7 +8,7 @@
  */
 import type { Database, SqlJsStatic, SqlValue } from 'sql.js';
 import type { SecretRecord } from '../contract';
-import { InvalidOpError, isMoveOp, validateOps, type Op } from '../../spaces/ops';
+import { checkOp, isMoveOp, type Op } from '../../spaces/ops';
 import { checkSecretRecord, secretWins } from '../../spaces/secrets';
 import { SpaceFileError } from './errors';
 import { OpKind, opsToColumns, type OpColumns } from './opColumns';
@@ -145,10 +145,13 @@ export function readMetaFromBytes(SQL: SqlJsStatic, bytes: Uint8Array, file: str
   }
 }
 
-/** An interning table (`trees`, `peers`, `names`) mirrored in memory. */
+/**
+ * An interning table (`trees`, `peers`, `names`) mirrored in memory. The string → id map is
+ * built on first use (only writes need it), so opening a file only builds the id → string list.
+ */
 class Interner {
   private byId: Array<string | undefined> = [];
-  private readonly ids = new Map<string, number>();
+  private idsCache: Map<string, number> | undefined;
   maxId = 0;
 
   constructor(
@@ -169,9 +172,20 @@ class Interner {
         throw invalidData(file, `bad row in table ${this.table}`);
       }
       this.byId[id] = s;
-      this.ids.set(s, id);
+      this.idsCache?.set(s, id);
       if (id > this.maxId) this.maxId = id;
     }
+  }
+
+  private get ids(): Map<string, number> {
+    if (!this.idsCache) {
+      const m = new Map<string, number>();
+      this.byId.forEach((s, id) => {
+        if (s !== undefined) m.set(s, id);
+      });
+      this.idsCache = m;
+    }
+    return this.idsCache;
   }
 
   str(id: unknown): string | undefined {
@@ -184,13 +198,14 @@ class Interner {
 
   /** The id of `s`, inserting it (inside the caller's transaction) when new. */
   intern(db: Database, s: string): number {
-    let id = this.ids.get(s);
+    const ids = this.ids;
+    let id = ids.get(s);
     if (id === undefined) {
       id = this.maxId + 1;
       db.run(`INSERT INTO main.${this.table} (id, ${this.column}) VALUES (?, ?)`, [id, s]);
       this.maxId = id;
       this.byId[id] = s;
-      this.ids.set(s, id);
+      ids.set(s, id);
     }
     return id;
   }
@@ -199,7 +214,7 @@ class Interner {
   truncate(maxId: number): void {
     for (let id = maxId + 1; id <= this.maxId; id++) {
       const s = this.byId[id];
-      if (s !== undefined) this.ids.delete(s);
+      if (s !== undefined) this.idsCache?.delete(s);
     }
     this.byId.length = Math.min(this.byId.length, maxId + 1);
     this.maxId = maxId;
@@ -337,7 +352,7 @@ export class SpaceDb {
   /**
    * Reads one tree's rows of `table` with a single query that returns each column as one
    * string (much faster through sql.js than stepping 300k rows), remaps the interned ids to a
-   * table of just the strings this tree uses, and validates every op with `validateOps`.
+   * table of just the strings this tree uses, and checks every op with the rules of `validateOps`.
    */
   private readColumns(table: string, t: number, treeId: string): OpColumns {
     let row: SqlValue[] | undefined;
@@ -411,40 +426,44 @@ export class SpaceDb {
       a: new Int32Array(n),
       values: valuesJson,
     };
-    // Op objects only to validate them with the same rules as every other edge.
-    const ops: Op[] = new Array<Op>(n);
+    // Every op is checked with `checkOp`, the rule set of `validateOps`, on three reused
+    // scratch objects (one per op shape): no per-op allocation on the worker.
+    const moveId = { counter: 0, peerId: '' };
+    const move = { id: moveId, targetId: '', parentId: null as string | null };
+    const setId = { counter: 0, peerId: '' };
+    const set = { id: setId, targetId: '', key: '', value: undefined as unknown, transient: false };
     let vi = 0;
     for (let i = 0; i < n; i++) {
       const k = kind[i];
       const c = counter[i] as number;
       const p = viaPeer(peer[i], i);
       const tg = viaName(target[i], i, 'vertex');
-      const id = { counter: c, peerId: strings[p] };
-      const targetId = strings[tg];
       let ai: number;
+      let problem: string | undefined;
       if (k === OpKind.Move) {
         ai = a[i] === 0 ? -1 : viaName(a[i], i, 'parent');
-        ops[i] = { id, targetId, parentId: ai < 0 ? null : strings[ai] };
-      } else if (k === OpKind.Set) {
+        moveId.counter = c;
+        moveId.peerId = strings[p];
+        move.targetId = strings[tg];
+        move.parentId = ai < 0 ? null : strings[ai];
+        problem = checkOp(move, treeId);
+      } else if (k === OpKind.Set || k === OpKind.Remove) {
         ai = viaName(a[i], i, 'key');
-        ops[i] = { id, targetId, key: strings[ai], value: values[vi++] as never, transient: false };
-      } else if (k === OpKind.Remove) {
-        ai = viaName(a[i], i, 'key');
-        ops[i] = { id, targetId, key: strings[ai], value: undefined, transient: false };
+        setId.counter = c;
+        setId.peerId = strings[p];
+        set.targetId = strings[tg];
+        set.key = strings[ai];
+        set.value = k === OpKind.Set ? values[vi++] : undefined;
+        problem = checkOp(set, treeId);
       } else {
         throw invalidData(this.file, `op #${i} of tree ${treeId} has unknown kind ${JSON.stringify(k)}`);
       }
+      if (problem !== undefined) throw invalidData(this.file, `invalid op #${i} in tree ${treeId}: ${problem}`);
       cols.kind[i] = k;
       cols.counter[i] = c;
       cols.peer[i] = p;
       cols.target[i] = tg;
       cols.a[i] = ai;
-    }
-    try {
-      validateOps(ops, treeId, this.file);
-    } catch (e) {
-      if (e instanceof InvalidOpError) throw invalidData(this.file, e.message.slice(this.file.length + 2));
-      throw e;
     }
     return cols;
   }

@@ -7,7 +7,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { parentPort } from 'node:worker_threads';
+import { parentPort, workerData } from 'node:worker_threads';
 import initSqlJs, { type SqlJsStatic } from 'sql.js';
 import type { SecretRecord } from '../contract';
 import { decodeOps } from '../../spaces/opCodec';
@@ -18,7 +18,9 @@ import { acquireLock, releaseLock, type LockOptions } from './lockFile';
 import { columnsTransferList } from './opColumns';
 import { isValidTreeId } from './schema';
 import { SpaceDb, readMetaFromBytes, type MergeResult, type SpaceFileMeta } from './spaceDb';
-import type { Changes, OpenOptions, TestFault, WorkerMethod, WorkerParams, WorkerRequest, WorkerResponse, WorkerResult } from './workerProtocol';
+import { isWasmModule, wasmApi, type WasmInstance, type WasmModule } from './wasm';
+import type { SqlWorkerData } from './workerPool';
+import type { Changes, FlushTimings, OpenOptions, TestFault, WorkerMethod, WorkerParams, WorkerRequest, WorkerResponse, WorkerResult } from './workerProtocol';
 
 /** The first bytes `readMeta` looks at before falling back to the whole file. */
 const META_PREFIX_BYTES = 64 * 1024;
@@ -43,9 +45,21 @@ function wasmPath(): string {
 
 function sql(): Promise<SqlJsStatic> {
   if (!sqlPromise) {
-    const bin = fs.readFileSync(wasmPath());
-    const wasmBinary = bin.buffer.slice(bin.byteOffset, bin.byteOffset + bin.byteLength) as ArrayBuffer;
-    sqlPromise = initSqlJs({ wasmBinary });
+    const mod = (workerData as SqlWorkerData | null)?.wasmModule;
+    if (isWasmModule(mod)) {
+      // Compiled once by the caller's thread and shared (see workerPool.ts).
+      const config = {
+        instantiateWasm(imports: object, done: (instance: WasmInstance, module: WasmModule) => void): object {
+          void wasmApi.instantiate(mod, imports).then((instance) => done(instance, mod));
+          return {};
+        },
+      };
+      sqlPromise = initSqlJs(config as unknown as Parameters<typeof initSqlJs>[0]);
+    } else {
+      const bin = fs.readFileSync(wasmPath());
+      const wasmBinary = bin.buffer.slice(bin.byteOffset, bin.byteOffset + bin.byteLength) as ArrayBuffer;
+      sqlPromise = initSqlJs({ wasmBinary });
+    }
   }
   return sqlPromise;
 }
@@ -166,22 +180,40 @@ async function flush(
   opsJson: string,
   secrets: SecretRecord[],
 ): Promise<{ result: WorkerResult<'flush'>; transfer: ArrayBuffer[] }> {
+  const t0 = performance.now();
   const batches = decodeSaveBatches(h.file, opsJson);
   const lock = await acquireLock(h.file, h.lock);
+  const timings: FlushTimings = { lockMs: performance.now() - t0, mergeMs: 0, insertMs: 0, exportMs: 0, writeMs: 0, bytes: 0 };
   let merged: MergeResult = NO_CHANGES;
   let wrote = false;
   let error: SerializedError | undefined;
+  let secretsError: SerializedError | undefined;
   try {
     if (!h.orphansSwept) {
       removeOrphans(h.file);
       h.orphansSwept = true;
     }
+    let t = performance.now();
     merged = mergeIfChanged(h);
+    timings.mergeMs = performance.now() - t;
+    t = performance.now();
     h.db.insertOps(batches);
-    h.db.saveSecrets(secrets);
+    try {
+      h.db.saveSecrets(secrets);
+    } catch (e) {
+      if (!(e instanceof SpaceFileError) || (e.code !== 'WRONG_KEY' && e.code !== 'NO_KEY')) throw e;
+      secretsError = serializeError(e);
+    }
+    timings.insertMs = performance.now() - t;
     if (h.faults.delete('fail-next-save')) throw new SpaceFileError(`${h.file}: injected write failure`, 'INJECTED');
     if (h.db.dirty || !statFile(h.file)) {
-      const seen = writeAtomically(h.file, h.db.export());
+      t = performance.now();
+      const bytes = h.db.export();
+      timings.exportMs = performance.now() - t;
+      timings.bytes = bytes.length;
+      t = performance.now();
+      const seen = writeAtomically(h.file, bytes);
+      timings.writeMs = performance.now() - t;
       forgetSeen(h.seen);
       h.seen = seen;
       h.db.dirty = false;
@@ -194,7 +226,7 @@ async function flush(
     releaseLock(lock);
   }
   const { changes, transfer } = toChanges(merged);
-  return { result: { changes, wrote, error }, transfer };
+  return { result: { changes, wrote, error, secretsError, timings }, transfer };
 }
 
 function takeLoadFault(h: Handle): void {

@@ -23,6 +23,21 @@ export interface Changes {
   readonly secrets: SecretRecord[];
 }
 
+/** Where a flush spent its time (milliseconds), and the size of the file it wrote. */
+export interface FlushTimings {
+  /** Waiting for the lock. */
+  lockMs: number;
+  /** Reading and merging a file another process changed. */
+  mergeMs: number;
+  /** Inserting the batch. */
+  insertMs: number;
+  /** Serialising the database. */
+  exportMs: number;
+  /** Temp file, fsync, rename, directory fsync. */
+  writeMs: number;
+  bytes: number;
+}
+
 export type TestFault = 'fail-next-load' | 'fail-next-save';
 
 export interface WorkerMethods {
@@ -35,11 +50,12 @@ export interface WorkerMethods {
   /**
    * Under the lock: merge the file if it changed, add `ops` (JSON: `[[treeId, EncodedOp[]], …]`)
    * and `secrets`, write the file if anything is new. `error` is set when the write failed after
-   * a merge, so that what the merge found is still reported.
+   * a merge, so that what the merge found is still reported; `secretsError` when only the
+   * secrets could not be stored (wrong key): the ops were still written.
    */
   flush: {
     params: { readonly handle: number; readonly ops: string; readonly secrets: SecretRecord[] };
-    result: { changes: Changes; wrote: boolean; error?: SerializedError };
+    result: { changes: Changes; wrote: boolean; error?: SerializedError; secretsError?: SerializedError; timings: FlushTimings };
   };
   /** Merge the file if it changed on disk (no lock needed: files are replaced atomically). */
   refresh: { params: { readonly handle: number }; result: Changes };
