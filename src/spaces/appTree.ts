@@ -92,6 +92,11 @@ export class AppTree implements Disposable {
 
   /** A tree rebuilt from stored ops (validated by the caller); sorts them first. */
   static fromOps(peerId: string, treeId: string, ops: Op[]): AppTree {
+    // Checked before RepTree sees the ops: its constructor starts a timer, then throws when the
+    // root is missing, and a tree that throws from its constructor cannot be disposed.
+    if (!ops.some((op) => op.targetId === treeId && 'parentId' in op && op.parentId === null)) {
+      throw new TreeError(`tree ${treeId} is incomplete: its ops do not create its root vertex`);
+    }
     sortAndDedupe(ops);
     const tree = new RepTree(peerId, ops);
     if (!tree.getVertex(treeId) || tree.getVertex(treeId)?.parentId !== null) {

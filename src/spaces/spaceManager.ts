@@ -33,6 +33,8 @@ export class SpaceManager implements Disposable {
   private readonly sessions = new Map<string, Promise<SpaceSession>>();
   private readonly ready = new Map<string, SpaceSession>();
   private readonly sessionListeners = new Map<string, DisposableStore>();
+  /** Closes under way, so a second close (or dispose) waits for the first to finish saving. */
+  private readonly closing = new Map<string, Promise<UnsavedReport[]>>();
   private readonly retry: RetryPolicy;
   private readonly loadTimeoutMs: number;
 
@@ -67,7 +69,7 @@ export class SpaceManager implements Disposable {
       tree.dispose();
       throw e;
     }
-    const session = SpaceSession.create(tree, layers, this.sessionOptions);
+    const session = await SpaceSession.create(tree, layers, this.sessionOptions);
     this.sessions.set(tree.id, Promise.resolve(session));
     this.adopt(session);
     return session.space;
@@ -77,7 +79,13 @@ export class SpaceManager implements Disposable {
   async open(spaceId: string, layers: readonly PersistenceLayer[]): Promise<Space> {
     const existing = this.sessions.get(spaceId);
     if (existing) {
-      const session = await existing;
+      let session: SpaceSession;
+      try {
+        session = await existing;
+      } catch (e) {
+        await Promise.allSettled(layers.map((l) => l.close()));
+        throw e;
+      }
       for (const l of layers) {
         if (session.slots.has(l.id)) await l.close();
         else await session.addLayer(l);
@@ -104,6 +112,10 @@ export class SpaceManager implements Disposable {
     this.sessionListeners.set(session.spaceId, store);
     this.ready.set(session.spaceId, session);
     this.openedEmitter.fire(session.space);
+    // States reached while opening (a layer degraded at load) happened before anyone listened.
+    for (const l of session.layerStates()) {
+      if (l.state.status !== 'ready') this.layerStateEmitter.fire({ spaceId: session.spaceId, layerId: l.layerId, label: l.label, state: l.state });
+    }
   }
 
   get(spaceId: string): Space | undefined {
@@ -139,7 +151,15 @@ export class SpaceManager implements Disposable {
   }
 
   /** Flushes and closes a space; reports layers that could not save everything. */
-  async close(spaceId: string): Promise<UnsavedReport[]> {
+  close(spaceId: string): Promise<UnsavedReport[]> {
+    const closing = this.closing.get(spaceId);
+    if (closing) return closing;
+    const p = this.closeSession(spaceId).finally(() => this.closing.delete(spaceId));
+    this.closing.set(spaceId, p);
+    return p;
+  }
+
+  private async closeSession(spaceId: string): Promise<UnsavedReport[]> {
     const p = this.sessions.get(spaceId);
     if (!p) return [];
     let session: SpaceSession;
@@ -159,7 +179,8 @@ export class SpaceManager implements Disposable {
   }
 
   async closeAll(): Promise<UnsavedReport[]> {
-    const reports = await Promise.all([...this.sessions.keys()].map((id) => this.close(id)));
+    const ids = new Set([...this.sessions.keys(), ...this.closing.keys()]);
+    const reports = await Promise.all([...ids].map((id) => this.close(id)));
     return reports.flat();
   }
 

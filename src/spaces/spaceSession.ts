@@ -55,6 +55,8 @@ export class SpaceSession {
   space!: Space;
   /** Deliveries that arrived while the space was still loading; replayed once it exists. */
   private early: Array<() => void> | undefined = [];
+  /** Ops that arrived for app trees being loaded; merged into each tree once built. */
+  private readonly loadingTrees = new Map<string, Op[][]>();
 
   private constructor(
     readonly spaceId: string,
@@ -64,7 +66,13 @@ export class SpaceSession {
   /** Opens a space from its layers: loads the space tree from all in parallel and merges. */
   static async open(spaceId: string, layers: readonly PersistenceLayer[], opts: SessionOptions): Promise<SpaceSession> {
     const s = new SpaceSession(spaceId, opts);
-    for (const l of layers) s.addSlot(l);
+    try {
+      for (const l of layers) s.addSlot(l);
+    } catch (e) {
+      await Promise.allSettled(layers.map((l) => l.close()));
+      s.dispose();
+      throw e;
+    }
     const slots = [...s.slots.values()];
     const results = await Promise.all(slots.map((slot) => s.loadFrom(slot, spaceId)));
     const failures = results.flatMap((r, i) => (r.ok ? [] : [`${slots[i].layer.label}: ${r.error}`]));
@@ -73,7 +81,7 @@ export class SpaceSession {
     if (ok.length === 0 || all.length === 0) {
       await Promise.allSettled(slots.map((sl) => sl.close()));
       s.dispose();
-      const why = ok.length === 0 ? failures.join('; ') : `no layer holds space ${spaceId}`;
+      const why = failures.length ? `${failures.join('; ')}${ok.length ? ' (no other layer holds it)' : ''}` : `no layer holds space ${spaceId}`;
       throw new SpaceOpenError(`cannot open space ${spaceId}: ${why}`);
     }
     let tree: AppTree;
@@ -101,9 +109,16 @@ export class SpaceSession {
   }
 
   /** Starts a brand-new space: the tree's creation ops go to every layer. */
-  static create(tree: AppTree, layers: readonly PersistenceLayer[], opts: SessionOptions): SpaceSession {
+  static async create(tree: AppTree, layers: readonly PersistenceLayer[], opts: SessionOptions): Promise<SpaceSession> {
     const s = new SpaceSession(tree.id, opts);
-    for (const l of layers) s.addSlot(l).setStatus('ready');
+    try {
+      for (const l of layers) s.addSlot(l).setStatus('ready');
+    } catch (e) {
+      await Promise.allSettled(layers.map((l) => l.close()));
+      s.dispose();
+      tree.dispose();
+      throw e;
+    }
     s.attachSpace(new Space(tree, opts.peerId, (treeId) => s.loadAppTree(treeId)));
     tree.transact(() => undefined); // emits the creation ops, now that saving is wired
     return s;
@@ -180,6 +195,15 @@ export class SpaceSession {
 
   /** The Space's loader for app trees: merge from every ready layer, reconcile each. */
   private async loadAppTree(treeId: string): Promise<AppTree> {
+    this.loadingTrees.set(treeId, []);
+    try {
+      return await this.buildAppTree(treeId);
+    } finally {
+      this.loadingTrees.delete(treeId);
+    }
+  }
+
+  private async buildAppTree(treeId: string): Promise<AppTree> {
     const slots = [...this.slots.values()].filter((s) => s.status === 'ready');
     const results = await Promise.all(slots.map((slot) => this.loadFrom(slot, treeId)));
     const ok = results.flatMap((r, i) => (r.ok ? [{ slot: slots[i], ops: r.value }] : []));
@@ -191,8 +215,26 @@ export class SpaceSession {
       const why = ok.length ? 'no layer holds its ops yet' : results.map((r, i) => (r.ok ? '' : `${slots[i].layer.label}: ${r.error}`)).filter(Boolean).join('; ');
       throw new SpaceOpenError(`cannot load app tree ${treeId} of space ${this.spaceId}: ${why || 'no layer is ready'}`);
     }
-    const tree = AppTree.fromOps(this.opts.peerId, treeId, all); // sorts and dedupes `all`
+    let tree: AppTree;
+    try {
+      tree = AppTree.fromOps(this.opts.peerId, treeId, all); // sorts and dedupes `all`
+    } catch (e) {
+      throw new SpaceOpenError(`cannot load app tree ${treeId} of space ${this.spaceId}: ${errorMessage(e)}`);
+    }
     for (const { slot, ops } of ok) this.pushMissing(slot, tree, ops, ok.length === 1);
+    // Layers that recovered while this tree loaded were not read, and their resync did not see
+    // this tree: reconcile them with it now.
+    for (const late of [...this.slots.values()].filter((sl) => sl.status === 'ready' && !slots.includes(sl))) {
+      const r = await this.loadFrom(late, treeId);
+      if (!r.ok) {
+        late.degrade(r.error);
+        continue;
+      }
+      this.forward(late, treeId, tree.applyRemote(r.value));
+      this.pushMissing(late, tree, r.value);
+    }
+    // What arrived while loading was forwarded to the other layers already; now merge it too.
+    for (const batch of this.loadingTrees.get(treeId) ?? []) tree.applyRemote(batch);
     return tree;
   }
 
@@ -259,6 +301,7 @@ export class SpaceSession {
       return;
     }
     const tree = this.space.loadedTree(batch.treeId);
+    this.loadingTrees.get(batch.treeId)?.push([...batch.ops]);
     // An app tree nobody opened yet: store what arrived in the other layers without loading it.
     const fresh = tree ? tree.applyRemote(batch.ops) : batch.ops;
     this.forward(source, batch.treeId, fresh);
