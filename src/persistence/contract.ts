@@ -56,6 +56,13 @@ export interface PersistenceLayer {
   /** Stores ops; idempotent (key: tree id + op id); resolves once they are durable. */
   saveOps(treeId: string, ops: readonly Op[]): Promise<void>;
 
+  /**
+   * Optional: of `ops` (everything the space holds for a tree), those this layer lacks. A layer
+   * whose `loadTree` returns only part of what it holds (a server sending a delta) must have it;
+   * without it the manager sends the layer every op its `loadTree` did not return.
+   */
+  missingOps?(treeId: string, ops: readonly Op[]): Promise<Op[]>;
+
   loadSecrets(): Promise<SecretRecord[]>;
   /** Stores secret records; a record replaces the stored one only when it wins the merge. */
   saveSecrets(records: readonly SecretRecord[]): Promise<void>;

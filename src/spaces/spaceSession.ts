@@ -244,6 +244,13 @@ export class SpaceSession {
    */
   private pushMissing(slot: LayerSlot, tree: AppTree, layerOps: readonly Op[], onlySource = false): void {
     if (onlySource) return;
+    if (slot.layer.missingOps) {
+      slot.layer.missingOps(tree.id, tree.allOps()).then(
+        (missing) => slot.enqueue(tree.id, missing),
+        (e: unknown) => slot.degrade(`cannot tell what ${slot.layer.label} lacks: ${errorMessage(e)}`),
+      );
+      return;
+    }
     const have = new Set<string>();
     for (const op of layerOps) have.add(opKey(op));
     const missing = tree.allOps().filter((op) => !have.has(opKey(op)));

@@ -77,3 +77,19 @@ describe('secrets merge', () => {
     assert.equal(m.get('d')?.value, null);
   });
 });
+
+describe('OpRangeSet', () => {
+  it('stores counters as merged ranges per peer, in any insertion order', async () => {
+    const { OpRangeSet } = await import('../../src/spaces/opRanges');
+    const s = new OpRangeSet();
+    for (const c of [5, 1, 2, 3, 10, 4, 12, 11, 20]) s.add('p', c);
+    s.add('q', 7);
+    assert.deepEqual(s.toRanges(), { p: [[1, 5], [10, 12], [20, 20]], q: [[7, 7]] });
+    assert.equal(s.has('p', 11), true);
+    assert.equal(s.has('p', 13), false);
+    assert.equal(s.has('r', 1), false);
+    const copy = OpRangeSet.fromRanges(s.toRanges());
+    copy.addRange('p', 6, 9);
+    assert.deepEqual(copy.toRanges().p, [[1, 12], [20, 20]]);
+  });
+});
