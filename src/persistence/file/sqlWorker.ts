@@ -38,9 +38,12 @@ interface Handle {
 
 let sqlPromise: Promise<SqlJsStatic> | undefined;
 
+/** Not a literal, so that a bundler leaves the lookup to run time (see workerPool.ts). */
+const SQL_WASM_MODULE = ['sql.js', 'dist', 'sql-wasm.wasm'].join('/');
+
 function wasmPath(): string {
   const local = path.join(__dirname, 'sql-wasm.wasm');
-  return fs.existsSync(local) ? local : require.resolve('sql.js/dist/sql-wasm.wasm');
+  return fs.existsSync(local) ? local : require.resolve(SQL_WASM_MODULE);
 }
 
 function sql(): Promise<SqlJsStatic> {

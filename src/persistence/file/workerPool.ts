@@ -22,10 +22,13 @@ interface Pending {
   reject(error: Error): void;
 }
 
+/** Not a literal, so that a bundler leaves the lookup to run time (a bundle ships the wasm next to the worker). */
+const SQL_WASM_MODULE = ['sql.js', 'dist', 'sql-wasm.wasm'].join('/');
+
 /** The wasm next to the worker script (a bundle ships it there), else the one in node_modules. */
 export function sqlWasmPath(workerPath: string): string {
   const local = path.join(path.dirname(workerPath), 'sql-wasm.wasm');
-  return fs.existsSync(local) ? local : require.resolve('sql.js/dist/sql-wasm.wasm');
+  return fs.existsSync(local) ? local : require.resolve(SQL_WASM_MODULE);
 }
 
 const modules = new Map<string, Promise<WasmModule | undefined>>();
