@@ -6,7 +6,7 @@
  *
  * No I/O here: the worker reads and writes the bytes (fileIo.ts) under the lock (lockFile.ts).
  */
-import type { Database, SqlJsStatic, SqlValue } from 'sql.js';
+import type { Database, SqlJsStatic, SqlValue, Statement } from 'sql.js';
 import type { SecretRecord } from '../contract';
 import { checkOp, isMoveOp, type Op } from '../../spaces/ops';
 import { checkSecretRecord, secretWins } from '../../spaces/secrets';
@@ -196,13 +196,17 @@ class Interner {
     return this.ids.get(s);
   }
 
-  /** The id of `s`, inserting it (inside the caller's transaction) when new. */
-  intern(db: Database, s: string): number {
+  get insertSql(): string {
+    return `INSERT INTO main.${this.table} (id, ${this.column}) VALUES (?, ?)`;
+  }
+
+  /** The id of `s`, inserting it with `insert` (a prepared `insertSql`, in the caller's transaction) when new. */
+  intern(insert: Statement, s: string): number {
     const ids = this.ids;
     let id = ids.get(s);
     if (id === undefined) {
       id = this.maxId + 1;
-      db.run(`INSERT INTO main.${this.table} (id, ${this.column}) VALUES (?, ?)`, [id, s]);
+      insert.run([id, s]);
       this.maxId = id;
       this.byId[id] = s;
       ids.set(s, id);
@@ -234,6 +238,10 @@ class Interner {
  * parent: ids start at 1), and the set ops' JSON values joined into one JSON array whose length
  * is checked against the number of set ops (a NULL or malformed value cannot go unnoticed).
  */
+const INSERT_OP_SQL = 'INSERT OR IGNORE INTO ops (tree, counter, peer, kind, target, a, b) VALUES (?, ?, ?, ?, ?, ?, ?)';
+const INSERT_OP_VALUES = '(?, ?, ?, ?, ?, ?, ?)';
+const INSERT_ROWS = 64;
+
 const COLUMNS_SQL = (table: string): string => `
   SELECT count(*), group_concat(kind), group_concat(counter), group_concat(peer), group_concat(target),
          group_concat(ifnull(a, 0)), '[' || ifnull(group_concat(b) FILTER (WHERE kind = ${OpKind.Set}), '') || ']',
@@ -246,6 +254,7 @@ export class SpaceDb {
   private readonly names = new Interner('names', 'name');
   /** The database holds changes the file on disk may lack. */
   dirty = false;
+  private readonly statements = new Map<string, Statement>();
   private keyCheckValue: string | undefined;
 
   private constructor(
@@ -306,11 +315,23 @@ export class SpaceDb {
   }
 
   close(): void {
+    this.statements.clear();
     this.db.close();
+  }
+
+  /** A prepared statement, kept until the next export (which frees every statement). */
+  private stmt(sql: string): Statement {
+    let st = this.statements.get(sql);
+    if (!st) {
+      st = this.db.prepare(sql);
+      this.statements.set(sql, st);
+    }
+    return st;
   }
 
   /** The database file's bytes, to be written to disk. */
   export(): Uint8Array {
+    this.statements.clear(); // export() frees them
     const bytes = this.db.export();
     this.applyPragmas(); // export() closes and reopens the connection
     return bytes;
@@ -481,27 +502,37 @@ export class SpaceDb {
       }
     }
     const added = this.tx(() => {
+      const insTree = this.stmt(this.trees.insertSql);
+      const insPeer = this.stmt(this.peers.insertSql);
+      const insName = this.stmt(this.names.insertSql);
+      // Rows go in INSERT_ROWS at a time (one statement run per 64 ops), the rest one by one.
+      const many = this.stmt(`${INSERT_OP_SQL}${`, ${INSERT_OP_VALUES}`.repeat(INSERT_ROWS - 1)}`);
+      const one = this.stmt(INSERT_OP_SQL);
+      const params: SqlValue[] = [];
       let n = 0;
-      const ins = this.db.prepare('INSERT OR IGNORE INTO ops (tree, counter, peer, kind, target, a, b) VALUES (?, ?, ?, ?, ?, ?, ?)');
-      try {
-        for (const { treeId, ops } of batches) {
-          if (ops.length === 0) continue;
-          const t = this.trees.intern(this.db, treeId);
-          for (const op of ops) {
-            const peer = this.peers.intern(this.db, op.id.peerId);
-            const target = this.names.intern(this.db, op.targetId);
-            if (isMoveOp(op)) {
-              ins.run([t, op.id.counter, peer, OpKind.Move, target, op.parentId === null ? null : this.names.intern(this.db, op.parentId), null]);
-            } else if (op.value === undefined) {
-              ins.run([t, op.id.counter, peer, OpKind.Remove, target, this.names.intern(this.db, op.key), null]);
-            } else {
-              ins.run([t, op.id.counter, peer, OpKind.Set, target, this.names.intern(this.db, op.key), JSON.stringify(op.value)]);
-            }
+      for (const { treeId, ops } of batches) {
+        if (ops.length === 0) continue;
+        const t = this.trees.intern(insTree, treeId);
+        for (const op of ops) {
+          const peer = this.peers.intern(insPeer, op.id.peerId);
+          const target = this.names.intern(insName, op.targetId);
+          if (isMoveOp(op)) {
+            params.push(t, op.id.counter, peer, OpKind.Move, target, op.parentId === null ? null : this.names.intern(insName, op.parentId), null);
+          } else if (op.value === undefined) {
+            params.push(t, op.id.counter, peer, OpKind.Remove, target, this.names.intern(insName, op.key), null);
+          } else {
+            params.push(t, op.id.counter, peer, OpKind.Set, target, this.names.intern(insName, op.key), JSON.stringify(op.value));
+          }
+          if (params.length === INSERT_ROWS * 7) {
+            many.run(params);
             n += this.db.getRowsModified();
+            params.length = 0;
           }
         }
-      } finally {
-        ins.free();
+      }
+      for (let i = 0; i < params.length; i += 7) {
+        one.run(params.slice(i, i + 7));
+        n += this.db.getRowsModified();
       }
       return n;
     });
