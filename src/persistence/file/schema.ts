@@ -17,6 +17,7 @@ export const APPLICATION_ID = 0x53504345;
  * few pages of a file (see `readMetaFromPrefix`).
  */
 export const SCHEMA_SQL = `
+PRAGMA page_size = 16384;
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
 CREATE TABLE trees (id INTEGER PRIMARY KEY, tree TEXT NOT NULL UNIQUE);
 CREATE TABLE peers (id INTEGER PRIMARY KEY, peer TEXT NOT NULL UNIQUE);
