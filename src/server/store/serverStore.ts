@@ -1,0 +1,376 @@
+/**
+ * ServerStore: everything the team server keeps, in one SQLite database in its data directory.
+ *
+ * - spaces: id, name, creation time and `last_seq`, the seq of the space's newest batch;
+ * - batches: every accepted batch under the next per-space `seq` (only the ops that were new,
+ *   as the wire's JSON tuples), so catch-up is "every batch with seq > N", in order;
+ * - the op index (tree, peer, counter): an op already stored is never stored again;
+ * - secrets, encrypted with the server key; tokens (tokenStore.ts).
+ *
+ * All methods are synchronous (better-sqlite3) and every write is one transaction: when a write
+ * method returns, what it wrote is durable (see database.ts). The server serialises the writes of
+ * a space in its write queue; other connections to the same file (a second process) are safe too,
+ * because the op index and `last_seq` are read and written inside the same transaction.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import type { SecretRecord } from '../../persistence/contract';
+import { decryptSecret, encryptSecret, type SecretRow } from '../../persistence/file/secretCrypto';
+import { decodeOps, encodeOps } from '../../spaces/opCodec';
+import { OpRangeSet } from '../../spaces/opRanges';
+import type { Op } from '../../spaces/ops';
+import { secretWins } from '../../spaces/secrets';
+import { DB_FILE, StoreError, openDatabase, type Db } from './database';
+import { loadOrCreateServerKey } from './serverKey';
+import { TokenStore } from './tokenStore';
+
+export interface SpaceInfo {
+  readonly id: string;
+  readonly name: string;
+  /** Milliseconds since the epoch. */
+  readonly created: number;
+  /** The seq of the space's newest batch (0: none). */
+  readonly lastSeq: number;
+}
+
+export interface BatchInput {
+  readonly treeId: string;
+  /** Validated ops (the caller ran `validateOps`/`decodeOps`). */
+  readonly ops: readonly Op[];
+}
+
+export interface AppendResult {
+  /** The batch's seq; undefined when every op was stored already (nothing was written). */
+  readonly seq: number | undefined;
+  /** The ops that were new, in the order given (duplicates within the batch dropped). */
+  readonly fresh: Op[];
+  /** `fresh` as stored: a JSON array of encoded ops (wire format). */
+  readonly opsJson: string | undefined;
+}
+
+export interface StoredBatch {
+  readonly seq: number;
+  readonly treeId: string;
+  readonly nOps: number;
+  /** JSON array of encoded ops, ready to splice into an `ops` frame. */
+  readonly opsJson: string;
+}
+
+export class SpaceExistsError extends StoreError {
+  constructor(id: string) {
+    super(`space ${id} already exists`);
+    this.name = 'SpaceExistsError';
+  }
+}
+
+interface SpaceRow {
+  sid: number;
+  id: string;
+  name: string;
+  created: number;
+  last_seq: number;
+}
+
+interface SecretDbRow {
+  key: string;
+  time: number;
+  peer: string;
+  iv: Buffer | null;
+  data: Buffer | null;
+}
+
+export interface StoreOptions {
+  /** The 32-byte key for secrets; default: `DIR/server.key` (created 0600 when missing). */
+  readonly secretKey?: Buffer;
+}
+
+export class ServerStore {
+  readonly tokens: TokenStore;
+  readonly serverId: string;
+  /** Set when server.key is readable by group or others (the server logs a warning). */
+  readonly keyFileMode: number | undefined;
+  private readonly key: Buffer;
+  private closed = false;
+  private readonly sids = new Map<string, number>();
+  private readonly tids = new Map<string, number>();
+
+  private readonly q: Statements;
+  private constructor(
+    private readonly db: Db,
+    readonly file: string,
+    key: Buffer,
+    keyFileMode: number | undefined,
+  ) {
+    this.key = key;
+    this.keyFileMode = keyFileMode;
+    this.tokens = new TokenStore(db);
+    this.serverId = (db.prepare("SELECT value FROM meta WHERE key = 'serverId'").get() as { value: string }).value;
+    this.q = prepareStatements(db);
+  }
+
+  /** Opens the store in `dataDir` (created with mode 0700 when missing). */
+  static open(dataDir: string, opts: StoreOptions = {}): ServerStore {
+    fs.mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+    const key = opts.secretKey ? { key: opts.secretKey, looseMode: undefined } : loadOrCreateServerKey(dataDir);
+    if (key.key.length !== 32) throw new StoreError('the secret key must be 32 bytes');
+    const file = path.join(dataDir, DB_FILE);
+    return new ServerStore(openDatabase(file), file, key.key, key.looseMode);
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
+  /** Closes the database (checkpointing the WAL); idempotent. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.db.close();
+  }
+
+  private check(): void {
+    if (this.closed) throw new StoreError('the server store is closed');
+  }
+
+  /** Runs `fn` in one immediate transaction; the id caches are dropped when it rolls back. */
+  private tx<T>(fn: () => T): T {
+    this.check();
+    try {
+      return this.db.transaction(fn).immediate();
+    } catch (e) {
+      this.sids.clear();
+      this.tids.clear();
+      throw e;
+    }
+  }
+
+  // ---- spaces ----------------------------------------------------------------
+
+  getSpace(id: string): SpaceInfo | undefined {
+    this.check();
+    const r = this.q.space.get(id) as SpaceRow | undefined;
+    return r ? toSpaceInfo(r) : undefined;
+  }
+
+  listSpaces(): SpaceInfo[] {
+    this.check();
+    return (this.q.spaces.all() as SpaceRow[]).map(toSpaceInfo);
+  }
+
+  /**
+   * Creates a space with the ops that create its space tree (seq 1); one transaction.
+   * Throws SpaceExistsError when the id is taken.
+   */
+  createSpace(id: string, name: string, spaceTreeOps: readonly Op[], now = Date.now()): SpaceInfo {
+    return this.tx(() => {
+      if (this.q.space.get(id)) throw new SpaceExistsError(id);
+      this.q.insertSpace.run(id, name, now);
+      this.appendIn(this.sid(id), [{ treeId: id, ops: spaceTreeOps }], now);
+      return toSpaceInfo(this.q.space.get(id) as SpaceRow);
+    });
+  }
+
+  /** Makes sure a space row exists (with an empty name) and returns nothing; for direct layers. */
+  ensureSpace(id: string, now = Date.now()): void {
+    this.check();
+    if (this.sidOrUndefined(id) !== undefined) return;
+    this.tx(() => {
+      if (!this.q.space.get(id)) this.q.insertSpace.run(id, '', now);
+    });
+  }
+
+  setSpaceName(id: string, name: string): void {
+    this.check();
+    const sid = this.sidOrUndefined(id);
+    if (sid !== undefined) this.q.setName.run(name, sid);
+  }
+
+  private sidOrUndefined(id: string): number | undefined {
+    let sid = this.sids.get(id);
+    if (sid === undefined) {
+      const r = this.q.space.get(id) as SpaceRow | undefined;
+      if (!r) return undefined;
+      sid = r.sid;
+      this.sids.set(id, sid);
+    }
+    return sid;
+  }
+
+  private sid(id: string): number {
+    const sid = this.sidOrUndefined(id);
+    if (sid === undefined) throw new StoreError(`no space ${id}`);
+    return sid;
+  }
+
+  private tid(sid: number, treeId: string, create: boolean): number | undefined {
+    const k = `${sid}/${treeId}`;
+    let tid = this.tids.get(k);
+    if (tid !== undefined) return tid;
+    tid = this.q.tid.get(sid, treeId) as number | undefined;
+    if (tid === undefined) {
+      if (!create) return undefined;
+      tid = Number(this.q.insertTree.run(sid, treeId).lastInsertRowid);
+    }
+    this.tids.set(k, tid);
+    return tid;
+  }
+
+  // ---- ops ---------------------------------------------------------------------
+
+  /**
+   * Stores batches of one space in one transaction (one fsync). Each batch keeps only its ops
+   * not stored before (nor earlier in the same call) and, when any is left, gets the next seq.
+   */
+  appendBatches(spaceId: string, batches: readonly BatchInput[], now = Date.now()): AppendResult[] {
+    return this.tx(() => this.appendIn(this.sid(spaceId), batches, now));
+  }
+
+  private appendIn(sid: number, batches: readonly BatchInput[], now: number): AppendResult[] {
+    let seq = this.q.lastSeq.get(sid) as number;
+    const out = batches.map((b): AppendResult => {
+      if (b.ops.length === 0) return { seq: undefined, fresh: [], opsJson: undefined };
+      const tid = this.tid(sid, b.treeId, true) as number;
+      const fresh: Op[] = [];
+      for (const op of b.ops) {
+        if (this.q.insertOp.run(tid, op.id.peerId, op.id.counter).changes > 0) fresh.push(op);
+      }
+      if (fresh.length === 0) return { seq: undefined, fresh, opsJson: undefined };
+      const opsJson = JSON.stringify(encodeOps(fresh));
+      this.q.insertBatch.run(sid, ++seq, tid, fresh.length, opsJson, now);
+      return { seq, fresh, opsJson };
+    });
+    this.q.setLastSeq.run(seq, sid);
+    return out;
+  }
+
+  /** Batches with seq > `afterSeq`, in seq order, at most `limit`. */
+  batchesAfter(spaceId: string, afterSeq: number, limit: number): StoredBatch[] {
+    this.check();
+    const sid = this.sidOrUndefined(spaceId);
+    if (sid === undefined) return [];
+    return (this.q.batchesAfter.all(sid, afterSeq, limit) as Array<[number, string, number, string]>).map(([seq, treeId, nOps, opsJson]) => ({ seq, treeId, nOps, opsJson }));
+  }
+
+  lastSeq(spaceId: string): number {
+    this.check();
+    const sid = this.sidOrUndefined(spaceId);
+    return sid === undefined ? 0 : (this.q.lastSeq.get(sid) as number);
+  }
+
+  /** Every stored op of a tree (validated on the way out). */
+  loadTreeOps(spaceId: string, treeId: string): Op[] {
+    this.check();
+    const sid = this.sidOrUndefined(spaceId);
+    const tid = sid === undefined ? undefined : this.tid(sid, treeId, false);
+    if (tid === undefined) return [];
+    const out: Op[] = [];
+    for (const json of this.q.treeBatches.iterate(tid) as Iterable<string>) {
+      for (const op of decodeOps(JSON.parse(json), treeId, `server store ${spaceId}`)) out.push(op);
+    }
+    return out;
+  }
+
+  /** Ids of the space's trees that hold ops. */
+  listTrees(spaceId: string): string[] {
+    this.check();
+    const sid = this.sidOrUndefined(spaceId);
+    return sid === undefined ? [] : (this.q.trees.all(sid) as string[]);
+  }
+
+  /** The state vector of every tree of the space: which op ids are stored. */
+  stateVectors(spaceId: string): Map<string, OpRangeSet> {
+    this.check();
+    const out = new Map<string, OpRangeSet>();
+    const sid = this.sidOrUndefined(spaceId);
+    if (sid === undefined) return out;
+    let treeId = '';
+    let set: OpRangeSet | undefined;
+    for (const [t, peer, counter] of this.q.index.iterate(sid) as Iterable<[string, string, number]>) {
+      if (t !== treeId || !set) {
+        treeId = t;
+        set = new OpRangeSet();
+        out.set(t, set);
+      }
+      set.add(peer, counter);
+    }
+    return out;
+  }
+
+  opCount(spaceId: string): number {
+    this.check();
+    const sid = this.sidOrUndefined(spaceId);
+    return sid === undefined ? 0 : (this.q.opCount.get(sid) as number);
+  }
+
+  // ---- secrets -------------------------------------------------------------------
+
+  /** Every secret record of the space (tombstones included), decrypted. */
+  loadSecrets(spaceId: string): SecretRecord[] {
+    this.check();
+    const sid = this.sidOrUndefined(spaceId);
+    if (sid === undefined) return [];
+    return (this.q.secrets.all(sid) as SecretDbRow[]).map((r) => this.decrypt(spaceId, r));
+  }
+
+  /**
+   * Merges records (validated by the caller) into the stored ones, last writer wins per key;
+   * one transaction. Returns the records that won, i.e. changed what is stored.
+   */
+  mergeSecrets(spaceId: string, records: readonly SecretRecord[]): SecretRecord[] {
+    if (records.length === 0) {
+      this.check();
+      return [];
+    }
+    return this.tx(() => {
+      const sid = this.sid(spaceId);
+      const won = new Map<string, SecretRecord>();
+      for (const r of records) {
+        const row = this.q.secret.get(sid, r.key) as SecretDbRow | undefined;
+        // The stored value matters only for a tie on (time, peer): decrypt only then.
+        const stored: SecretRecord | undefined = row && (row.time === r.time && row.peer === r.peerId ? this.decrypt(spaceId, row) : { key: row.key, value: null, time: row.time, peerId: row.peer });
+        if (!secretWins(r, stored)) continue;
+        const enc: SecretRow = encryptSecret(this.key, spaceId, r);
+        this.q.putSecret.run(sid, r.key, r.time, r.peerId, enc.iv, enc.data);
+        won.set(r.key, r);
+      }
+      return [...won.values()];
+    });
+  }
+
+  private decrypt(spaceId: string, r: SecretDbRow): SecretRecord {
+    try {
+      return decryptSecret(this.key, spaceId, { key: r.key, time: r.time, peerId: r.peer, iv: r.iv, data: r.data });
+    } catch {
+      throw new StoreError(`cannot decrypt secret ${JSON.stringify(r.key)} of space ${spaceId}: server.key is not the key it was written with, or the row was altered`);
+    }
+  }
+}
+
+type Statements = ReturnType<typeof prepareStatements>;
+
+function prepareStatements(db: Db) {
+  return {
+    space: db.prepare('SELECT sid, id, name, created, last_seq FROM spaces WHERE id = ?'),
+    spaces: db.prepare('SELECT sid, id, name, created, last_seq FROM spaces ORDER BY created, id'),
+    insertSpace: db.prepare('INSERT INTO spaces (id, name, created, last_seq) VALUES (?, ?, ?, 0)'),
+    setName: db.prepare('UPDATE spaces SET name = ? WHERE sid = ?'),
+    lastSeq: db.prepare('SELECT last_seq FROM spaces WHERE sid = ?').pluck(),
+    setLastSeq: db.prepare('UPDATE spaces SET last_seq = ? WHERE sid = ?'),
+    tid: db.prepare('SELECT tid FROM trees WHERE sid = ? AND tree_id = ?').pluck(),
+    insertTree: db.prepare('INSERT INTO trees (sid, tree_id) VALUES (?, ?)'),
+    trees: db.prepare('SELECT tree_id FROM trees t WHERE sid = ? AND EXISTS (SELECT 1 FROM ops o WHERE o.tid = t.tid) ORDER BY tid').pluck(),
+    insertOp: db.prepare('INSERT OR IGNORE INTO ops (tid, peer, counter) VALUES (?, ?, ?)'),
+    insertBatch: db.prepare('INSERT INTO batches (sid, seq, tid, n_ops, ops, created) VALUES (?, ?, ?, ?, ?, ?)'),
+    batchesAfter: db.prepare('SELECT b.seq, t.tree_id, b.n_ops, b.ops FROM batches b JOIN trees t ON t.tid = b.tid WHERE b.sid = ? AND b.seq > ? ORDER BY b.seq LIMIT ?').raw(),
+    treeBatches: db.prepare('SELECT ops FROM batches WHERE tid = ? ORDER BY seq').pluck(),
+    index: db.prepare('SELECT t.tree_id, o.peer, o.counter FROM trees t JOIN ops o ON o.tid = t.tid WHERE t.sid = ? ORDER BY t.tid, o.peer, o.counter').raw(),
+    opCount: db.prepare('SELECT count(*) FROM ops o JOIN trees t ON t.tid = o.tid WHERE t.sid = ?').pluck(),
+    secrets: db.prepare('SELECT key, time, peer, iv, data FROM secrets WHERE sid = ? ORDER BY key'),
+    secret: db.prepare('SELECT key, time, peer, iv, data FROM secrets WHERE sid = ? AND key = ?'),
+    putSecret: db.prepare('INSERT OR REPLACE INTO secrets (sid, key, time, peer, iv, data) VALUES (?, ?, ?, ?, ?, ?)'),
+  };
+}
+
+function toSpaceInfo(r: SpaceRow): SpaceInfo {
+  return { id: r.id, name: r.name, created: r.created, lastSeq: r.last_seq };
+}
