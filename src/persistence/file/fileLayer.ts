@@ -20,6 +20,8 @@ import { SECRET_KEY_BYTES } from './secretCrypto';
 import type { SpaceFileMeta } from './spaceDb';
 import { acquireWorker, releaseWorker, type SqlWorkerClient } from './workerPool';
 import type { Changes, FlushTimings, OpenOptions, TestFault } from './workerProtocol';
+import type { SyncState, SyncStateStore } from '../server/syncState';
+import { emptySyncActions, hasSyncActions, type SyncActions } from './syncTables';
 
 export { SpaceFileError, type SpaceFileErrorCode } from './errors';
 export type { SpaceFileMeta } from './spaceDb';
@@ -72,11 +74,13 @@ interface PendingBatch {
   /** Per tree: JSON fragments of encoded ops (`[..],[..]` without the outer brackets). */
   readonly ops: Map<string, string[]>;
   readonly secrets: SecretRecord[];
+  /** Outbox and watermark writes of server layers using this file as their SyncStateStore. */
+  readonly sync: SyncActions;
   readonly waiters: Waiter[];
 }
 
 function newBatch(): PendingBatch {
-  return { ops: new Map(), secrets: [], waiters: [] };
+  return { ops: new Map(), secrets: [], sync: emptySyncActions(), waiters: [] };
 }
 
 function checkKey(key: Uint8Array | undefined, file: string): Uint8Array | undefined {
@@ -87,7 +91,7 @@ function checkKey(key: Uint8Array | undefined, file: string): Uint8Array | undef
   return Uint8Array.from(key);
 }
 
-export class FileLayer implements PersistenceLayer {
+export class FileLayer implements PersistenceLayer, SyncStateStore {
   readonly kind: LayerKind = 'one-way';
   readonly id: string;
   readonly label: string;
@@ -251,23 +255,71 @@ export class FileLayer implements PersistenceLayer {
 
   saveOps(treeId: string, ops: readonly Op[]): Promise<void> {
     try {
-      this.assertWritable('saveOps');
-      if (!isValidTreeId(treeId)) throw new SpaceFileError(`${this.id}: bad tree id ${JSON.stringify(treeId)}`, 'INVALID_DATA');
-      validateOps(ops, treeId, `saveOps to ${this.label}`);
-      for (const op of ops) {
-        if (!isMoveOp(op) && !isStorableKey(op.key)) {
-          throw new SpaceFileError(`${this.id}: property key ${JSON.stringify(op.key)} cannot be stored (NUL or unpaired surrogate)`, 'INVALID_DATA');
-        }
-      }
+      this.queueOps('saveOps', treeId, ops);
     } catch (e) {
       return Promise.reject(e);
     }
     if (ops.length === 0) return Promise.resolve();
+    return this.enqueue();
+  }
+
+  /** Validates ops and adds them to the pending batch (throws when they cannot be stored). */
+  private queueOps(operation: string, treeId: string, ops: readonly Op[]): void {
+    this.assertWritable(operation);
+    if (!isValidTreeId(treeId)) throw new SpaceFileError(`${this.id}: bad tree id ${JSON.stringify(treeId)}`, 'INVALID_DATA');
+    validateOps(ops, treeId, `${operation} to ${this.label}`);
+    for (const op of ops) {
+      if (!isMoveOp(op) && !isStorableKey(op.key)) {
+        throw new SpaceFileError(`${this.id}: property key ${JSON.stringify(op.key)} cannot be stored (NUL or unpaired surrogate)`, 'INVALID_DATA');
+      }
+    }
+    if (ops.length === 0) return;
     // Encoded now: later changes to the caller's objects do not change what is stored.
     const json = JSON.stringify(encodeOps(ops));
     const frags = this.pending.ops.get(treeId);
     if (frags) frags.push(json.slice(1, -1));
     else this.pending.ops.set(treeId, [json.slice(1, -1)]);
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // SyncStateStore: a server layer's watermark and outbox, written with the ops they cover in the
+  // same flush (tables `outbox` and `watermarks`, see syncTables.ts and docs/storage.md).
+
+  async loadSyncState(layerId: string): Promise<SyncState> {
+    this.assertOpen('loadSyncState');
+    await this.flush();
+    const r = await this.worker.request('loadSyncState', { handle: this.handle, layer: layerId });
+    const outbox = new Map<string, Op[]>();
+    for (const cols of r.outbox) {
+      const ops = columnsToOps(cols);
+      if (ops.length) outbox.set(cols.treeId, ops);
+    }
+    return { seq: r.seq, outbox };
+  }
+
+  saveIncoming(layerId: string, treeId: string, ops: readonly Op[], seq: number): Promise<void> {
+    if (!Number.isSafeInteger(seq) || seq < 0) return Promise.reject(new SpaceFileError(`${this.id}: bad sequence ${seq}`, 'INVALID_DATA'));
+    return this.saveSync('saveIncoming', treeId, ops, (a) => {
+      if (seq > 0) a.seqs.push([layerId, seq]);
+    });
+  }
+
+  addToOutbox(layerId: string, treeId: string, ops: readonly Op[]): Promise<void> {
+    return this.saveSync('addToOutbox', treeId, ops, (a) => a.outbox.push({ layer: layerId, treeId, add: true, ids: ops.map((o) => [o.id.counter, o.id.peerId] as const) }));
+  }
+
+  removeFromOutbox(layerId: string, treeId: string, ops: readonly Op[]): Promise<void> {
+    return this.saveSync('removeFromOutbox', treeId, [], (a) => a.outbox.push({ layer: layerId, treeId, add: false, ids: ops.map((o) => [o.id.counter, o.id.peerId] as const) }));
+  }
+
+  private saveSync(operation: string, treeId: string, ops: readonly Op[], record: (a: SyncActions) => void): Promise<void> {
+    try {
+      this.queueOps(operation, treeId, ops);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    record(this.pending.sync);
+    if (ops.length === 0 && !hasSyncActions(this.pending.sync)) return Promise.resolve();
     return this.enqueue();
   }
 
@@ -339,7 +391,8 @@ export class FileLayer implements PersistenceLayer {
     let secretsError: Error | undefined;
     try {
       this.counters.flushes++;
-      const r = await this.worker.request('flush', { handle: this.handle, ops: `[${parts.join(',')}]`, secrets: batch.secrets });
+      const sync = hasSyncActions(batch.sync) ? batch.sync : undefined;
+      const r = await this.worker.request('flush', { handle: this.handle, ops: `[${parts.join(',')}]`, secrets: batch.secrets, sync });
       if (r.wrote) this.counters.writes++;
       this.lastFlushTimings = r.timings;
       this.deliver(r.changes);

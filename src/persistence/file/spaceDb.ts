@@ -14,6 +14,7 @@ import { SpaceFileError } from './errors';
 import { OpKind, opsToColumns, type OpColumns } from './opColumns';
 import { FORMAT, META, REQUIRED_TABLES, SCHEMA_SQL, SCHEMA_VERSION, isStorableKey, isValidTreeId } from './schema';
 import { checkSecretRowShape, decryptSecret, encryptSecret, keyCheck, keyCheckMatches, sameSecretRow, type SecretRow } from './secretCrypto';
+import { applySyncActions, dropOutboxSelection, ensureSyncTables, hasSyncActions, hasSyncTables, mergeSyncTables, readSeq, selectOutbox, type SyncActions } from './syncTables';
 
 export interface SpaceFileMeta {
   readonly spaceId: string;
@@ -541,6 +542,42 @@ export class SpaceDb {
   }
 
   // ---------------------------------------------------------------------------------------------
+  // Sync state of server layers (syncTables.ts)
+
+  /** Applies a flush's outbox changes and sequence advances (after its ops were inserted). */
+  applySync(actions: SyncActions | undefined): void {
+    if (!hasSyncActions(actions)) return;
+    ensureSyncTables(this.db);
+    const changed = this.tx(() => {
+      const insTree = this.stmt(this.trees.insertSql);
+      const insPeer = this.stmt(this.peers.insertSql);
+      return applySyncActions(this.db, actions, {
+        internTree: (s) => this.trees.intern(insTree, s),
+        internPeer: (s) => this.peers.intern(insPeer, s),
+        tree: (s) => this.trees.get(s),
+        peer: (s) => this.peers.get(s),
+      });
+    });
+    if (changed > 0) this.dirty = true;
+  }
+
+  /** A layer's stored sequence and its outbox ops per tree (validated like any load). */
+  readSyncState(layer: string): { seq: number; outbox: OpColumns[] } {
+    if (!hasSyncTables(this.db)) return { seq: 0, outbox: [] };
+    const seq = readSeq(this.db, layer);
+    try {
+      const outbox = selectOutbox(this.db, layer).map((t) => {
+        const treeId = this.trees.str(t);
+        if (treeId === undefined || !isValidTreeId(treeId)) throw invalidData(this.file, `outbox entry of a missing tree ${t}`);
+        return this.readColumns('temp.outbox_ops', t, treeId);
+      });
+      return { seq, outbox };
+    } finally {
+      dropOutboxSelection(this.db);
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------------
   // Secrets
 
   private readSecretRows(table: 'main.secrets' | 'ext.secrets', file: string): SecretRow[] {
@@ -713,6 +750,7 @@ export class SpaceDb {
         db.exec('INSERT OR IGNORE INTO main.ops (tree, counter, peer, kind, target, a, b) SELECT tree, counter, peer, kind, target, a, b FROM temp.inc');
       }
       const secrets = this.mergeSecretRows(extKeyCheck);
+      mergeSyncTables(db);
       return { trees, secrets };
     } finally {
       db.exec('DROP TABLE IF EXISTS temp.inc');

@@ -18,6 +18,7 @@ import { acquireLock, releaseLock, type LockOptions } from './lockFile';
 import { columnsTransferList } from './opColumns';
 import { isValidTreeId } from './schema';
 import { SpaceDb, readMetaFromBytes, type MergeResult, type SpaceFileMeta } from './spaceDb';
+import type { SyncActions } from './syncTables';
 import { isWasmModule, wasmApi, type WasmInstance, type WasmModule } from './wasm';
 import type { SqlWorkerData } from './workerPool';
 import type { Changes, FlushTimings, OpenOptions, TestFault, WorkerMethod, WorkerParams, WorkerRequest, WorkerResponse, WorkerResult } from './workerProtocol';
@@ -182,6 +183,7 @@ async function flush(
   h: Handle,
   opsJson: string,
   secrets: SecretRecord[],
+  sync: SyncActions | undefined,
 ): Promise<{ result: WorkerResult<'flush'>; transfer: ArrayBuffer[] }> {
   const t0 = performance.now();
   const batches = decodeSaveBatches(h.file, opsJson);
@@ -201,6 +203,7 @@ async function flush(
     timings.mergeMs = performance.now() - t;
     t = performance.now();
     h.db.insertOps(batches);
+    h.db.applySync(sync);
     try {
       h.db.saveSecrets(secrets);
     } catch (e) {
@@ -272,7 +275,16 @@ async function dispatch(req: WorkerRequest): Promise<Reply<WorkerMethod>> {
     case 'flush': {
       const p: WorkerParams<'flush'> = req.params;
       const h = handleOf(p.handle);
-      return serial(h, () => flush(h, p.ops, p.secrets));
+      return serial(h, () => flush(h, p.ops, p.secrets, p.sync));
+    }
+    case 'loadSyncState': {
+      const p: WorkerParams<'loadSyncState'> = req.params;
+      const h = handleOf(p.handle);
+      return serial(h, () => {
+        takeLoadFault(h);
+        const r = h.db.readSyncState(p.layer);
+        return { result: r, transfer: r.outbox.flatMap(columnsTransferList) };
+      });
     }
     case 'refresh': {
       const h = handleOf(req.params.handle);

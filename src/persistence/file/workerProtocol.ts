@@ -8,6 +8,7 @@ import type { SecretRecord } from '../contract';
 import type { SerializedError } from './errors';
 import type { OpColumns } from './opColumns';
 import type { SpaceFileMeta } from './spaceDb';
+import type { SyncActions } from './syncTables';
 
 export interface OpenOptions {
   readonly path: string;
@@ -54,9 +55,11 @@ export interface WorkerMethods {
    * secrets could not be stored (wrong key): the ops were still written.
    */
   flush: {
-    params: { readonly handle: number; readonly ops: string; readonly secrets: SecretRecord[] };
+    params: { readonly handle: number; readonly ops: string; readonly secrets: SecretRecord[]; readonly sync?: SyncActions };
     result: { changes: Changes; wrote: boolean; error?: SerializedError; secretsError?: SerializedError; timings: FlushTimings };
   };
+  /** A server layer's stored sequence and outbox ops (syncTables.ts). */
+  loadSyncState: { params: { readonly handle: number; readonly layer: string }; result: { seq: number; outbox: OpColumns[] } };
   /** Merge the file if it changed on disk (no lock needed: files are replaced atomically). */
   refresh: { params: { readonly handle: number }; result: Changes };
   close: { params: { readonly handle: number }; result: null };

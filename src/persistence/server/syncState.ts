@@ -1,0 +1,128 @@
+/**
+ * Where a ServerLayer keeps its sync state between runs: the server sequence it has applied
+ * (`seq`, the `since` of its next subscribe) and its outbox (ops saved locally but not yet
+ * acknowledged by the server), per layer id (`server:<url>`), so that one store can serve layers
+ * of several servers.
+ *
+ * Rules every store keeps:
+ * - `saveIncoming` stores the ops and advances the watermark in the same durable write, so the
+ *   stored `seq` never claims ops that are not stored; the watermark only grows.
+ * - `addToOutbox` resolves once the ops (and their outbox entries) are durable: an op whose
+ *   `saveOps` resolved survives a restart and is sent by the next run.
+ * - `removeFromOutbox` may lag: an op left in the outbox after its ack is only sent (or found in
+ *   the server's state vector and dropped) again.
+ *
+ * `FileLayer` implements it in the space file (tables `outbox` and `watermarks`, see
+ * docs/storage.md); `MemorySyncStateStore` is for tests.
+ */
+import { opKey, validateOps, type Op } from '../../spaces/ops';
+
+export interface SyncState {
+  /** The highest server sequence whose batches (and every earlier one) are stored here; 0 = none. */
+  readonly seq: number;
+  /** Ops not yet acknowledged by the server, per tree. */
+  readonly outbox: Map<string, Op[]>;
+}
+
+export interface SyncStateStore {
+  loadSyncState(layerId: string): Promise<SyncState>;
+  /** Stores ops received from the server and advances the watermark to `seq` (if higher), durably, together. */
+  saveIncoming(layerId: string, treeId: string, ops: readonly Op[], seq: number): Promise<void>;
+  /** Stores `ops` and records them as not yet acknowledged; resolves when durable. */
+  addToOutbox(layerId: string, treeId: string, ops: readonly Op[]): Promise<void>;
+  /** Forgets outbox entries (the server acknowledged the ops or already had them). */
+  removeFromOutbox(layerId: string, treeId: string, ops: readonly Op[]): Promise<void>;
+  /**
+   * Optional: every op this store holds for a tree (received, or sent through the outbox). A store
+   * that keeps a copy of the server's ops (like MemorySyncStateStore) has it, and a ServerLayer over
+   * it then loads whole trees after a restart, not just what arrived since `seq`. FileLayer does
+   * not: the file is one of the space's layers, and the manager loads those ops from it directly.
+   */
+  loadOps?(layerId: string, treeId: string): Promise<Op[]>;
+}
+
+interface MemoryState {
+  seq: number;
+  readonly outbox: Map<string, Map<string, Op>>;
+  readonly ops: Map<string, Map<string, Op>>;
+}
+
+function copy(op: Op): Op {
+  return structuredClone(op);
+}
+
+/** A SyncStateStore in memory (tests): "durable" for as long as the object lives. */
+export class MemorySyncStateStore implements SyncStateStore {
+  private readonly layers = new Map<string, MemoryState>();
+  /** Calls made, for tests. */
+  readonly calls = { saveIncoming: 0, addToOutbox: 0, removeFromOutbox: 0 };
+  /** When set, the next call of that name rejects (fault injection for tests). */
+  failNext: 'saveIncoming' | 'addToOutbox' | undefined;
+
+  private state(layerId: string): MemoryState {
+    let s = this.layers.get(layerId);
+    if (!s) this.layers.set(layerId, (s = { seq: 0, outbox: new Map(), ops: new Map() }));
+    return s;
+  }
+
+  private static tree(m: Map<string, Map<string, Op>>, treeId: string): Map<string, Op> {
+    let t = m.get(treeId);
+    if (!t) m.set(treeId, (t = new Map()));
+    return t;
+  }
+
+  private fault(name: 'saveIncoming' | 'addToOutbox'): void {
+    if (this.failNext !== name) return;
+    this.failNext = undefined;
+    throw new Error(`injected ${name} failure`);
+  }
+
+  async loadSyncState(layerId: string): Promise<SyncState> {
+    const s = this.state(layerId);
+    const outbox = new Map<string, Op[]>();
+    for (const [treeId, ops] of s.outbox) if (ops.size) outbox.set(treeId, [...ops.values()].map(copy));
+    return { seq: s.seq, outbox };
+  }
+
+  async saveIncoming(layerId: string, treeId: string, ops: readonly Op[], seq: number): Promise<void> {
+    this.calls.saveIncoming++;
+    this.fault('saveIncoming');
+    validateOps(ops, treeId, 'saveIncoming');
+    const s = this.state(layerId);
+    const stored = MemorySyncStateStore.tree(s.ops, treeId);
+    for (const op of ops) stored.set(opKey(op), copy(op));
+    if (seq > s.seq) s.seq = seq;
+  }
+
+  async addToOutbox(layerId: string, treeId: string, ops: readonly Op[]): Promise<void> {
+    this.calls.addToOutbox++;
+    this.fault('addToOutbox');
+    validateOps(ops, treeId, 'addToOutbox');
+    const s = this.state(layerId);
+    const stored = MemorySyncStateStore.tree(s.ops, treeId);
+    const out = MemorySyncStateStore.tree(s.outbox, treeId);
+    for (const op of ops) {
+      const k = opKey(op);
+      stored.set(k, copy(op));
+      out.set(k, copy(op));
+    }
+  }
+
+  async removeFromOutbox(layerId: string, treeId: string, ops: readonly Op[]): Promise<void> {
+    this.calls.removeFromOutbox++;
+    const out = this.state(layerId).outbox.get(treeId);
+    if (!out) return;
+    for (const op of ops) out.delete(opKey(op));
+  }
+
+  async loadOps(layerId: string, treeId: string): Promise<Op[]> {
+    return [...(this.state(layerId).ops.get(treeId)?.values() ?? [])].map(copy);
+  }
+
+  /** For tests: how many ops the outbox of `layerId` holds. */
+  outboxSize(layerId: string): number {
+    let n = 0;
+    for (const t of this.state(layerId).outbox.values()) n += t.size;
+    return n;
+  }
+}
