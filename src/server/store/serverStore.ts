@@ -226,7 +226,8 @@ export class ServerStore {
   }
 
   private appendIn(sid: number, batches: readonly BatchInput[], now: number): AppendResult[] {
-    let seq = this.q.lastSeq.get(sid) as number;
+    const before = this.q.lastSeq.get(sid) as number;
+    let seq = before;
     const out = batches.map((b): AppendResult => {
       if (b.ops.length === 0) return { seq: undefined, fresh: [], opsJson: undefined };
       const tid = this.tid(sid, b.treeId, true) as number;
@@ -239,16 +240,32 @@ export class ServerStore {
       this.q.insertBatch.run(sid, ++seq, tid, fresh.length, opsJson, now);
       return { seq, fresh, opsJson };
     });
-    this.q.setLastSeq.run(seq, sid);
+    if (seq !== before) this.q.setLastSeq.run(seq, sid);
     return out;
   }
 
   /** Batches with seq > `afterSeq`, in seq order, at most `limit`. */
   batchesAfter(spaceId: string, afterSeq: number, limit: number): StoredBatch[] {
+    const out: StoredBatch[] = [];
+    this.readBatches(spaceId, afterSeq, limit, (b) => out.push(b) > 0);
+    return out;
+  }
+
+  /**
+   * Visits batches with seq > `afterSeq` in seq order, at most `limit`, reading one row at a time;
+   * stops when `visit` returns false. `visit` must not use the store (the read is still open).
+   * Returns how many batches were visited.
+   */
+  readBatches(spaceId: string, afterSeq: number, limit: number, visit: (b: StoredBatch) => boolean): number {
     this.check();
     const sid = this.sidOrUndefined(spaceId);
-    if (sid === undefined) return [];
-    return (this.q.batchesAfter.all(sid, afterSeq, limit) as Array<[number, string, number, string]>).map(([seq, treeId, nOps, opsJson]) => ({ seq, treeId, nOps, opsJson }));
+    if (sid === undefined) return 0;
+    let n = 0;
+    for (const [seq, treeId, nOps, opsJson] of this.q.batchesAfter.iterate(sid, afterSeq, limit) as Iterable<[number, string, number, string]>) {
+      n++;
+      if (!visit({ seq, treeId, nOps, opsJson })) break;
+    }
+    return n;
   }
 
   lastSeq(spaceId: string): number {

@@ -1,0 +1,476 @@
+/**
+ * ClientConnection: one WebSocket at /v1/sync, from `hello` to close.
+ *
+ * Inbound, frames go into a small inbox and are handled one at a time, in order. The socket is
+ * paused (TCP pushes back on the client) while the inbox is full, while the connection has too
+ * many batches waiting to be stored, and while its rate limit makes it wait (rateLimit.ts). So
+ * however fast a client sends, the server holds at most a few of its frames in memory.
+ *
+ * Outbound, bytes handed to the socket and not yet written are counted; above a high-water mark
+ * the connection is `congested` and its spaces stop sending it live batches (it catches up from
+ * the store once drained, see spaceHost.ts).
+ *
+ * Refusals inside a live socket are `error` messages (forbidden, not-found, rate-limited, …);
+ * frames that break the protocol close the socket with a 44xx code and a reason.
+ */
+import type { IncomingMessage } from 'node:http';
+import WebSocket from 'ws';
+import {
+  CloseCode,
+  PROTOCOL_LIMITS,
+  PROTOCOL_VERSION,
+  ProtocolError,
+  encodeMessage,
+  parseClientMessage,
+  type ClientMessage,
+  type ClientOpsMessage,
+  type ClientSecretsMessage,
+  type ErrorCode,
+  type HelloMessage,
+  type SubscribeMessage,
+} from '../protocol/messages';
+import { decodeOps } from '../spaces/opCodec';
+import { InvalidOpError } from '../spaces/ops';
+import { errorFrame } from './frames';
+import { errorText, type Logger } from './log';
+import type { Metrics } from './metrics';
+import { RateLimiter, type RateLimits } from './rateLimit';
+import { SpaceNotFoundError, type SpaceHost, type Subscriber, type Subscription } from './spaceHost';
+import type { SpaceRegistry } from './spaceRegistry';
+import type { ServerStore } from './store/serverStore';
+import { canWrite, roleIn, tokenProblem, type TokenInfo } from './store/tokenStore';
+
+export interface ConnectionLimits {
+  /** Frames held before the socket is paused. */
+  readonly inboxFrames: number;
+  /** Batches (and their bytes) of one connection waiting to be stored before it is paused. */
+  readonly maxInFlightBatches: number;
+  readonly maxInFlightBytes: number;
+  /** Outgoing bytes above which the connection is congested, and below which it is drained. */
+  readonly outHighWater: number;
+  readonly outLowWater: number;
+  readonly maxSubscriptions: number;
+  /** A socket closed for a protocol violation is cut off if the client does not finish the close by then. */
+  readonly closeGraceMs: number;
+}
+
+export const DEFAULT_CONNECTION_LIMITS: ConnectionLimits = {
+  inboxFrames: 8,
+  maxInFlightBatches: 32,
+  maxInFlightBytes: 32 * 1024 * 1024,
+  outHighWater: 4 * 1024 * 1024,
+  outLowWater: 1024 * 1024,
+  maxSubscriptions: 256,
+  closeGraceMs: 2_000,
+};
+
+export interface ConnectionContext {
+  readonly store: ServerStore;
+  readonly registry: SpaceRegistry;
+  readonly metrics: Metrics;
+  readonly logger: Logger;
+  readonly serverId: string;
+  readonly rateLimits: RateLimits;
+  readonly limits: ConnectionLimits;
+  readonly helloTimeoutMs: number;
+  readonly onClosed: (c: ClientConnection) => void;
+}
+
+interface InboxItem {
+  readonly data: Buffer;
+  readonly isBinary: boolean;
+  parsed?: ClientMessage;
+}
+
+/** WebSocket close reasons are limited to 123 bytes of UTF-8. */
+function closeReason(s: string): string {
+  if (Buffer.byteLength(s) <= 123) return s;
+  let out = s.slice(0, 120);
+  while (Buffer.byteLength(out) > 120) out = out.slice(0, -1);
+  return out + '…';
+}
+
+function toBuffer(d: WebSocket.RawData): Buffer {
+  if (Buffer.isBuffer(d)) return d;
+  if (Array.isArray(d)) return Buffer.concat(d);
+  return Buffer.from(d);
+}
+
+let nextId = 1;
+
+export class ClientConnection implements Subscriber {
+  readonly id = nextId++;
+  private state: 'hello' | 'ready' | 'closed' = 'hello';
+  private token: TokenInfo | undefined;
+  private peerIds = new Set<string>();
+  private readonly inbox: InboxItem[] = [];
+  private processing = false;
+  private readonly subs = new Map<string, Subscription>();
+  private inFlight = 0;
+  private inFlightBytes = 0;
+  private outBytes = 0;
+  private drainWaiters: Array<() => void> = [];
+  private readonly limiter: RateLimiter;
+  private helloTimer: NodeJS.Timeout | undefined;
+  private killTimer: NodeJS.Timeout | undefined;
+  private wake: (() => void) | undefined;
+  private wakeTimer: NodeJS.Timeout | undefined;
+  /** Cleared by each heartbeat, set by each pong. */
+  private alive = true;
+
+  constructor(
+    private readonly ws: WebSocket,
+    req: IncomingMessage,
+    private readonly ctx: ConnectionContext,
+    /** A token from the upgrade request's `Authorization: Bearer` header; it wins over hello's. */
+    private readonly headerToken: string | undefined,
+  ) {
+    this.limiter = new RateLimiter(ctx.rateLimits, Date.now());
+    ctx.metrics.connectionsTotal++;
+    this.mapReceiverCloseCodes();
+    ws.on('message', (data, isBinary) => this.onMessage(toBuffer(data), isBinary));
+    ws.on('pong', () => (this.alive = true));
+    ws.on('error', (e) => this.ctx.logger.debug('socket error', { conn: this.id, error: errorText(e) }));
+    ws.on('close', (code) => this.onSocketClosed(code));
+    this.helloTimer = setTimeout(() => this.closeWith(CloseCode.timeout, `no hello within ${ctx.helloTimeoutMs} ms`), ctx.helloTimeoutMs);
+    ctx.logger.debug('socket opened', { conn: this.id, remote: req.socket.remoteAddress });
+  }
+
+  /**
+   * ws closes sockets itself on frame-level errors (1009 over maxPayload, 1007 bad UTF-8, 1002
+   * bad framing), before any of our code sees the frame. Those become our documented codes.
+   */
+  private mapReceiverCloseCodes(): void {
+    const close = this.ws.close.bind(this.ws);
+    this.ws.close = (code?: number, reason?: string | Buffer): void => {
+      if (code === 1009 || code === 1002 || code === 1007) {
+        const ours = code === 1009 ? CloseCode.tooLarge : CloseCode.badMessage;
+        const why = code === 1009 ? `frame over the ${PROTOCOL_LIMITS.maxFrameBytes}-byte limit` : code === 1007 ? 'frame is not valid UTF-8' : 'invalid WebSocket frame';
+        this.noteClose(ours, why);
+        this.armKillTimer();
+        close(ours, why);
+        return;
+      }
+      close(code, reason);
+    };
+  }
+
+  get user(): string | undefined {
+    return this.token?.user;
+  }
+
+  get isClosed(): boolean {
+    return this.state === 'closed';
+  }
+
+  get congested(): boolean {
+    return this.outBytes > this.ctx.limits.outHighWater;
+  }
+
+  drained(): Promise<void> {
+    if (this.state === 'closed' || this.outBytes <= this.ctx.limits.outLowWater) return Promise.resolve();
+    return new Promise((resolve) => this.drainWaiters.push(resolve));
+  }
+
+  private releaseDrainWaiters(): void {
+    const w = this.drainWaiters;
+    this.drainWaiters = [];
+    for (const f of w) f();
+  }
+
+  send(frame: string, ops = 0): void {
+    if (this.state === 'closed' || this.ws.readyState !== WebSocket.OPEN) return;
+    const n = Buffer.byteLength(frame);
+    this.outBytes += n;
+    const m = this.ctx.metrics;
+    m.bytesSent += n;
+    m.messagesSent++;
+    m.opsSent += ops;
+    this.ws.send(frame, () => {
+      this.outBytes -= n;
+      if (this.outBytes <= this.ctx.limits.outLowWater) this.releaseDrainWaiters();
+    });
+  }
+
+  sendError(code: ErrorCode, message: string, spaceId?: string, ref?: number): void {
+    const m = this.ctx.metrics;
+    m.errors.set(code, (m.errors.get(code) ?? 0) + 1);
+    this.send(errorFrame(code, message, spaceId, ref));
+  }
+
+  fail(reason: string): void {
+    this.closeWith(CloseCode.internalError, reason);
+  }
+
+  // ---- inbound -------------------------------------------------------------------
+
+  private onMessage(data: Buffer, isBinary: boolean): void {
+    if (this.state === 'closed') return;
+    this.ctx.metrics.messagesReceived++;
+    this.ctx.metrics.bytesReceived += data.length;
+    this.inbox.push({ data, isBinary });
+    if (this.inbox.length >= this.ctx.limits.inboxFrames) this.ws.pause();
+    void this.pump();
+  }
+
+  private parse(item: InboxItem): ClientMessage {
+    if (item.isBinary) throw new ProtocolError('binary frames are not accepted; send JSON text');
+    return parseClientMessage(item.data);
+  }
+
+  /** Handles inbox frames in order until the inbox is empty or the connection must wait. */
+  private async pump(): Promise<void> {
+    if (this.processing) return;
+    this.processing = true;
+    try {
+      while (this.inbox.length > 0 && this.state !== 'closed') {
+        const { limits } = this.ctx;
+        if (this.inFlight >= limits.maxInFlightBatches || this.inFlightBytes >= limits.maxInFlightBytes) {
+          this.ws.pause(); // resumed when a batch is stored (onBatchDone)
+          return;
+        }
+        const item = this.inbox[0];
+        const msg = (item.parsed ??= this.parse(item));
+        if (this.state === 'ready') {
+          const ops = msg.type === 'ops' ? msg.ops.length : msg.type === 'secrets' ? msg.records.length : 0;
+          const r = this.limiter.take({ messages: 1, ops, bytes: item.data.length }, Date.now());
+          if (!r.ok) {
+            if (r.flood) {
+              this.closeWith(CloseCode.rateLimited, `still over the rate limit after ${this.ctx.rateLimits.floodCloseMs} ms`);
+              return;
+            }
+            this.ctx.metrics.rateLimited++;
+            if (r.first) this.sendError('rate-limited', `slow down: over ${this.ctx.rateLimits.messagesPerSecond} messages or ${this.ctx.rateLimits.opsPerSecond} ops per second; reading paused`);
+            this.ws.pause();
+            await this.sleep(r.waitMs);
+            continue;
+          }
+        }
+        this.inbox.shift();
+        await this.handle(msg, item.data.length);
+      }
+    } catch (e) {
+      if (e instanceof ProtocolError) {
+        this.closeWith(e.closeCode, e.message);
+      } else if (e instanceof InvalidOpError) {
+        this.closeWith(CloseCode.badMessage, e.message);
+      } else {
+        this.ctx.metrics.fault('connection');
+        this.ctx.logger.error('connection fault', { conn: this.id, error: errorText(e) });
+        this.closeWith(CloseCode.internalError, 'internal server error');
+      }
+    } finally {
+      this.processing = false;
+      if (this.state !== 'closed' && this.inbox.length < this.ctx.limits.inboxFrames && this.inFlight < this.ctx.limits.maxInFlightBatches && this.inFlightBytes < this.ctx.limits.maxInFlightBytes) {
+        this.ws.resume();
+      }
+    }
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      this.wake = resolve;
+      this.wakeTimer = setTimeout(resolve, ms);
+    });
+  }
+
+  private async handle(msg: ClientMessage, size: number): Promise<void> {
+    if (this.state === 'hello') {
+      if (msg.type !== 'hello') throw new ProtocolError('the first message must be hello', CloseCode.unauthorized);
+      this.onHello(msg);
+      return;
+    }
+    switch (msg.type) {
+      case 'hello':
+        throw new ProtocolError('hello was sent already');
+      case 'subscribe':
+        return this.onSubscribe(msg);
+      case 'unsubscribe': {
+        const sub = this.subs.get(msg.spaceId);
+        if (sub) this.dropSubscription(sub);
+        return;
+      }
+      case 'ops':
+        return this.onOps(msg, size);
+      case 'secrets':
+        return this.onSecrets(msg, size);
+    }
+  }
+
+  private onHello(msg: HelloMessage): void {
+    clearTimeout(this.helloTimer);
+    const check = this.ctx.store.tokens.verify(this.headerToken ?? msg.token);
+    if (!check.ok) throw new ProtocolError(`token ${check.reason === 'unknown' ? 'not recognised' : check.reason}`, CloseCode.unauthorized);
+    this.token = check.token;
+    this.peerIds = new Set(msg.peerIds);
+    this.state = 'ready';
+    this.send(encodeMessage({ type: 'welcome', protocol: PROTOCOL_VERSION, user: check.token.user, serverId: this.ctx.serverId }));
+    this.ctx.logger.info('client connected', { conn: this.id, user: check.token.user, tokenId: check.token.id, client: msg.client, peers: msg.peerIds.length });
+  }
+
+  private async onSubscribe(msg: SubscribeMessage): Promise<void> {
+    const token = this.token as TokenInfo;
+    const role = roleIn(token, msg.spaceId);
+    if (!role) return this.sendError('forbidden', 'this token gives no access to the space', msg.spaceId);
+    const previous = this.subs.get(msg.spaceId);
+    if (!previous && this.subs.size >= this.ctx.limits.maxSubscriptions) {
+      return this.sendError('too-large', `at most ${this.ctx.limits.maxSubscriptions} subscriptions per connection`, msg.spaceId);
+    }
+    const host = await this.acquire(msg.spaceId);
+    if (!host) return;
+    if (this.state === 'closed') {
+      this.ctx.registry.release(host);
+      return;
+    }
+    const sub = host.subscribe(this, role, msg.since);
+    this.subs.set(msg.spaceId, sub);
+    if (previous) this.ctx.registry.release(previous.host);
+    this.ctx.logger.debug('subscribed', { conn: this.id, spaceId: msg.spaceId, since: msg.since, seq: host.seq });
+  }
+
+  private dropSubscription(sub: Subscription): void {
+    this.subs.delete(sub.host.spaceId);
+    sub.host.unsubscribe(sub);
+    this.ctx.registry.release(sub.host);
+  }
+
+  /** The host of a space, with a reference; undefined (and an error sent) when it is not there. */
+  private async acquire(spaceId: string, ref?: number): Promise<SpaceHost | undefined> {
+    try {
+      return await this.ctx.registry.acquire(spaceId);
+    } catch (e) {
+      if (e instanceof SpaceNotFoundError) this.sendError('not-found', `no space ${spaceId} on this server`, spaceId, ref);
+      else this.sendError('internal', 'the space could not be loaded', spaceId, ref);
+      return undefined;
+    }
+  }
+
+  /** Checks that the token may write the space; sends `forbidden` and returns false if not. */
+  private mayWrite(spaceId: string, ref: number): boolean {
+    const role = roleIn(this.token as TokenInfo, spaceId);
+    if (canWrite(role)) return true;
+    this.sendError('forbidden', role ? 'this token may only read the space' : 'this token gives no access to the space', spaceId, ref);
+    return false;
+  }
+
+  private async onOps(msg: ClientOpsMessage, size: number): Promise<void> {
+    if (!this.mayWrite(msg.spaceId, msg.ref)) return;
+    const ops = decodeOps(msg.ops, msg.treeId, 'ops message');
+    for (const op of ops) {
+      if (!this.peerIds.has(op.id.peerId)) throw new ProtocolError(`op under peer id ${op.id.peerId} that hello did not announce`);
+    }
+    this.ctx.metrics.opsReceived += ops.length;
+    await this.write(msg.spaceId, msg.ref, size, (host) => host.enqueueOps(msg.treeId, ops, this, msg.ref));
+  }
+
+  private async onSecrets(msg: ClientSecretsMessage, size: number): Promise<void> {
+    if (!this.mayWrite(msg.spaceId, msg.ref)) return;
+    await this.write(msg.spaceId, msg.ref, size, (host) => host.enqueueSecrets(msg.records, this, msg.ref));
+  }
+
+  /** Queues a write on the space's host without waiting for it; counts it as in flight. */
+  private async write(spaceId: string, ref: number, size: number, enqueue: (host: SpaceHost) => Promise<void>): Promise<void> {
+    const sub = this.subs.get(spaceId);
+    const host = sub ? sub.host : await this.acquire(spaceId, ref);
+    if (!host) return;
+    if (sub) await this.ctx.registry.acquire(spaceId); // a reference of its own, in case of unsubscribe
+    this.inFlight++;
+    this.inFlightBytes += size;
+    enqueue(host)
+      .catch(() => undefined) // the host reported the failure to the client
+      .finally(() => {
+        this.ctx.registry.release(host);
+        this.inFlight--;
+        this.inFlightBytes -= size;
+        if (this.state !== 'closed') void this.pump();
+      });
+  }
+
+  // ---- liveness and re-checks ----------------------------------------------------------
+
+  /** Called by the server's heartbeat: closes sockets that missed a pong or lost their token. */
+  heartbeat(now: number): void {
+    if (this.state === 'closed') return;
+    if (!this.alive) {
+      this.closeWith(CloseCode.timeout, 'no pong to the last ping');
+      return;
+    }
+    if (this.token) {
+      const t = this.ctx.store.tokens.get(this.token.id);
+      const problem = t ? tokenProblem(t, now) : 'revoked';
+      if (problem) {
+        this.closeWith(CloseCode.unauthorized, `token ${problem}`);
+        return;
+      }
+    }
+    this.alive = false;
+    this.ws.ping();
+  }
+
+  // ---- closing -------------------------------------------------------------------------
+
+  private noteClose(code: number, reason: string): void {
+    const m = this.ctx.metrics;
+    m.closes.set(String(code), (m.closes.get(String(code)) ?? 0) + 1);
+    const level = code === CloseCode.goingAway || code === CloseCode.normal ? 'debug' : code === CloseCode.internalError ? 'error' : 'info';
+    this.ctx.logger[level]('closing socket', { conn: this.id, user: this.token?.user, code, reason });
+  }
+
+  private armKillTimer(): void {
+    clearTimeout(this.killTimer);
+    this.killTimer = setTimeout(() => this.ws.terminate(), this.ctx.limits.closeGraceMs);
+    this.killTimer.unref();
+  }
+
+  /**
+   * Closes the socket with `code` and stops handling its frames. Reading resumes so the client's
+   * close frame can arrive; a client that does not answer is cut off after `closeGraceMs`.
+   */
+  closeWith(code: number, reason: string): void {
+    if (this.state === 'closed') return;
+    this.noteClose(code, reason);
+    this.cleanup();
+    if (this.ws.readyState === WebSocket.OPEN || this.ws.readyState === WebSocket.CONNECTING) this.ws.close(code, closeReason(reason));
+    this.ws.resume();
+    this.armKillTimer();
+  }
+
+  /** Stops reading, for shutdown: queued frames are dropped (they were not acknowledged). */
+  stopReading(): void {
+    if (this.state === 'closed') return;
+    this.inbox.length = 0;
+    this.ws.pause();
+  }
+
+  private cleanup(): void {
+    this.state = 'closed';
+    clearTimeout(this.helloTimer);
+    clearTimeout(this.wakeTimer);
+    this.wake?.();
+    this.inbox.length = 0;
+    for (const sub of [...this.subs.values()]) this.dropSubscription(sub);
+    this.releaseDrainWaiters();
+  }
+
+  private onSocketClosed(code: number): void {
+    if (this.state !== 'closed') this.cleanup();
+    clearTimeout(this.killTimer);
+    this.ctx.logger.debug('socket closed', { conn: this.id, code });
+    this.ctx.onClosed(this);
+  }
+
+  /** Resolves when the socket has closed (or after `ms`, then it is cut off). */
+  whenClosed(ms: number): Promise<void> {
+    if (this.ws.readyState === WebSocket.CLOSED) return Promise.resolve();
+    return new Promise((resolve) => {
+      const t = setTimeout(() => {
+        this.ws.terminate();
+        resolve();
+      }, ms);
+      this.ws.once('close', () => {
+        clearTimeout(t);
+        resolve();
+      });
+    });
+  }
+}

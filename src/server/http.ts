@@ -1,0 +1,156 @@
+/**
+ * The HTTP side of the server (same port as the WebSocket):
+ *   GET  /healthz     → 200 {"ok":true}
+ *   GET  /metrics     → Prometheus text
+ *   GET  /v1/spaces   → the spaces the Bearer token may see, with its role in each
+ *   POST /v1/spaces   → creates a space {name, id?}
+ * Errors are JSON {"error": message}.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { newVertexId, TreeError, type AppTree } from '../spaces/appTree';
+import { Space } from '../spaces/space';
+import { errorText, type Logger } from './log';
+import type { Metrics } from './metrics';
+import { SpaceExistsError, type ServerStore } from './store/serverStore';
+import { ALL_SPACES, canWrite, roleIn, type TokenInfo } from './store/tokenStore';
+
+const MAX_BODY_BYTES = 64 * 1024;
+const ID_RE = /^[0-9a-f]{32}$/;
+
+export interface HttpContext {
+  readonly store: ServerStore;
+  readonly metrics: Metrics;
+  readonly logger: Logger;
+  /** The peer id the server writes its own ops under (the SpaceManager's). */
+  readonly peerId: string;
+  gauges(): { connections: number; spacesLoaded: number; subscriptions: number };
+}
+
+class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+    readonly headers: Record<string, string> = {},
+  ) {
+    super(message);
+  }
+}
+
+/** The token of an `Authorization: Bearer …` header, or undefined. */
+export function bearerToken(req: IncomingMessage): string | undefined {
+  const h = req.headers.authorization;
+  if (typeof h !== 'string') return undefined;
+  const m = /^Bearer +(\S+) *$/i.exec(h);
+  return m ? m[1] : undefined;
+}
+
+function authenticate(req: IncomingMessage, ctx: HttpContext): TokenInfo {
+  const token = bearerToken(req);
+  const challenge = { 'WWW-Authenticate': 'Bearer' };
+  if (!token) throw new HttpError(401, 'an Authorization: Bearer token is required', challenge);
+  const check = ctx.store.tokens.verify(token);
+  if (!check.ok) throw new HttpError(401, `token ${check.reason === 'unknown' ? 'not recognised' : check.reason}`, challenge);
+  return check.token;
+}
+
+function readBody(req: IncomingMessage): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (c: Buffer) => {
+      size += c.length;
+      if (size > MAX_BODY_BYTES) {
+        // Stop keeping the body (the rest is read and dropped) and answer 413 right away.
+        req.removeAllListeners('data');
+        req.resume();
+        reject(new HttpError(413, `the body is larger than ${MAX_BODY_BYTES} bytes`, { Connection: 'close' }));
+        return;
+      }
+      chunks.push(c);
+    });
+    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    req.on('error', reject);
+  });
+}
+
+function send(res: ServerResponse, ctx: HttpContext, status: number, body: string, type: string, headers: Record<string, string> = {}): void {
+  ctx.metrics.httpResponses.set(String(status), (ctx.metrics.httpResponses.get(String(status)) ?? 0) + 1);
+  res.writeHead(status, { 'Content-Type': type, 'Content-Length': Buffer.byteLength(body), 'Cache-Control': 'no-store', ...headers });
+  res.end(body);
+}
+
+function sendJson(res: ServerResponse, ctx: HttpContext, status: number, value: unknown, headers: Record<string, string> = {}): void {
+  send(res, ctx, status, JSON.stringify(value), 'application/json; charset=utf-8', headers);
+}
+
+function listSpaces(token: TokenInfo, ctx: HttpContext): Array<{ id: string; name: string; role: string }> {
+  const spaces = token.space === ALL_SPACES ? ctx.store.listSpaces() : [ctx.store.getSpace(token.space)].filter((s) => s !== undefined);
+  return spaces.map((s) => ({ id: s.id, name: s.name, role: roleIn(token, s.id) ?? 'read' }));
+}
+
+async function createSpace(req: IncomingMessage, token: TokenInfo, ctx: HttpContext): Promise<{ id: string; name: string }> {
+  let body: unknown;
+  try {
+    body = JSON.parse(await readBody(req));
+  } catch (e) {
+    if (e instanceof HttpError) throw e;
+    throw new HttpError(400, 'the body must be JSON: {"name": …, "id"?: …}');
+  }
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new HttpError(400, 'the body must be a JSON object');
+  const { name, id } = body as Record<string, unknown>;
+  if (typeof name !== 'string') throw new HttpError(400, 'name must be a string');
+  if (id !== undefined && (typeof id !== 'string' || !ID_RE.test(id))) throw new HttpError(400, 'id must be 32 lowercase hex digits');
+  // A '*' write/admin token may create any space; an admin token of one space may create that space.
+  const allowed = (token.space === ALL_SPACES && canWrite(token.role)) || (token.role === 'admin' && id !== undefined && token.space === id);
+  if (!allowed) throw new HttpError(403, "creating a space needs a '*' token with write or admin role, or the admin token of that space id");
+  const spaceId = (id as string | undefined) ?? newVertexId();
+  let tree: AppTree;
+  try {
+    tree = Space.newSpaceTree(ctx.peerId, name, spaceId);
+  } catch (e) {
+    if (e instanceof TreeError) throw new HttpError(400, e.message);
+    throw e;
+  }
+  try {
+    const ops = tree.allOps();
+    ctx.store.createSpace(spaceId, name, ops);
+  } catch (e) {
+    if (e instanceof SpaceExistsError) throw new HttpError(409, e.message);
+    throw e;
+  } finally {
+    tree.dispose();
+  }
+  ctx.logger.info('space created', { spaceId, user: token.user, tokenId: token.id });
+  return { id: spaceId, name };
+}
+
+export async function handleHttp(req: IncomingMessage, res: ServerResponse, ctx: HttpContext): Promise<void> {
+  const url = new URL(req.url ?? '/', 'http://server');
+  const route = `${req.method ?? 'GET'} ${url.pathname}`;
+  try {
+    switch (route) {
+      case 'GET /healthz':
+        return sendJson(res, ctx, 200, { ok: true });
+      case 'GET /metrics':
+        return send(res, ctx, 200, ctx.metrics.render(ctx.gauges()), 'text/plain; version=0.0.4; charset=utf-8');
+      case 'GET /v1/spaces':
+        return sendJson(res, ctx, 200, { spaces: listSpaces(authenticate(req, ctx), ctx) });
+      case 'POST /v1/spaces': {
+        const token = authenticate(req, ctx);
+        return sendJson(res, ctx, 201, await createSpace(req, token, ctx));
+      }
+    }
+    const allow: Record<string, string> = { '/healthz': 'GET', '/metrics': 'GET', '/v1/spaces': 'GET, POST', '/v1/sync': 'GET' };
+    if (url.pathname in allow) {
+      if (url.pathname === '/v1/sync') throw new HttpError(426, 'this endpoint speaks WebSocket only', { Upgrade: 'websocket' });
+      throw new HttpError(405, `${req.method} is not allowed on ${url.pathname}`, { Allow: allow[url.pathname] });
+    }
+    throw new HttpError(404, `nothing at ${url.pathname}`);
+  } catch (e) {
+    if (e instanceof HttpError) return sendJson(res, ctx, e.status, { error: e.message }, e.headers);
+    ctx.metrics.fault('http');
+    ctx.logger.error('http fault', { route, error: errorText(e) });
+    if (!res.headersSent) sendJson(res, ctx, 500, { error: 'internal server error' });
+    else res.destroy();
+  }
+}

@@ -1,0 +1,136 @@
+/**
+ * `spaces-server` entry point: `serve` (the default) and the `token` commands.
+ * Token commands print JSON on stdout; errors go to stderr (exit 1, or 2 for usage errors).
+ */
+import { USAGE, UsageError, noMorePositionals, numberFlag, parseArgs, required, type Parsed } from './args';
+import { errorText, isLogLevel, jsonLogger } from './log';
+import { startServer, type RunningServer } from './server';
+import { ServerStore } from './store/serverStore';
+import { TokenError, isRole, type TokenInfo } from './store/tokenStore';
+
+const DEFAULT_PORT = 8420;
+
+function out(value: unknown): void {
+  process.stdout.write(JSON.stringify(value) + '\n');
+}
+
+function iso(ms: number | null): string | null {
+  return ms === null ? null : new Date(ms).toISOString();
+}
+
+function publicToken(t: TokenInfo): Record<string, string | null> {
+  return { id: t.id, user: t.user, space: t.space, role: t.role, created: iso(t.created), expires: iso(t.expires), revoked: iso(t.revoked) };
+}
+
+function withStore<T>(dataDir: string, fn: (store: ServerStore) => T): T {
+  const store = ServerStore.open(dataDir);
+  try {
+    return fn(store);
+  } finally {
+    store.close();
+  }
+}
+
+function tokenCommand(argv: string[]): number {
+  const p = parseArgs(argv, ['data', 'user', 'space', 'role', 'expires']);
+  const [sub, ...rest] = p.positionals;
+  const only = (allowed: string[]): void => {
+    for (const k of p.flags.keys()) if (!allowed.includes(k)) throw new UsageError(`--${k} does not apply to token ${sub}`);
+  };
+  switch (sub) {
+    case 'create': {
+      only(['data', 'user', 'space', 'role', 'expires']);
+      noMorePositionals(p, 1, 'token create');
+      const role = required(p, 'role');
+      if (!isRole(role)) throw new UsageError('--role must be read, write or admin');
+      const user = required(p, 'user');
+      const space = required(p, 'space');
+      const expiresDays = numberFlag(p, 'expires', 0.001, 36_500, false);
+      const dataDir = required(p, 'data');
+      const { token, info } = withStore(dataDir, (s) => s.tokens.create({ user, space, role, expiresDays }));
+      out({ ...publicToken(info), token });
+      process.stderr.write('Store this token now: the server keeps only its hash and cannot show it again.\n');
+      return 0;
+    }
+    case 'list': {
+      only(['data']);
+      noMorePositionals(p, 1, 'token list');
+      out({ tokens: withStore(required(p, 'data'), (s) => s.tokens.list()).map(publicToken) });
+      return 0;
+    }
+    case 'revoke': {
+      only(['data']);
+      if (rest.length !== 1) throw new UsageError('token revoke needs exactly one token id');
+      noMorePositionals(p, 2, 'token revoke');
+      const id = rest[0];
+      const ok = withStore(required(p, 'data'), (s) => s.tokens.revoke(id));
+      if (!ok) {
+        process.stderr.write(`spaces-server: no token with id ${JSON.stringify(id)}\n`);
+        return 1;
+      }
+      out({ id, revoked: true });
+      return 0;
+    }
+    case undefined:
+      throw new UsageError('token needs a subcommand: create, list or revoke');
+    default:
+      throw new UsageError(`unknown token subcommand ${JSON.stringify(sub)}`);
+  }
+}
+
+async function serve(p: Parsed): Promise<number> {
+  noMorePositionals(p, 0, 'serve');
+  const dataDir = required(p, 'data');
+  const port = numberFlag(p, 'port', 0, 65_535, true) ?? DEFAULT_PORT;
+  const idle = numberFlag(p, 'idle-seconds', 0.01, 86_400, false);
+  const ping = numberFlag(p, 'ping-seconds', 0.01, 3_600, false);
+  const level = p.flags.get('log-level') ?? 'info';
+  if (!isLogLevel(level)) throw new UsageError('--log-level must be debug, info, warn or error');
+  const logger = jsonLogger(level);
+  let server: RunningServer;
+  try {
+    server = await startServer({
+      dataDir,
+      port,
+      host: p.flags.get('host') ?? '127.0.0.1',
+      idleUnloadMs: idle === undefined ? undefined : idle * 1000,
+      pingIntervalMs: ping === undefined ? undefined : ping * 1000,
+      logger,
+    });
+  } catch (e) {
+    logger.error('cannot start', { error: errorText(e) });
+    return 1;
+  }
+  logger.info('listening', { url: server.url, syncUrl: server.syncUrl, serverId: server.serverId, pid: process.pid });
+  const running = server;
+  await new Promise<void>((resolve) => {
+    const stop = (signal: NodeJS.Signals): void => {
+      logger.info('signal', { signal });
+      running.close().then(resolve, (e: unknown) => {
+        logger.error('shutdown failed', { error: errorText(e) });
+        resolve();
+      });
+    };
+    process.on('SIGTERM', stop);
+    process.on('SIGINT', stop);
+  });
+  return 0;
+}
+
+async function main(argv: string[]): Promise<number> {
+  if (argv[0] === '--help' || argv[0] === '-h' || argv[0] === 'help') {
+    process.stdout.write(USAGE);
+    return 0;
+  }
+  try {
+    if (argv[0] === 'token') return tokenCommand(argv.slice(1));
+    const rest = argv[0] === 'serve' ? argv.slice(1) : argv;
+    return await serve(parseArgs(rest, ['data', 'port', 'host', 'idle-seconds', 'ping-seconds', 'log-level']));
+  } catch (e) {
+    const usage = e instanceof UsageError || e instanceof TokenError;
+    process.stderr.write(`spaces-server: ${errorText(e)}\n${usage ? 'Run `spaces-server --help` for usage.\n' : ''}`);
+    return usage ? 2 : 1;
+  }
+}
+
+main(process.argv.slice(2)).then((code) => process.exit(code));

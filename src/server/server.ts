@@ -1,0 +1,195 @@
+/**
+ * startServer: the team sync server on one port — WebSocket sync at /v1/sync and the HTTP
+ * endpoints (http.ts) — over one SQLite store in `dataDir`.
+ *
+ *   const server = await startServer({ dataDir, port: 0 });   // port 0: pick a free one
+ *   server.url      // http://127.0.0.1:PORT
+ *   server.syncUrl  // ws://127.0.0.1:PORT/v1/sync
+ *   await server.close();                                      // graceful, idempotent
+ *
+ * One server per data directory: the server assumes it is the only writer of the spaces in it
+ * (the `token` commands may run next to it).
+ */
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { WebSocketServer } from 'ws';
+import { CloseCode, PROTOCOL_LIMITS, SYNC_PATH } from '../protocol/messages';
+import type { Event } from '../spaces/events';
+import { SpaceManager } from '../spaces/spaceManager';
+import { ClientConnection, DEFAULT_CONNECTION_LIMITS, type ConnectionContext, type ConnectionLimits } from './connection';
+import { bearerToken, handleHttp, type HttpContext } from './http';
+import { errorText, jsonLogger, type Logger } from './log';
+import { Metrics } from './metrics';
+import { rateLimits, type RateLimits } from './rateLimit';
+import { SpaceRegistry } from './spaceRegistry';
+import { ServerStore } from './store/serverStore';
+
+export interface ServerOptions {
+  /** Directory of the database and server.key (created when missing). */
+  readonly dataDir: string;
+  /** TCP port; 0 (the default) picks a free one. */
+  readonly port?: number;
+  /** Interface to listen on; default 127.0.0.1. */
+  readonly host?: string;
+  /** WebSocket ping interval; a socket without a pong by the next ping is closed (4408). Default 30 s. */
+  readonly pingIntervalMs?: number;
+  /** Time a client has to send `hello` (4408 after). Default 10 s. */
+  readonly helloTimeoutMs?: number;
+  /** A space with no subscriber and no write for this long is unloaded. Default 60 s. */
+  readonly idleUnloadMs?: number;
+  /** On close, how long clients get to answer the 1001 close before they are cut off. Default 5 s. */
+  readonly shutdownGraceMs?: number;
+  readonly rateLimits?: Partial<RateLimits>;
+  readonly connectionLimits?: Partial<ConnectionLimits>;
+  /** Default: JSON lines on stdout at level info. */
+  readonly logger?: Logger;
+  /** 32-byte key for secrets at rest; default: DIR/server.key (created 0600). */
+  readonly secretKey?: Buffer;
+}
+
+export interface RunningServer {
+  /** http://HOST:PORT */
+  readonly url: string;
+  /** ws://HOST:PORT/v1/sync */
+  readonly syncUrl: string;
+  readonly host: string;
+  readonly port: number;
+  /** Random id of the database, sent in `welcome`. */
+  readonly serverId: string;
+  readonly metrics: Metrics;
+  /** Spaces loaded in memory now. */
+  loadedSpaces(): number;
+  /** A space finished loading / was unloaded (idle or shutdown); the argument is its id. */
+  readonly onDidLoadSpace: Event<string>;
+  readonly onDidUnloadSpace: Event<string>;
+  /** Stops accepting, finishes queued writes, closes sockets with 1001, closes the database. Idempotent. */
+  close(): Promise<void>;
+}
+
+export async function startServer(opts: ServerOptions): Promise<RunningServer> {
+  const logger = opts.logger ?? jsonLogger('info');
+  const host = opts.host ?? '127.0.0.1';
+  const pingIntervalMs = opts.pingIntervalMs ?? 30_000;
+  const shutdownGraceMs = opts.shutdownGraceMs ?? 5_000;
+  const limits: ConnectionLimits = { ...DEFAULT_CONNECTION_LIMITS, ...opts.connectionLimits };
+  const rates = rateLimits(opts.rateLimits);
+
+  const store = ServerStore.open(opts.dataDir, { secretKey: opts.secretKey });
+  if (store.keyFileMode !== undefined) logger.warn('server.key is readable by other users; chmod 600 it', { mode: store.keyFileMode.toString(8) });
+  const metrics = new Metrics();
+  const manager = new SpaceManager();
+  manager.onDidError((e) => logger.warn('space error', { spaceId: e.spaceId, layerId: e.layerId, error: e.message }));
+  const registry = new SpaceRegistry({ store, manager, metrics, logger, idleUnloadMs: opts.idleUnloadMs ?? 60_000 });
+  const connections = new Set<ClientConnection>();
+
+  const connCtx: ConnectionContext = {
+    store,
+    registry,
+    metrics,
+    logger,
+    serverId: store.serverId,
+    rateLimits: rates,
+    limits,
+    helloTimeoutMs: opts.helloTimeoutMs ?? PROTOCOL_LIMITS.helloTimeoutMs,
+    onClosed: (c) => connections.delete(c),
+  };
+  const httpCtx: HttpContext = {
+    store,
+    metrics,
+    logger,
+    peerId: manager.peerId,
+    gauges: () => ({ connections: connections.size, spacesLoaded: registry.loadedCount, subscriptions: registry.subscriptionCount }),
+  };
+
+  const wss = new WebSocketServer({ noServer: true, maxPayload: PROTOCOL_LIMITS.maxFrameBytes, perMessageDeflate: false, clientTracking: false });
+  const server = http.createServer((req, res) => void handleHttp(req, res, httpCtx));
+  let closing: Promise<void> | undefined;
+
+  const refuseUpgrade = (socket: Duplex, status: string): void => {
+    socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+  };
+  server.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
+    socket.on('error', (e) => logger.debug('upgrade socket error', { error: errorText(e) }));
+    if (closing) return refuseUpgrade(socket, '503 Service Unavailable');
+    if (new URL(req.url ?? '/', 'http://server').pathname !== SYNC_PATH) return refuseUpgrade(socket, '404 Not Found');
+    wss.handleUpgrade(req, socket, head, (ws) => {
+      if (closing) {
+        ws.close(CloseCode.goingAway, 'server shutting down');
+        return;
+      }
+      connections.add(new ClientConnection(ws, req, connCtx, bearerToken(req)));
+    });
+  });
+  server.on('clientError', (_e, socket) => {
+    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
+  });
+
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(opts.port ?? 0, host, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+  } catch (e) {
+    await manager.dispose();
+    store.close();
+    throw e;
+  }
+  server.on('error', (e) => logger.error('server error', { error: errorText(e) }));
+
+  const heartbeat = setInterval(() => {
+    const now = Date.now();
+    for (const c of connections) {
+      try {
+        c.heartbeat(now);
+      } catch (e) {
+        logger.debug('heartbeat failed', { conn: c.id, error: errorText(e) });
+      }
+    }
+  }, pingIntervalMs);
+  heartbeat.unref();
+
+  const port = (server.address() as AddressInfo).port;
+  const urlHost = host.includes(':') ? `[${host}]` : host;
+  const url = `http://${urlHost}:${port}`;
+
+  const close = (): Promise<void> => {
+    closing ??= (async () => {
+      logger.info('shutting down', { connections: connections.size, spacesLoaded: registry.loadedCount });
+      clearInterval(heartbeat);
+      const serverClosed = new Promise<void>((resolve) => server.close(() => resolve()));
+      for (const c of connections) c.stopReading();
+      await registry.flush();
+      await Promise.all(
+        [...connections].map((c) => {
+          c.closeWith(CloseCode.goingAway, 'server shutting down');
+          return c.whenClosed(shutdownGraceMs);
+        }),
+      );
+      await registry.closeAll();
+      await manager.dispose();
+      server.closeAllConnections();
+      await serverClosed;
+      wss.close();
+      store.close();
+      logger.info('stopped');
+    })();
+    return closing;
+  };
+
+  return {
+    url,
+    syncUrl: `ws://${urlHost}:${port}${SYNC_PATH}`,
+    host,
+    port,
+    serverId: store.serverId,
+    metrics,
+    loadedSpaces: () => registry.loadedCount,
+    onDidLoadSpace: registry.onDidLoadSpace,
+    onDidUnloadSpace: registry.onDidUnloadSpace,
+    close,
+  };
+}

@@ -1,0 +1,500 @@
+/**
+ * SpaceHost: one loaded space on the server.
+ *
+ * - The space is opened with the server's SpaceManager over a SqlitePersistenceLayer, so the
+ *   server holds a validated, merged copy of it (the space tree and every app tree it lists).
+ * - Per tree, an `OpRangeSet` state vector of what is stored (sent in `synced.trees`).
+ * - Subscribers, each with a position `sentSeq` in the space's batch sequence: a subscription
+ *   catches up from the store (paged, coalesced, paced by the socket's outgoing buffer) and then
+ *   goes live; a live subscriber whose socket falls behind goes back to catching up from the
+ *   store, so a slow reader never makes the server buffer more than about one page for it.
+ * - Every write goes through the space's WriteQueue (see writeQueue.ts): commit, then update the
+ *   state vectors, hand the ops to the SpaceManager, fan out, acknowledge.
+ *
+ * Ordering guarantee per socket: everything a client is sent for a space (ops, acks) is in seq
+ * order, so the highest seq a client has seen in `ops`, `ack` or `synced` is a safe resume point.
+ * The ack of a client's own batch therefore takes that batch's place in its stream.
+ */
+import type { SecretRecord } from '../persistence/contract';
+import { PROTOCOL_LIMITS, type ErrorCode, type Role, type StateVectorRanges } from '../protocol/messages';
+import { OpRangeSet } from '../spaces/opRanges';
+import type { Op } from '../spaces/ops';
+import type { Space } from '../spaces/space';
+import type { SpaceManager } from '../spaces/spaceManager';
+import { ackFrame, opsFrame, secretsFrame, syncedFrame } from './frames';
+import { errorText, type Logger } from './log';
+import type { Metrics } from './metrics';
+import type { AppendResult, ServerStore } from './store/serverStore';
+import { SqlitePersistenceLayer, type LayerWriter } from './store/sqliteLayer';
+import { WriteQueue } from './writeQueue';
+
+/** Stored batches read per catch-up step (then the host yields to the event loop). */
+const CATCH_UP_ROWS = 256;
+/** Consecutive batches of one tree are sent as one `ops` frame up to this many bytes of ops. */
+const COALESCE_BYTES = 1024 * 1024;
+
+/** What a host needs of a client connection. */
+export interface Subscriber {
+  readonly id: number;
+  /** Sends one frame carrying `ops` ops; does nothing once the connection is closed. */
+  send(frame: string, ops?: number): void;
+  sendError(code: ErrorCode, message: string, spaceId?: string, ref?: number): void;
+  /** The outgoing buffer is over its high-water mark: stop sending it live batches. */
+  readonly congested: boolean;
+  /** Resolves when the outgoing buffer is under its low-water mark or the connection closed. */
+  drained(): Promise<void>;
+  readonly isClosed: boolean;
+  /** Closes the connection after a server fault. */
+  fail(reason: string): void;
+}
+
+interface PendingAck {
+  readonly seq: number;
+  readonly ref: number;
+  /** The ack of the subscriber's own batch `seq` (sent in place of that batch). */
+  readonly own: boolean;
+}
+
+export class Subscription {
+  /** Everything up to `sentSeq` has been sent (or acknowledged) to this subscriber. */
+  sentSeq: number;
+  /** Caught up: new batches are sent as they commit. */
+  live = false;
+  syncedSent = false;
+  pumping = false;
+  closed = false;
+  /** Acks waiting for their place in the stream while not live; seqs never decrease. */
+  readonly pendingAcks: PendingAck[] = [];
+
+  constructor(
+    readonly host: SpaceHost,
+    readonly sink: Subscriber,
+    readonly role: Role,
+    since: number,
+  ) {
+    this.sentSeq = since;
+  }
+}
+
+interface JobBase {
+  /** The connection that sent it (undefined: the server's own SpaceManager). */
+  readonly origin?: Subscriber;
+  readonly ref?: number;
+  readonly resolve: () => void;
+  readonly reject: (e: Error) => void;
+}
+interface OpsJob extends JobBase {
+  readonly kind: 'ops';
+  readonly treeId: string;
+  readonly ops: readonly Op[];
+}
+interface SecretsJob extends JobBase {
+  readonly kind: 'secrets';
+  readonly records: readonly SecretRecord[];
+}
+type Job = OpsJob | SecretsJob;
+
+export interface HostContext {
+  readonly store: ServerStore;
+  readonly manager: SpaceManager;
+  readonly metrics: Metrics;
+  readonly logger: Logger;
+}
+
+export class SpaceNotFoundError extends Error {
+  constructor(spaceId: string) {
+    super(`no space ${spaceId}`);
+    this.name = 'SpaceNotFoundError';
+  }
+}
+
+export class SpaceHost implements LayerWriter {
+  private trees = new Map<string, OpRangeSet>();
+  private lastSeq = 0;
+  private name = '';
+  private readonly subs = new Map<Subscriber, Subscription>();
+  private readonly queue = new WriteQueue<Job>((group) => this.runGroup(group));
+  private readonly layer: SqlitePersistenceLayer;
+  private space: Space | undefined;
+  private closed = false;
+  private closing: Promise<void> | undefined;
+  private readonly openingTrees = new Set<string>();
+  /** App trees whose load failed (their ops are incomplete); retried when they get new ops. */
+  private readonly unloadableTrees = new Set<string>();
+
+  constructor(
+    readonly spaceId: string,
+    private readonly ctx: HostContext,
+  ) {
+    this.layer = new SqlitePersistenceLayer(ctx.store, spaceId, { writer: this });
+  }
+
+  get subscriberCount(): number {
+    return this.subs.size;
+  }
+
+  get seq(): number {
+    return this.lastSeq;
+  }
+
+  /** Reads the state vectors and opens the space with the SpaceManager; then writes may run. */
+  async load(): Promise<void> {
+    const info = this.ctx.store.getSpace(this.spaceId);
+    if (!info) throw new SpaceNotFoundError(this.spaceId);
+    this.name = info.name;
+    this.lastSeq = info.lastSeq;
+    this.trees = this.ctx.store.stateVectors(this.spaceId);
+    this.space = await this.ctx.manager.open(this.spaceId, [this.layer]);
+    this.queue.start();
+    this.syncAppTrees();
+  }
+
+  // ---- subscriptions -----------------------------------------------------------
+
+  /**
+   * Starts sending `sink` every batch after `since`, then `synced`, then secrets. A `since` past
+   * the space's seq (the client knew another database) starts from 0.
+   */
+  subscribe(sink: Subscriber, role: Role, since: number): Subscription {
+    const sub = new Subscription(this, sink, role, since > this.lastSeq ? 0 : since);
+    const previous = this.subs.get(sink);
+    if (previous) {
+      // A second subscribe restarts the stream; acks still waiting keep their place in it.
+      previous.closed = true;
+      sub.pendingAcks.push(...previous.pendingAcks.splice(0));
+    }
+    this.subs.set(sink, sub);
+    void this.pump(sub);
+    return sub;
+  }
+
+  /** Ends a subscription; acks still waiting for their place are sent now. */
+  unsubscribe(sub: Subscription): void {
+    sub.closed = true;
+    if (this.subs.get(sub.sink) !== sub) return;
+    this.subs.delete(sub.sink);
+    for (const a of sub.pendingAcks.splice(0)) sub.sink.send(ackFrame(this.spaceId, a.ref, a.seq));
+  }
+
+  /** Catch-up: sends stored batches after `sub.sentSeq` while the socket keeps up, then goes live. */
+  private async pump(sub: Subscription): Promise<void> {
+    if (sub.pumping) return;
+    sub.pumping = true;
+    try {
+      while (!sub.closed && !sub.sink.isClosed && !this.closed) {
+        if (sub.sink.congested) {
+          await sub.sink.drained();
+          continue;
+        }
+        if (this.sendStored(sub) === 0) {
+          this.goLive(sub);
+          return;
+        }
+        await new Promise<void>((resolve) => setImmediate(resolve));
+      }
+    } catch (e) {
+      if (!sub.closed && !this.closed) {
+        this.ctx.metrics.fault('catch-up');
+        this.ctx.logger.error('catch-up failed', { spaceId: this.spaceId, conn: sub.sink.id, error: errorText(e) });
+        sub.sink.fail('the server could not read the space');
+      }
+    } finally {
+      sub.pumping = false;
+    }
+  }
+
+  /** Sends one page of stored batches (coalesced per tree, own batches as acks); returns rows read. */
+  private sendStored(sub: Subscription): number {
+    const sink = sub.sink;
+    let cur: { treeId: string; parts: string[]; nOps: number; bytes: number; seq: number } | undefined;
+    const flush = (): void => {
+      if (!cur) return;
+      sink.send(opsFrame(this.spaceId, cur.treeId, cur.parts, cur.seq), cur.nOps);
+      sub.sentSeq = cur.seq;
+      cur = undefined;
+      this.sendDueAcks(sub);
+    };
+    this.sendDueAcks(sub);
+    const rows = this.ctx.store.readBatches(this.spaceId, sub.sentSeq, CATCH_UP_ROWS, (b) => {
+      const head = sub.pendingAcks[0];
+      if (head?.own && head.seq === b.seq) {
+        flush();
+        sub.pendingAcks.shift();
+        sink.send(ackFrame(this.spaceId, head.ref, b.seq));
+        sub.sentSeq = b.seq;
+        this.sendDueAcks(sub);
+        return !sink.congested;
+      }
+      if (cur && (cur.treeId !== b.treeId || cur.nOps + b.nOps > PROTOCOL_LIMITS.maxOpsPerBatch || cur.bytes + b.opsJson.length > COALESCE_BYTES)) {
+        flush();
+        if (sink.congested) return false;
+      }
+      cur ??= { treeId: b.treeId, parts: [], nOps: 0, bytes: 0, seq: b.seq };
+      cur.parts.push(b.opsJson);
+      cur.nOps += b.nOps;
+      cur.bytes += b.opsJson.length;
+      cur.seq = b.seq;
+      return true;
+    });
+    flush();
+    return rows;
+  }
+
+  /** Sends the acks whose place in the stream has been reached. */
+  private sendDueAcks(sub: Subscription): void {
+    while (sub.pendingAcks.length > 0 && sub.pendingAcks[0].seq <= sub.sentSeq) {
+      const a = sub.pendingAcks.shift() as PendingAck;
+      sub.sink.send(ackFrame(this.spaceId, a.ref, a.own ? a.seq : sub.sentSeq));
+    }
+  }
+
+  private goLive(sub: Subscription): void {
+    sub.live = true;
+    this.sendDueAcks(sub);
+    if (sub.syncedSent) return;
+    sub.syncedSent = true;
+    sub.sink.send(syncedFrame(this.spaceId, sub.sentSeq, sub.role, this.stateVectorRanges()));
+    const secrets = this.ctx.store.loadSecrets(this.spaceId);
+    if (secrets.length > 0) sub.sink.send(secretsFrame(this.spaceId, secrets));
+  }
+
+  stateVectorRanges(): Record<string, StateVectorRanges> {
+    const out: Record<string, StateVectorRanges> = {};
+    for (const [treeId, set] of this.trees) out[treeId] = set.toRanges();
+    return out;
+  }
+
+  // ---- writes ------------------------------------------------------------------------
+
+  /** Queues a validated client batch; resolves once it is stored and acknowledged. */
+  enqueueOps(treeId: string, ops: readonly Op[], origin?: Subscriber, ref?: number): Promise<void> {
+    if (this.closed) return Promise.reject(new Error(`space ${this.spaceId} is closed`));
+    return new Promise((resolve, reject) => this.queue.push({ kind: 'ops', treeId, ops, origin, ref, resolve, reject }));
+  }
+
+  /** Queues validated secret records; resolves once they are merged, stored and acknowledged. */
+  enqueueSecrets(records: readonly SecretRecord[], origin?: Subscriber, ref?: number): Promise<void> {
+    if (this.closed) return Promise.reject(new Error(`space ${this.spaceId} is closed`));
+    return new Promise((resolve, reject) => this.queue.push({ kind: 'secrets', records, origin, ref, resolve, reject }));
+  }
+
+  /** LayerWriter: the SpaceManager's own ops (e.g. none today; a server-side app later). */
+  appendOps(treeId: string, ops: readonly Op[]): Promise<void> {
+    return this.enqueueOps(treeId, ops);
+  }
+
+  mergeSecrets(records: readonly SecretRecord[]): Promise<void> {
+    return this.enqueueSecrets(records);
+  }
+
+  /** Runs one group of the write queue; never throws (failures are reported to the jobs). */
+  private runGroup(group: Job[]): void {
+    let touchedRefs = false;
+    for (let i = 0; i < group.length; ) {
+      const job = group[i];
+      if (job.kind === 'secrets') {
+        this.commitSecrets(job);
+        i++;
+        continue;
+      }
+      let j = i;
+      while (j < group.length && group[j].kind === 'ops') j++;
+      if (this.commitOps(group.slice(i, j) as OpsJob[])) touchedRefs = true;
+      i = j;
+    }
+    if (touchedRefs) this.afterTreeChanges();
+  }
+
+  /** Commits consecutive ops jobs in one transaction; true when a tree the host tracks changed. */
+  private commitOps(jobs: OpsJob[]): boolean {
+    const inputs = jobs.map((j) => {
+      const known = this.trees.get(j.treeId);
+      return { treeId: j.treeId, ops: known ? j.ops.filter((op) => !known.hasOp(op)) : j.ops };
+    });
+    let results: AppendResult[];
+    if (inputs.every((b) => b.ops.length === 0)) {
+      results = inputs.map(() => ({ seq: undefined, fresh: [], opsJson: undefined }));
+    } else {
+      const t0 = performance.now();
+      try {
+        results = this.ctx.store.appendBatches(this.spaceId, inputs);
+      } catch (e) {
+        this.failJobs(jobs, e);
+        return false;
+      }
+      this.ctx.metrics.commits++;
+      this.ctx.metrics.commitSeconds += (performance.now() - t0) / 1000;
+    }
+    let touched = false;
+    jobs.forEach((job, k) => {
+      const r = results[k];
+      try {
+        if (r.seq !== undefined && r.opsJson !== undefined) {
+          this.applyStored(job, r.seq, r.fresh, r.opsJson);
+          if (job.treeId === this.spaceId || this.unloadableTrees.delete(job.treeId)) touched = true;
+        } else {
+          this.ackPosition(job.origin, job.ref);
+        }
+      } catch (e) {
+        this.ctx.metrics.fault('fan-out');
+        this.ctx.logger.error('fan-out failed', { spaceId: this.spaceId, seq: r.seq, error: errorText(e) });
+      }
+      job.resolve();
+    });
+    return touched;
+  }
+
+  private applyStored(job: OpsJob, seq: number, fresh: readonly Op[], opsJson: string): void {
+    this.lastSeq = seq;
+    let set = this.trees.get(job.treeId);
+    if (!set) this.trees.set(job.treeId, (set = new OpRangeSet()));
+    for (const op of fresh) set.add(op.id.peerId, op.id.counter);
+    this.ctx.metrics.batchesStored++;
+    this.ctx.metrics.opsStored += fresh.length;
+    // The SpaceManager merges what clients wrote; its own ops are in its trees already.
+    if (job.origin) this.layer.deliver(job.treeId, fresh);
+    this.fanOut(seq, job.treeId, opsJson, fresh.length, job.origin, job.ref);
+  }
+
+  private fanOut(seq: number, treeId: string, opsJson: string, nOps: number, origin: Subscriber | undefined, ref: number | undefined): void {
+    let frame: string | undefined;
+    for (const sub of this.subs.values()) {
+      if (sub.sink === origin) {
+        if (ref === undefined) continue;
+        if (sub.live) {
+          sub.sentSeq = seq;
+          sub.sink.send(ackFrame(this.spaceId, ref, seq));
+        } else {
+          sub.pendingAcks.push({ seq, ref, own: true });
+        }
+        continue;
+      }
+      if (!sub.live) continue; // catching up: it reads this batch from the store
+      if (sub.sink.congested) {
+        sub.live = false;
+        void this.pump(sub);
+        continue;
+      }
+      frame ??= opsFrame(this.spaceId, treeId, [opsJson], seq);
+      sub.sink.send(frame, nOps);
+      sub.sentSeq = seq;
+    }
+    if (origin && ref !== undefined && !this.subs.has(origin)) origin.send(ackFrame(this.spaceId, ref, seq));
+  }
+
+  /**
+   * Acknowledges a request that stored no batch (duplicates, secrets) with the position the
+   * client has reached in this space's stream (the space's seq when it is not subscribed).
+   */
+  private ackPosition(origin: Subscriber | undefined, ref: number | undefined): void {
+    if (!origin || ref === undefined) return;
+    const sub = this.subs.get(origin);
+    if (!sub) {
+      origin.send(ackFrame(this.spaceId, ref, this.lastSeq));
+      return;
+    }
+    const last = sub.pendingAcks[sub.pendingAcks.length - 1];
+    if (sub.live || !last) {
+      origin.send(ackFrame(this.spaceId, ref, sub.sentSeq));
+      return;
+    }
+    sub.pendingAcks.push({ seq: last.seq, ref, own: false });
+  }
+
+  private commitSecrets(job: SecretsJob): void {
+    let won: SecretRecord[];
+    try {
+      won = this.ctx.store.mergeSecrets(this.spaceId, job.records);
+    } catch (e) {
+      this.failJobs([job], e);
+      return;
+    }
+    try {
+      if (won.length > 0) {
+        if (job.origin) this.layer.deliverSecrets(won);
+        const frame = secretsFrame(this.spaceId, won);
+        for (const sub of this.subs.values()) if (sub.sink !== job.origin && sub.syncedSent) sub.sink.send(frame);
+      }
+      this.ackPosition(job.origin, job.ref);
+    } catch (e) {
+      this.ctx.metrics.fault('fan-out');
+      this.ctx.logger.error('secrets fan-out failed', { spaceId: this.spaceId, error: errorText(e) });
+    }
+    job.resolve();
+  }
+
+  private failJobs(jobs: readonly Job[], e: unknown): void {
+    this.ctx.metrics.fault('write');
+    this.ctx.logger.error('write failed', { spaceId: this.spaceId, jobs: jobs.length, error: errorText(e) });
+    const err = e instanceof Error ? e : new Error(String(e));
+    for (const job of jobs) {
+      if (job.origin && job.ref !== undefined) job.origin.sendError('internal', 'the server could not store this; send it again later', this.spaceId, job.ref);
+      job.reject(err);
+    }
+  }
+
+  // ---- the merged copy -------------------------------------------------------------
+
+  /** After the space tree (or an app tree that could not load) changed: name, app trees. */
+  private afterTreeChanges(): void {
+    const space = this.space;
+    if (!space || this.closed) return;
+    const name = space.name;
+    if (name && name !== this.name) {
+      this.name = name;
+      try {
+        this.ctx.store.setSpaceName(this.spaceId, name);
+      } catch (e) {
+        this.ctx.logger.warn('cannot store the space name', { spaceId: this.spaceId, error: errorText(e) });
+      }
+    }
+    this.syncAppTrees();
+  }
+
+  /** Opens every app tree the space lists that has ops and is not open yet. */
+  private syncAppTrees(): void {
+    const space = this.space;
+    if (!space || this.closed) return;
+    for (const ref of space.appTreeRefs()) {
+      const id = ref.id;
+      if (space.loadedAppTree(id) || this.openingTrees.has(id) || this.unloadableTrees.has(id) || !this.trees.has(id)) continue;
+      this.openingTrees.add(id);
+      space
+        .openAppTree(id)
+        .then(
+          () => undefined,
+          (e: unknown) => {
+            if (this.closed) return;
+            this.unloadableTrees.add(id);
+            this.ctx.logger.debug('app tree not loadable yet', { spaceId: this.spaceId, treeId: id, error: errorText(e) });
+          },
+        )
+        .finally(() => this.openingTrees.delete(id));
+    }
+  }
+
+  // ---- lifecycle -----------------------------------------------------------------------
+
+  /** Waits until every queued write has been committed and acknowledged. */
+  flush(): Promise<void> {
+    return this.queue.whenIdle();
+  }
+
+  /** Finishes queued writes, drops subscribers and closes the space in the SpaceManager; idempotent. */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      await this.queue.whenIdle();
+      this.closed = true;
+      for (const sub of this.subs.values()) sub.closed = true;
+      this.subs.clear();
+      await this.ctx.manager.close(this.spaceId);
+    })();
+    return this.closing;
+  }
+
+  /** After a failed load: fails anything queued. */
+  abandon(e: Error): void {
+    this.closed = true;
+    for (const job of this.queue.drain()) job.reject(e);
+  }
+}
