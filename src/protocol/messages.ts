@@ -231,7 +231,9 @@ export function parseClientMessage(data: string | Buffer): ClientMessage {
       onlyKeys(o, ['type', 'protocol', 'token', 'peerIds', 'client'], 'hello');
       if (typeof o.protocol !== 'number') fail('hello.protocol must be a number');
       if (o.protocol !== PROTOCOL_VERSION) throw new ProtocolError(`protocol ${o.protocol} is not supported (this server speaks ${PROTOCOL_VERSION})`, CloseCode.unsupportedVersion);
-      if (typeof o.token !== 'string' || o.token.length === 0 || o.token.length > PROTOCOL_LIMITS.maxTokenLength) fail('hello.token must be a non-empty string');
+      if (typeof o.token !== 'string' || o.token.length === 0 || o.token.length > PROTOCOL_LIMITS.maxTokenLength) {
+        throw new ProtocolError(`hello.token must be a token (1..${PROTOCOL_LIMITS.maxTokenLength} characters)`, CloseCode.unauthorized);
+      }
       if (!Array.isArray(o.peerIds) || o.peerIds.length === 0 || o.peerIds.length > PROTOCOL_LIMITS.maxPeerIdsPerHello || !o.peerIds.every(isValidPeerId)) {
         fail(`hello.peerIds must be 1..${PROTOCOL_LIMITS.maxPeerIdsPerHello} peer ids ([0-9a-z]{1,64})`);
       }

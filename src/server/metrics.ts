@@ -19,6 +19,8 @@ export class Metrics {
   commits = 0;
   commitSeconds = 0;
   rateLimited = 0;
+  /** Times a live subscriber's socket fell behind and it went back to catching up from the store. */
+  subscribersBehind = 0;
   spacesLoadedTotal = 0;
   spacesUnloadedTotal = 0;
   /** `error` messages sent, by code. */
@@ -65,6 +67,7 @@ export class Metrics {
     one('commits_total', 'counter', 'SQLite write transactions for client writes.', this.commits);
     one('commit_seconds_total', 'counter', 'Time spent in those transactions.', Number(this.commitSeconds.toFixed(6)));
     one('rate_limited_total', 'counter', 'Times a connection was paused by its rate limit.', this.rateLimited);
+    one('subscribers_behind_total', 'counter', 'Times a subscriber fell behind and was caught up from the store.', this.subscribersBehind);
     labelled('errors_total', 'code', 'Error messages sent to clients, by code.', this.errors);
     labelled('closes_total', 'code', 'Sockets closed by the server, by close code.', this.closes);
     labelled('faults_total', 'where', 'Server faults, by where they happened.', this.faults);

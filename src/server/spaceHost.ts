@@ -372,6 +372,7 @@ export class SpaceHost implements LayerWriter {
       if (!sub.live) continue; // catching up: it reads this batch from the store
       if (sub.sink.congested) {
         sub.live = false;
+        this.ctx.metrics.subscribersBehind++;
         void this.pump(sub);
         continue;
       }

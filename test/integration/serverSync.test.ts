@@ -258,3 +258,40 @@ describe('team server: sync', function () {
     assert.deepEqual(synced.trees[tree], { pa: [[1, 30]] });
   });
 });
+
+describe('team server: a subscriber that stops reading', function () {
+  this.timeout(60_000);
+
+  it('is caught up from the store once it reads again: every batch, in order, nothing twice', async () => {
+    const t = await startTestServer({ rateLimits: { opsPerSecond: 10_000_000, opsBurst: 10_000_000, bytesPerSecond: 1e9, bytesBurst: 1e9 } });
+    try {
+      const spaceId = await t.createSpace('Slow');
+      const writer = await t.open(t.token('write'), ['pw']);
+      const slow = await t.open(t.token('read'), ['ps']);
+      await writer.subscribe(spaceId);
+      await slow.subscribe(spaceId);
+      slow.ws.pause(); // stops reading its socket: the server's sends pile up, then it falls behind
+      const tree = newVertexId();
+      const batches = 150;
+      let last = writer.sendOps(spaceId, tree, [rootOp(tree, 1, 'pw')]);
+      for (let i = 0; i < batches; i++) last = writer.sendOps(spaceId, tree, makeOps(tree, 'pw', 2 + i * 2000, 2000));
+      const lastAck = await writer.ack(last);
+      assert.ok(t.server.metrics.subscribersBehind >= 1, 'the slow subscriber never fell behind (test too small?)');
+      slow.ws.resume();
+      const seen = new Set<string>();
+      let high = 0;
+      while (high < lastAck.seq) {
+        const m = await slow.next('ops');
+        assert.ok(m.seq > high, `seq ${m.seq} after ${high}`);
+        high = m.seq;
+        for (const k of keysOf([m])) {
+          assert.ok(!seen.has(k), `op ${k} sent twice`);
+          seen.add(k);
+        }
+      }
+      assert.equal(seen.size, 1 + batches * 2000);
+    } finally {
+      await t.stop();
+    }
+  });
+});
