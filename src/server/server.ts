@@ -63,6 +63,8 @@ export interface RunningServer {
   /** A space finished loading / was unloaded (idle or shutdown); the argument is its id. */
   readonly onDidLoadSpace: Event<string>;
   readonly onDidUnloadSpace: Event<string>;
+  /** The server's merged copy of a space opened one of its app trees. */
+  readonly onDidOpenAppTree: Event<{ spaceId: string; treeId: string }>;
   /** Stops accepting, finishes queued writes, closes sockets with 1001, closes the database. Idempotent. */
   close(): Promise<void>;
 }
@@ -190,6 +192,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     loadedSpaces: () => registry.loadedCount,
     onDidLoadSpace: registry.onDidLoadSpace,
     onDidUnloadSpace: registry.onDidUnloadSpace,
+    onDidOpenAppTree: registry.onDidOpenAppTree,
     close,
   };
 }

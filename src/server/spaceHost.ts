@@ -99,6 +99,8 @@ export interface HostContext {
   readonly manager: SpaceManager;
   readonly metrics: Metrics;
   readonly logger: Logger;
+  /** The server's copy opened (merged) an app tree of the space. */
+  readonly onDidOpenAppTree?: (e: { spaceId: string; treeId: string }) => void;
 }
 
 export class SpaceNotFoundError extends Error {
@@ -119,8 +121,11 @@ export class SpaceHost implements LayerWriter {
   private closed = false;
   private closing: Promise<void> | undefined;
   private readonly openingTrees = new Set<string>();
-  /** App trees whose load failed (their ops are incomplete); retried when they get new ops. */
-  private readonly unloadableTrees = new Set<string>();
+  /**
+   * App trees the space lists that are not open: no ops yet, or too few to build the tree (its
+   * root is missing). Opening is tried again when they get new ops.
+   */
+  private readonly waitingTrees = new Set<string>();
 
   constructor(
     readonly spaceId: string,
@@ -331,7 +336,7 @@ export class SpaceHost implements LayerWriter {
       try {
         if (r.seq !== undefined && r.opsJson !== undefined) {
           this.applyStored(job, r.seq, r.fresh, r.opsJson);
-          if (job.treeId === this.spaceId || this.unloadableTrees.delete(job.treeId)) touched = true;
+          if (job.treeId === this.spaceId || this.waitingTrees.delete(job.treeId)) touched = true;
         } else {
           this.ackPosition(job.origin, job.ref);
         }
@@ -458,15 +463,19 @@ export class SpaceHost implements LayerWriter {
     if (!space || this.closed) return;
     for (const ref of space.appTreeRefs()) {
       const id = ref.id;
-      if (space.loadedAppTree(id) || this.openingTrees.has(id) || this.unloadableTrees.has(id) || !this.trees.has(id)) continue;
+      if (space.loadedAppTree(id) || this.openingTrees.has(id) || this.waitingTrees.has(id)) continue;
+      if (!this.trees.has(id)) {
+        this.waitingTrees.add(id);
+        continue;
+      }
       this.openingTrees.add(id);
       space
         .openAppTree(id)
         .then(
-          () => undefined,
+          () => this.ctx.onDidOpenAppTree?.({ spaceId: this.spaceId, treeId: id }),
           (e: unknown) => {
             if (this.closed) return;
-            this.unloadableTrees.add(id);
+            this.waitingTrees.add(id);
             this.ctx.logger.debug('app tree not loadable yet', { spaceId: this.spaceId, treeId: id, error: errorText(e) });
           },
         )

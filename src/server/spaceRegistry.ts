@@ -36,6 +36,9 @@ export class SpaceRegistry {
   private readonly unloadedEmitter = new Emitter<string>();
   /** A space was unloaded (its id). */
   readonly onDidUnloadSpace = this.unloadedEmitter.event;
+  private readonly appTreeEmitter = new Emitter<{ spaceId: string; treeId: string }>();
+  /** The server's copy of a space opened (and so merges) one of its app trees. */
+  readonly onDidOpenAppTree = this.appTreeEmitter.event;
 
   constructor(private readonly opts: RegistryOptions) {}
 
@@ -81,7 +84,7 @@ export class SpaceRegistry {
 
   private load(spaceId: string): Entry {
     const { store, manager, metrics, logger } = this.opts;
-    const host = new SpaceHost(spaceId, { store, manager, metrics, logger });
+    const host = new SpaceHost(spaceId, { store, manager, metrics, logger, onDidOpenAppTree: (e) => this.appTreeEmitter.fire(e) });
     const t0 = Date.now();
     const entry: Entry = {
       host,
