@@ -9,9 +9,15 @@ import { DELETED_PARENT_ID, opKey, validateOps, type JsonValue, type Op } from '
 
 let treeCounter = 0;
 
-/** A fresh, valid tree id (vertex-id shaped, unique within the process). */
+/**
+ * A fresh tree id in the data model's shape (32 lowercase hex digits, which the sync protocol
+ * requires), unique within the process: a per-prefix tag, the pid, the time and a counter.
+ */
 export function newTreeId(prefix = 'tree'): string {
-  return `${prefix}-${process.pid.toString(36)}-${Date.now().toString(36)}-${(++treeCounter).toString(36)}`;
+  let tag = 0;
+  for (const c of prefix) tag = (tag * 31 + c.charCodeAt(0)) >>> 0;
+  const hex = (n: number, width: number): string => (n >>> 0).toString(16).padStart(width, '0').slice(-width);
+  return `${hex(tag, 8)}${hex(process.pid, 8)}${Date.now().toString(16).padStart(12, '0').slice(-12)}${hex(++treeCounter, 4)}`;
 }
 
 /** The move that creates a tree's root (the only move with a null parent). */

@@ -1,0 +1,786 @@
+/**
+ * ServerLayer: a two-way PersistenceLayer that syncs one space with a team server over the sync
+ * protocol (docs/protocol.md), keeping its sync state in a SyncStateStore (usually the space's
+ * FileLayer) so that it resumes where it stopped.
+ *
+ * - Connection (connection.ts): hello, backoff with full jitter, heartbeat, fatal auth failures.
+ *   On every `welcome` it subscribes `since` the highest seq it has seen; the server sends the
+ *   batches after it (a resume downloads only what is new), then `synced` with its state vector.
+ * - Incoming batches (catch-up and live) are stored with `saveIncoming` (ops + watermark in one
+ *   durable write) first, then reported through `onIncoming`, in order. Duplicates are harmless.
+ * - `saveOps` puts ops in the durable outbox and resolves; they are sent (batches of at most
+ *   `maxOpsPerBatch` ops, a few in flight) while connected, and leave the outbox on `ack`. After a
+ *   reconnect only what the server's state vector lacks is sent again; the rest is dropped.
+ * - The server only takes ops under the peer ids announced in `hello`. Ops of other peers (edits
+ *   another process made in the file) are sent by reconnecting with their peer ids announced.
+ * - `loadTree` waits (at most `loadTimeoutMs`) for the first sync and returns what the server
+ *   sent for the tree, plus what the store holds (`loadOps`) and the outbox; offline it resolves
+ *   with what it has. `missingOps` waits for the server's state vector (no timeout).
+ * - A read-only token (`error forbidden` / role `read`): the ops stay in the outbox (write access
+ *   may come later) and the state is `error` "read-only: N ops not sent".
+ *
+ * Server ordering guarantee relied on: everything sent to a socket for a space (ops, acks) comes
+ * in seq order, so the highest seq seen in `ops`, `ack` or `synced` is a safe resume point — own
+ * batches were durable in the outbox before they were sent.
+ */
+import type { IncomingOps, LayerConnectionState, LayerKind, PersistenceLayer, SecretRecord } from '../contract';
+import { PROTOCOL_LIMITS, type ErrorMessage, type Role, type ServerMessage, type SyncedMessage, type WelcomeMessage } from '../../protocol/messages';
+import { Emitter, type Event } from '../../spaces/events';
+import { decodeOps, encodeOp } from '../../spaces/opCodec';
+import { OpRangeSet } from '../../spaces/opRanges';
+import { opKey, sortAndDedupe, validateOps, type Op } from '../../spaces/ops';
+import { secretWins, validateSecretRecords } from '../../spaces/secrets';
+import { DEFAULT_CONNECTION_TIMINGS, SyncConnection, serverBaseUrl, type ConnectionDown, type ConnectionStats, type ConnectionTimings } from './connection';
+import { Outbox } from './outbox';
+import type { SyncStateStore } from './syncState';
+
+export interface ServerLayerTimings extends ConnectionTimings {
+  /** `loadTree`, `listTrees` and `loadSecrets` wait at most this long for the first sync (ms). */
+  readonly loadTimeoutMs: number;
+  /** `close()` waits at most this long for what is in flight or queued to be acknowledged (ms). */
+  readonly closeTimeoutMs: number;
+  /** Unacknowledged `ops` messages at a time. */
+  readonly maxInFlightBatches: number;
+  /** Pause before sending again after `rate-limited` or `internal` (ms). */
+  readonly resendPauseMs: number;
+}
+
+export const DEFAULT_SERVER_LAYER_TIMINGS: ServerLayerTimings = {
+  ...DEFAULT_CONNECTION_TIMINGS,
+  loadTimeoutMs: 5_000,
+  closeTimeoutMs: 2_000,
+  maxInFlightBatches: 4,
+  resendPauseMs: 1_000,
+};
+
+/** An `ops` message's ops stay under this many bytes of JSON (the server's frame limit is 8 MiB). */
+const MAX_BATCH_BYTES = 2 * 1024 * 1024;
+const ID_RE = /^[0-9a-f]{32}$/;
+
+export interface ServerLayerOptions {
+  /** The server: http(s)://host[:port][/base] or ws(s)://…; the sync path is added. */
+  readonly url: string;
+  readonly token: string;
+  /** The SpaceManager's peer id (`manager.peerId`): always announced in `hello`. */
+  readonly peerId: string;
+  readonly spaceId: string;
+  readonly syncState: SyncStateStore;
+  readonly timings?: Partial<ServerLayerTimings>;
+  /** Free text the server logs, e.g. "spaces-cli/0.1.0". */
+  readonly client?: string;
+}
+
+/** What happened, for logs and `spaces sync --watch`. */
+export type SyncEvent =
+  | { readonly type: 'welcome'; readonly user: string; readonly serverId: string; readonly peerIds: readonly string[] }
+  | { readonly type: 'received'; readonly treeId: string; readonly ops: number; readonly seq: number }
+  | { readonly type: 'synced'; readonly seq: number; readonly role: Role; readonly received: number; readonly outbox: number }
+  | { readonly type: 'acked'; readonly treeId: string; readonly ops: number; readonly seq: number }
+  | { readonly type: 'secrets-received'; readonly count: number }
+  | { readonly type: 'secrets-acked'; readonly count: number }
+  | { readonly type: 'refused'; readonly code: string; readonly message: string; readonly ops: number }
+  | { readonly type: 'store-error'; readonly message: string };
+
+export interface ServerLayerStats extends ConnectionStats {
+  /** Ops received in `ops` messages (catch-up and live). */
+  opsReceived: number;
+  /** Ops acknowledged by the server. */
+  opsAcked: number;
+  /** Ops sent in `ops` messages (resends included). */
+  opsSent: number;
+}
+
+interface SecretsInFlight {
+  readonly records: SecretRecord[];
+  readonly waiters: Array<() => void>;
+}
+
+class LayerClosedError extends Error {
+  constructor(id: string, op: string) {
+    super(`${id}: ${op}() called on a closed layer`);
+    this.name = 'LayerClosedError';
+  }
+}
+
+function copyOp(op: Op): Op {
+  return structuredClone(op);
+}
+
+export class ServerLayer implements PersistenceLayer {
+  readonly kind: LayerKind = 'two-way';
+  readonly id: string;
+  readonly label: string;
+  readonly spaceId: string;
+
+  private readonly store: SyncStateStore;
+  private readonly conn: SyncConnection;
+  private readonly timings: ServerLayerTimings;
+  private readonly outbox = new Outbox();
+  private readonly initDone: Promise<void>;
+  private initError: Error | undefined;
+
+  /** Highest seq seen in ops/ack/synced (and handed to the store). */
+  private seen = 0;
+  private seqRequested = 0;
+  /** The server's state vector per tree, known after the first `synced`; kept up to date. */
+  private sv: Map<string, OpRangeSet> | undefined;
+  private svWaiters: Array<() => void> = [];
+  private role: Role | undefined;
+  /** This connection got `synced` and its barrier ack: caught up, secrets in. */
+  private ready = false;
+  private everReady = false;
+  /** A connection attempt failed before the first sync: loads answer at once (offline). */
+  private everDown = false;
+  /** The last connection failed (not a planned reconnect) and no new one is open yet. */
+  private offline = false;
+  /** This connection got `synced` (its state vector is in): sending may start. */
+  private syncedNow = false;
+  /** Why the server refused ops on this connection (kept as the error state until reconnect). */
+  private refusedReason: string | undefined;
+  private readyWaiters: Array<() => void> = [];
+  private barrierRef: number | undefined;
+  private catchUpOps = 0;
+  private nextRef = 1;
+  private paused: NodeJS.Timeout | undefined;
+  /** Ops the server refused as invalid or too large: not resent on this connection. */
+  private readonly refused = new Set<string>();
+
+  /** Ops received for trees nobody loaded yet (only when the store cannot load ops itself). */
+  private readonly received = new Map<string, Op[]>();
+  private readonly handedOver = new Set<string>();
+  private incomingChain: Promise<void> = Promise.resolve();
+  private pendingIncoming = 0;
+  private pendingSaves = 0;
+  private pendingMissing = 0;
+
+  private readonly secrets = new Map<string, SecretRecord>();
+  private readonly unsentSecrets = new Map<string, SecretRecord>();
+  private readonly secretsInFlight = new Map<number, SecretsInFlight>();
+
+  private idleWaiters: Array<{ resolve: () => void; reject: (e: Error) => void }> = [];
+  private idleCheck: NodeJS.Immediate | undefined;
+  private stateValue: LayerConnectionState = { status: 'offline', reason: 'connecting' };
+  private closedForCalls = false;
+  private disposed = false;
+  private closing: Promise<void> | undefined;
+  private readonly counters = { opsReceived: 0, opsAcked: 0, opsSent: 0 };
+
+  private readonly incomingEmitter = new Emitter<IncomingOps>();
+  readonly onIncoming: Event<IncomingOps> = this.incomingEmitter.event;
+  private readonly incomingSecretsEmitter = new Emitter<readonly SecretRecord[]>();
+  readonly onIncomingSecrets: Event<readonly SecretRecord[]> = this.incomingSecretsEmitter.event;
+  private readonly stateEmitter = new Emitter<LayerConnectionState>();
+  readonly onStateChange: Event<LayerConnectionState> = this.stateEmitter.event;
+  private readonly syncEmitter = new Emitter<SyncEvent>();
+  /** Protocol-level events (received, acked, synced, refused…), for logs and the CLI. */
+  readonly onSyncEvent: Event<SyncEvent> = this.syncEmitter.event;
+
+  constructor(opts: ServerLayerOptions) {
+    if (!ID_RE.test(opts.spaceId)) throw new TypeError(`space id must be 32 lowercase hex digits: ${opts.spaceId}`);
+    if (typeof opts.token !== 'string' || opts.token.length === 0) throw new TypeError('a token is required');
+    const base = serverBaseUrl(opts.url);
+    this.id = `server:${base}`;
+    this.label = new URL(base).host;
+    this.spaceId = opts.spaceId;
+    this.store = opts.syncState;
+    this.timings = { ...DEFAULT_SERVER_LAYER_TIMINGS, ...opts.timings };
+    this.conn = new SyncConnection({
+      url: opts.url,
+      token: opts.token,
+      client: opts.client ?? 'spaces-vscode',
+      timings: this.timings,
+      peerIds: () => [opts.peerId, ...this.outbox.waitingPeers().filter((p) => p !== opts.peerId)],
+    });
+    this.conn.onOpen((w) => this.onWelcome(w));
+    this.conn.onMessage((m) => this.onMessage(m));
+    this.conn.onDown((d) => this.onDown(d));
+    this.initDone = this.init();
+  }
+
+  private async init(): Promise<void> {
+    try {
+      const s = await this.store.loadSyncState(this.id);
+      this.seen = this.seqRequested = s.seq;
+      for (const [treeId, ops] of s.outbox) this.outbox.add(treeId, ops);
+    } catch (e) {
+      this.initError = e instanceof Error ? e : new Error(String(e));
+      this.setState({ status: 'error', reason: `cannot read the sync state: ${this.initError.message}` });
+      return;
+    }
+    if (!this.disposed) this.conn.start();
+  }
+
+  // ---- public state ------------------------------------------------------------------------
+
+  get state(): LayerConnectionState {
+    return this.stateValue;
+  }
+
+  /** The highest server sequence this layer has seen (and stored or is storing). */
+  get seq(): number {
+    return this.seen;
+  }
+
+  /** Ops in the outbox (saved, not yet acknowledged by the server). */
+  get outboxSize(): number {
+    return this.outbox.size;
+  }
+
+  get stats(): Readonly<ServerLayerStats> {
+    return { ...this.conn.stats, ...this.counters };
+  }
+
+  /** Connects now: after an auth error (e.g. a new token is in place) or to skip a backoff wait. */
+  retry(): void {
+    if (this.disposed) return;
+    this.conn.retry();
+  }
+
+  private setState(s: LayerConnectionState): void {
+    const prev = this.stateValue;
+    const reason = (x: LayerConnectionState): string | undefined => ('reason' in x ? x.reason : undefined);
+    if (prev.status === s.status && reason(prev) === reason(s)) return;
+    this.stateValue = s;
+    if (!this.disposed) this.stateEmitter.fire(s);
+  }
+
+  // ---- connection events -------------------------------------------------------------------
+
+  private onWelcome(w: WelcomeMessage): void {
+    this.offline = false;
+    this.ready = false;
+    this.syncedNow = false;
+    this.catchUpOps = 0;
+    this.refused.clear();
+    this.refusedReason = undefined;
+    this.setState({ status: 'syncing' });
+    this.syncEmitter.fire({ type: 'welcome', user: w.user, serverId: w.serverId, peerIds: this.conn.peerIds });
+    this.conn.send({ type: 'subscribe', spaceId: this.spaceId, since: this.seen });
+  }
+
+  private onDown(d: ConnectionDown): void {
+    this.ready = false;
+    this.syncedNow = false;
+    this.barrierRef = undefined;
+    this.outbox.requeueInFlight();
+    this.clearPause();
+    // Secrets in flight go back to waiting; their saves resolve (kept in memory, sent on reconnect).
+    for (const f of this.secretsInFlight.values()) {
+      for (const r of f.records) if (secretWins(r, this.unsentSecrets.get(r.key))) this.unsentSecrets.set(r.key, r);
+      for (const w of f.waiters) w();
+    }
+    this.secretsInFlight.clear();
+    if (d.planned) {
+      this.setState({ status: 'syncing' });
+      return;
+    }
+    this.everDown = true;
+    this.offline = true;
+    this.setState(d.fatal ? { status: 'error', reason: d.reason } : { status: 'offline', reason: d.reason });
+    // Loads do not wait for a server that is not there: they answer with what this layer has.
+    if (!this.everReady) this.releaseReadyWaiters();
+  }
+
+  private onMessage(m: ServerMessage): void {
+    if (this.disposed) return;
+    if ('spaceId' in m && m.spaceId !== undefined && m.spaceId !== this.spaceId) return;
+    switch (m.type) {
+      case 'ops':
+        return this.onOps(m.treeId, m.ops, m.seq);
+      case 'synced':
+        return this.onSynced(m);
+      case 'ack':
+        return this.onAck(m.ref, m.seq);
+      case 'secrets':
+        return this.onSecrets(m.records);
+      case 'error':
+        return this.onError(m);
+      case 'welcome':
+        return;
+    }
+  }
+
+  private onOps(treeId: string, encoded: unknown[], seq: number): void {
+    let ops: Op[];
+    try {
+      ops = decodeOps(encoded, treeId, `${this.label} (seq ${seq})`);
+    } catch (e) {
+      // Not stored, so the watermark stays before it: the next connection asks for it again.
+      this.conn.reconnect(`the server sent invalid ops: ${e instanceof Error ? e.message : String(e)}`);
+      return;
+    }
+    if (seq > this.seen) this.seen = seq;
+    this.counters.opsReceived += ops.length;
+    if (!this.ready) this.catchUpOps += ops.length;
+    this.addToSv(treeId, ops);
+    if (!this.store.loadOps && !this.handedOver.has(treeId)) {
+      const cached = this.received.get(treeId);
+      if (cached) for (const op of ops) cached.push(op);
+      else this.received.set(treeId, [...ops]);
+    }
+    // Stored (ops + watermark, one durable write) first, then reported, in order.
+    const stored = this.storeIncoming(treeId, ops);
+    this.pendingIncoming++;
+    this.incomingChain = this.incomingChain
+      .then(() => stored)
+      .then(() => {
+        this.pendingIncoming--;
+        if (this.disposed) return;
+        this.incomingEmitter.fire({ treeId, ops });
+        this.syncEmitter.fire({ type: 'received', treeId, ops: ops.length, seq });
+        this.scheduleIdleCheck();
+      });
+  }
+
+  /** Hands ops and the current watermark to the store; never rejects (failures are reported). */
+  private storeIncoming(treeId: string, ops: readonly Op[]): Promise<void> {
+    if (ops.length === 0 && this.seen <= this.seqRequested) return Promise.resolve();
+    this.seqRequested = Math.max(this.seqRequested, this.seen);
+    return this.store.saveIncoming(this.id, treeId, ops, this.seen).catch((e: unknown) => this.storeFailed('saveIncoming', e));
+  }
+
+  private storeFailed(what: string, e: unknown): void {
+    if (this.disposed) return;
+    this.syncEmitter.fire({ type: 'store-error', message: `${what}: ${e instanceof Error ? e.message : String(e)}` });
+  }
+
+  private onSynced(m: SyncedMessage): void {
+    const known = this.sv ?? new Map<string, OpRangeSet>();
+    for (const [treeId, ranges] of Object.entries(m.trees)) {
+      const incoming = OpRangeSet.fromRanges(ranges);
+      const mine = known.get(treeId);
+      if (!mine) known.set(treeId, incoming);
+      else for (const [peer, list] of Object.entries(ranges)) for (const [a, b] of list) mine.addRange(peer, a, b);
+    }
+    this.sv = known;
+    this.syncedNow = true;
+    this.role = m.role;
+    if (m.seq > this.seen) this.seen = m.seq;
+    void this.storeIncoming(this.spaceId, []);
+    this.conn.markHealthy();
+    for (const w of this.svWaiters.splice(0)) w();
+    // What the server already has leaves the outbox without being sent again.
+    for (const treeId of this.outbox.treeIds()) {
+      const sv = known.get(treeId);
+      if (!sv) continue;
+      const have = this.outbox.ops(treeId).filter((op) => sv.hasOp(op));
+      if (have.length) this.dropFromOutbox(treeId, have);
+    }
+    this.syncEmitter.fire({ type: 'synced', seq: m.seq, role: m.role, received: this.catchUpOps, outbox: this.outbox.size });
+    // A barrier: the server answers it after everything sent before it (the secrets frame after
+    // `synced` included). It also carries the secrets saved while offline.
+    const records = [...this.unsentSecrets.values()];
+    this.unsentSecrets.clear();
+    const ref = this.nextRef++;
+    this.barrierRef = ref;
+    this.secretsInFlight.set(ref, { records, waiters: [] });
+    this.conn.send({ type: 'secrets', spaceId: this.spaceId, records, ref });
+    this.pump();
+  }
+
+  private onAck(ref: number, seq: number): void {
+    if (seq > this.seen) this.seen = seq;
+    const secrets = this.secretsInFlight.get(ref);
+    if (secrets) {
+      this.secretsInFlight.delete(ref);
+      if (secrets.records.length) this.syncEmitter.fire({ type: 'secrets-acked', count: secrets.records.length });
+      for (const w of secrets.waiters) w();
+      void this.storeIncoming(this.spaceId, []);
+      if (ref === this.barrierRef) this.becomeReady();
+      this.scheduleIdleCheck();
+      return;
+    }
+    const batch = this.outbox.settle(ref);
+    if (batch) {
+      this.addToSv(batch.treeId, batch.ops);
+      this.counters.opsAcked += batch.ops.length;
+      this.dropFromOutbox(batch.treeId, batch.ops);
+      this.syncEmitter.fire({ type: 'acked', treeId: batch.treeId, ops: batch.ops.length, seq });
+    }
+    void this.storeIncoming(this.spaceId, []);
+    this.pump();
+    this.scheduleIdleCheck();
+  }
+
+  private becomeReady(): void {
+    this.barrierRef = undefined;
+    this.ready = true;
+    this.everReady = true;
+    this.releaseReadyWaiters();
+    this.updateState();
+  }
+
+  private releaseReadyWaiters(): void {
+    for (const w of this.readyWaiters.splice(0)) w();
+  }
+
+  private onSecrets(records: SecretRecord[]): void {
+    const won = records.filter((r) => secretWins(r, this.secrets.get(r.key)));
+    for (const r of won) {
+      this.secrets.set(r.key, r);
+      const unsent = this.unsentSecrets.get(r.key);
+      if (unsent && !secretWins(unsent, r)) this.unsentSecrets.delete(r.key);
+    }
+    if (won.length === 0) return;
+    this.incomingSecretsEmitter.fire(won);
+    this.syncEmitter.fire({ type: 'secrets-received', count: won.length });
+  }
+
+  private onError(m: ErrorMessage): void {
+    const ref = m.ref;
+    if (ref !== undefined && this.secretsInFlight.has(ref)) {
+      const f = this.secretsInFlight.get(ref) as SecretsInFlight;
+      this.secretsInFlight.delete(ref);
+      for (const r of f.records) if (secretWins(r, this.unsentSecrets.get(r.key))) this.unsentSecrets.set(r.key, r);
+      for (const w of f.waiters) w();
+      if (f.records.length) this.syncEmitter.fire({ type: 'refused', code: m.code, message: m.message, ops: 0 });
+      if (ref === this.barrierRef) this.becomeReady();
+      if (m.code === 'forbidden') this.updateState();
+      return;
+    }
+    const batch = ref === undefined ? undefined : this.outbox.settle(ref);
+    if (!batch) {
+      // A refused subscription (unknown space, no access) or a general complaint.
+      if (m.code === 'rate-limited') return this.pauseSending();
+      if (m.code === 'forbidden' || m.code === 'not-found') {
+        // Not retried until retry(): the token or the space has to change first.
+        this.conn.fail(4000 + (m.code === 'forbidden' ? 403 : 404), `${this.label}: ${m.message}`);
+        return;
+      }
+      this.syncEmitter.fire({ type: 'refused', code: m.code, message: m.message, ops: 0 });
+      return;
+    }
+    this.syncEmitter.fire({ type: 'refused', code: m.code, message: m.message, ops: batch.ops.length });
+    switch (m.code) {
+      case 'forbidden':
+        // Kept: the user may get write access later.
+        this.role = 'read';
+        this.updateState();
+        return;
+      case 'rate-limited':
+      case 'internal':
+        return this.pauseSending();
+      default:
+        for (const op of batch.ops) this.refused.add(`${batch.treeId}/${opKey(op)}`);
+        this.refusedReason = `the server refused ${this.refused.size} ops (${m.code}): ${m.message}`;
+        this.updateState();
+        this.pump();
+    }
+  }
+
+  private pauseSending(): void {
+    if (this.paused) return;
+    this.paused = setTimeout(() => {
+      this.paused = undefined;
+      this.pump();
+    }, this.timings.resendPauseMs);
+  }
+
+  private clearPause(): void {
+    if (this.paused) clearTimeout(this.paused);
+    this.paused = undefined;
+  }
+
+  /**
+   * syncing (catch-up, then the outbox after a connect) → connected; live edits afterwards do not
+   * flip it back. Errors while connected: read-only with ops waiting, ops the server refused.
+   */
+  private updateState(): void {
+    if (this.disposed || !this.conn.isOpen) return;
+    if (this.role === 'read' && this.outbox.size > 0) {
+      this.setState({ status: 'error', reason: `read-only: ${this.outbox.size} ops not sent` });
+      return;
+    }
+    if (this.refusedReason) {
+      this.setState({ status: 'error', reason: this.refusedReason });
+      return;
+    }
+    if (!this.ready) {
+      this.setState({ status: 'syncing' });
+      return;
+    }
+    if (this.stateValue.status !== 'connected' && this.outbox.size > 0 && this.stateValue.status !== 'error') return;
+    this.setState(this.outbox.size === 0 || this.stateValue.status === 'connected' ? { status: 'connected' } : { status: 'syncing' });
+  }
+
+  private addToSv(treeId: string, ops: readonly Op[]): void {
+    if (!this.sv) return;
+    let set = this.sv.get(treeId);
+    if (!set) this.sv.set(treeId, (set = new OpRangeSet()));
+    for (const op of ops) set.add(op.id.peerId, op.id.counter);
+  }
+
+  private dropFromOutbox(treeId: string, ops: readonly Op[]): void {
+    const gone = this.outbox.remove(treeId, ops);
+    if (gone.length === 0) return;
+    this.store.removeFromOutbox(this.id, treeId, gone).catch((e: unknown) => this.storeFailed('removeFromOutbox', e));
+  }
+
+  // ---- sending -----------------------------------------------------------------------------
+
+  /** Sends outbox batches while connected, synced, writable, and under the in-flight limit. */
+  private pump(): void {
+    if (this.disposed || !this.conn.isOpen || !this.syncedNow || this.role === undefined || this.paused) return;
+    if (this.role === 'read') {
+      this.updateState();
+      return;
+    }
+    const allowed = new Set(this.conn.peerIds);
+    const refused = this.refused;
+    while (this.outbox.inFlightBatches < this.timings.maxInFlightBatches) {
+      const ref = this.nextRef;
+      const batch = this.outbox.take(ref, PROTOCOL_LIMITS.maxOpsPerBatch, MAX_BATCH_BYTES, allowed, refused.size ? (treeId, op) => refused.has(`${treeId}/${opKey(op)}`) : undefined);
+      if (!batch) break;
+      this.nextRef++;
+      if (!this.conn.send({ type: 'ops', spaceId: this.spaceId, treeId: batch.treeId, ops: batch.encoded, ref })) {
+        this.outbox.settle(ref);
+        return;
+      }
+      this.counters.opsSent += batch.ops.length;
+    }
+    // Ops of peers this connection did not announce: reconnect announcing them (at most 16 per hello).
+    if (this.outbox.inFlightBatches === 0 && this.outbox.waitingPeers().some((p) => !allowed.has(p))) {
+      this.conn.reconnect('announcing the peer ids of ops to send', true);
+      return;
+    }
+    this.updateState();
+  }
+
+  // ---- PersistenceLayer --------------------------------------------------------------------
+
+  private assertOpen(op: string): void {
+    if (this.closedForCalls) throw new LayerClosedError(this.id, op);
+  }
+
+  private checkTreeId(treeId: string): void {
+    if (typeof treeId !== 'string' || !ID_RE.test(treeId)) throw new TypeError(`${this.label}: tree ids must be 32 lowercase hex digits: ${JSON.stringify(treeId)}`);
+  }
+
+  /** Waits for this connection's first sync, at most `loadTimeoutMs`; at once when offline. */
+  private async waitForFirstSync(): Promise<void> {
+    await this.initDone;
+    if (this.initError) throw this.initError;
+    if (this.everReady || this.everDown || this.disposed) return;
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(done, this.timings.loadTimeoutMs);
+      function done(): void {
+        clearTimeout(timer);
+        resolve();
+      }
+      this.readyWaiters.push(done);
+    });
+  }
+
+  async listTrees(): Promise<string[]> {
+    this.assertOpen('listTrees');
+    await this.waitForFirstSync();
+    const trees = new Set<string>();
+    for (const [t, set] of this.sv ?? []) if (Object.keys(set.toRanges()).length) trees.add(t);
+    for (const t of this.outbox.treeIds()) trees.add(t);
+    for (const [t, ops] of this.received) if (ops.length) trees.add(t);
+    return [...trees];
+  }
+
+  async loadTree(treeId: string): Promise<Op[]> {
+    this.assertOpen('loadTree');
+    this.checkTreeId(treeId);
+    await this.waitForFirstSync();
+    const out: Op[] = [];
+    if (this.store.loadOps) out.push(...(await this.store.loadOps(this.id, treeId)));
+    const cached = this.received.get(treeId);
+    if (cached) out.push(...cached);
+    out.push(...this.outbox.ops(treeId));
+    // From now on the caller gets this tree's news through onIncoming only.
+    this.received.delete(treeId);
+    this.handedOver.add(treeId);
+    return sortAndDedupe(out);
+  }
+
+  async missingOps(treeId: string, ops: readonly Op[]): Promise<Op[]> {
+    this.assertOpen('missingOps');
+    this.pendingMissing++;
+    try {
+      await this.initDone;
+      if (!this.sv && !this.disposed) await new Promise<void>((resolve) => this.svWaiters.push(resolve));
+      if (this.disposed || !this.sv) return [];
+      const sv = this.sv.get(treeId);
+      return ops.filter((op) => !sv?.hasOp(op) && !this.outbox.has(treeId, op));
+    } finally {
+      this.pendingMissing--;
+      this.scheduleIdleCheck();
+    }
+  }
+
+  async saveOps(treeId: string, ops: readonly Op[]): Promise<void> {
+    this.assertOpen('saveOps');
+    this.checkTreeId(treeId);
+    validateOps(ops, treeId, `saveOps to ${this.label}`);
+    if (ops.length === 0) return;
+    this.pendingSaves++;
+    try {
+      await this.initDone;
+      if (this.initError) throw this.initError;
+      const sv = this.sv?.get(treeId);
+      const seen = new Set<string>();
+      const fresh: Op[] = [];
+      for (const op of ops) {
+        const k = opKey(op);
+        if (seen.has(k) || sv?.hasOp(op) || this.outbox.has(treeId, op)) continue;
+        seen.add(k);
+        fresh.push(copyOp(op));
+      }
+      if (fresh.length === 0) return;
+      await this.store.addToOutbox(this.id, treeId, fresh);
+      this.outbox.add(treeId, fresh);
+      this.pump();
+    } finally {
+      this.pendingSaves--;
+      this.scheduleIdleCheck();
+    }
+  }
+
+  async loadSecrets(): Promise<SecretRecord[]> {
+    this.assertOpen('loadSecrets');
+    await this.waitForFirstSync();
+    return [...this.secrets.values()];
+  }
+
+  /**
+   * Resolves once the server acknowledged the records, or at once while offline or read-only
+   * (then they wait in memory and go out on the next connect; the file layer keeps them durably).
+   */
+  async saveSecrets(records: readonly SecretRecord[]): Promise<void> {
+    this.assertOpen('saveSecrets');
+    validateSecretRecords(records, `saveSecrets to ${this.label}`);
+    if (records.length === 0) return;
+    await this.waitForFirstSync();
+    const won: SecretRecord[] = [];
+    for (const r of records) {
+      const c = { key: r.key, value: r.value, time: r.time, peerId: r.peerId };
+      if (!secretWins(c, this.secrets.get(c.key))) continue;
+      this.secrets.set(c.key, c);
+      won.push(c);
+    }
+    if (won.length === 0) return;
+    if (!this.ready || this.role === 'read' || !this.conn.isOpen) {
+      for (const r of won) if (secretWins(r, this.unsentSecrets.get(r.key))) this.unsentSecrets.set(r.key, r);
+      this.updateState();
+      return;
+    }
+    const ref = this.nextRef++;
+    await new Promise<void>((resolve) => {
+      this.secretsInFlight.set(ref, { records: won, waiters: [resolve] });
+      if (!this.conn.send({ type: 'secrets', spaceId: this.spaceId, records: won, ref })) {
+        this.secretsInFlight.delete(ref);
+        for (const r of won) this.unsentSecrets.set(r.key, r);
+        resolve();
+      }
+    });
+  }
+
+  // ---- waiting -----------------------------------------------------------------------------
+
+  /**
+   * Resolves when this layer is caught up and has nothing left to send: connected and synced,
+   * outbox empty, no secrets waiting, every received batch stored and reported. Rejects when the
+   * layer is closed first. It does not time out (the caller bounds it).
+   */
+  whenIdle(): Promise<void> {
+    if (this.closedForCalls) return Promise.reject(new LayerClosedError(this.id, 'whenIdle'));
+    return new Promise((resolve, reject) => {
+      this.idleWaiters.push({ resolve, reject });
+      this.scheduleIdleCheck();
+    });
+  }
+
+  /**
+   * Waits until everything the server had stored when this was called has been received and
+   * stored (a round trip behind the stream); bounded by `loadTimeoutMs` while not connected.
+   */
+  async refresh(): Promise<void> {
+    this.assertOpen('refresh');
+    await this.waitForFirstSync();
+    if (this.ready && this.conn.isOpen) {
+      const ref = this.nextRef++;
+      await new Promise<void>((resolve) => {
+        this.secretsInFlight.set(ref, { records: [], waiters: [resolve] });
+        if (!this.conn.send({ type: 'secrets', spaceId: this.spaceId, records: [], ref })) {
+          this.secretsInFlight.delete(ref);
+          resolve();
+        }
+      });
+    }
+    await this.incomingChain;
+  }
+
+  private isIdle(): boolean {
+    return (
+      this.ready &&
+      this.conn.isOpen &&
+      this.outbox.size === 0 &&
+      this.unsentSecrets.size === 0 &&
+      this.secretsInFlight.size === 0 &&
+      this.pendingIncoming === 0 &&
+      this.pendingSaves === 0 &&
+      this.pendingMissing === 0
+    );
+  }
+
+  /** Checks idleness after the current tick (so that a missingOps answer reaches saveOps first). */
+  private scheduleIdleCheck(): void {
+    if (this.idleCheck || this.disposed || this.idleWaiters.length === 0) return;
+    this.idleCheck = setImmediate(() => {
+      this.idleCheck = undefined;
+      if (this.isIdle()) for (const w of this.idleWaiters.splice(0)) w.resolve();
+    });
+  }
+
+  // ---- close -------------------------------------------------------------------------------
+
+  /**
+   * Waits (at most `closeTimeoutMs`) for the outbox to drain while connected, stores what is
+   * still arriving, then closes the socket (1000) and clears every timer. Idempotent.
+   */
+  close(): Promise<void> {
+    this.closing ??= this.doClose();
+    return this.closing;
+  }
+
+  private async doClose(): Promise<void> {
+    this.closedForCalls = true;
+    await this.initDone;
+    const work = this.outbox.size > 0 || this.secretsInFlight.size > 0 || this.unsentSecrets.size > 0 || this.pendingSaves > 0;
+    const reachable = !this.offline && this.conn.status !== 'failed' && this.conn.status !== 'closed';
+    if (work && reachable && this.role !== 'read' && !this.initError) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        new Promise<void>((resolve, reject) => {
+          this.idleWaiters.push({ resolve, reject });
+          this.scheduleIdleCheck();
+        }).catch(() => undefined),
+        new Promise<void>((resolve) => (timer = setTimeout(resolve, this.timings.closeTimeoutMs))),
+      ]);
+      clearTimeout(timer);
+    }
+    this.disposed = true;
+    this.conn.close();
+    this.clearPause();
+    if (this.idleCheck) clearImmediate(this.idleCheck);
+    this.idleCheck = undefined;
+    await this.incomingChain;
+    for (const w of this.idleWaiters.splice(0)) w.reject(new LayerClosedError(this.id, 'whenIdle'));
+    for (const w of this.svWaiters.splice(0)) w();
+    this.releaseReadyWaiters();
+    for (const f of this.secretsInFlight.values()) for (const w of f.waiters) w();
+    this.secretsInFlight.clear();
+    this.incomingEmitter.dispose();
+    this.incomingSecretsEmitter.dispose();
+    this.stateEmitter.dispose();
+    this.syncEmitter.dispose();
+  }
+}
+
+/** For tests and tools: the encoded size of an op as sent. */
+export function encodedOpBytes(op: Op): number {
+  return JSON.stringify(encodeOp(op)).length;
+}
