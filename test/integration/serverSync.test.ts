@@ -163,6 +163,11 @@ describe('team server: sync', function () {
   });
 
   it('acks keep their place in the stream while a subscriber is catching up', async () => {
+    // A small outgoing buffer makes the catch-up wait for the socket after every frame, so B's
+    // writes are stored while B is still catching up.
+    await t.stop();
+    t = await startTestServer({ connectionLimits: { outHighWater: 2048, outLowWater: 512 }, rateLimits: { messageBurst: 1000 } });
+    spaceId = await t.createSpace('Ordered');
     const a = await t.open(t.token('write'), ['pa']);
     await a.subscribe(spaceId);
     const tree = newVertexId();
@@ -170,11 +175,14 @@ describe('team server: sync', function () {
     let last = 0;
     for (let i = 0; i < 300; i++) last = a.sendOps(spaceId, tree, makeOps(tree, 'pa', 2 + i * 20, 20));
     await a.ack(last);
-    // B subscribes from 0 and writes at once, while its catch-up of 301 batches is under way.
+    // B subscribes from 0 and writes at once: new ops, a duplicate, new ops.
     const b = await t.open(t.token('write'), ['pb', 'pa']);
     b.send({ type: 'subscribe', spaceId, since: 0 });
     const refs = [b.sendOps(spaceId, tree, makeOps(tree, 'pb', 1, 3)), b.sendOps(spaceId, tree, makeOps(tree, 'pa', 2, 3)), b.sendOps(spaceId, tree, makeOps(tree, 'pb', 4, 3))];
     await b.next('synced');
+    const kinds = b.received.map((m) => m.type);
+    assert.ok(kinds.indexOf('ack') < kinds.indexOf('synced'), 'the acks were sent during the catch-up, in place');
+    assert.ok(kinds.indexOf('ack') > kinds.indexOf('ops'), 'after the catch-up had started');
     let high = 0;
     for (const m of b.received) {
       if (m.type === 'ops' || m.type === 'ack' || m.type === 'synced') {
@@ -182,13 +190,18 @@ describe('team server: sync', function () {
         high = m.seq;
       }
     }
-    const acks = b.received.filter((m) => m.type === 'ack');
+    const acks = b.received.flatMap((m) => (m.type === 'ack' ? [[m.ref, m.seq]] : []));
     assert.deepEqual(
-      acks.map((m) => (m.type === 'ack' ? m.ref : -1)),
-      refs,
-      'acks in the order of the batches',
+      acks,
+      [
+        [refs[0], 303],
+        [refs[1], 303],
+        [refs[2], 304],
+      ],
+      'acks in the order of the batches; the duplicate acked at its place',
     );
     assert.equal(high, 304);
+    assert.ok(!b.received.some((m) => m.type === 'ops' && m.seq > 302), 'B got its own batches back');
   });
 
   it('secrets are merged (last writer wins), broadcast, sent after synced, and encrypted at rest', async () => {
