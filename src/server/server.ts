@@ -7,8 +7,8 @@
  *   server.syncUrl  // ws://127.0.0.1:PORT/v1/sync
  *   await server.close();                                      // graceful, idempotent
  *
- * One server per data directory: the server assumes it is the only writer of the spaces in it
- * (the `token` commands may run next to it).
+ * One server per data directory (DIR/server.lock): the server is the only writer of the spaces in
+ * it (the `token` commands may run next to it).
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -23,6 +23,7 @@ import { errorText, jsonLogger, type Logger } from './log';
 import { Metrics } from './metrics';
 import { rateLimits, type RateLimits } from './rateLimit';
 import { SpaceRegistry } from './spaceRegistry';
+import { lockDataDir } from './store/dirLock';
 import { ServerStore } from './store/serverStore';
 
 export interface ServerOptions {
@@ -78,6 +79,13 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const rates = rateLimits(opts.rateLimits);
 
   const store = ServerStore.open(opts.dataDir, { secretKey: opts.secretKey });
+  let unlock: () => void;
+  try {
+    unlock = lockDataDir(opts.dataDir);
+  } catch (e) {
+    store.close();
+    throw e;
+  }
   if (store.keyFileMode !== undefined) logger.warn('server.key is readable by other users; chmod 600 it', { mode: store.keyFileMode.toString(8) });
   const metrics = new Metrics();
   const manager = new SpaceManager();
@@ -138,6 +146,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   } catch (e) {
     await manager.dispose();
     store.close();
+    unlock();
     throw e;
   }
   server.on('error', (e) => logger.error('server error', { error: errorText(e) }));
@@ -177,6 +186,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       await serverClosed;
       wss.close();
       store.close();
+      unlock();
       logger.info('stopped');
     })();
     return closing;

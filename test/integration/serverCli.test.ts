@@ -132,20 +132,27 @@ describe('spaces-server command line', function () {
     assert.match(help.stdout, /token create --data DIR --user NAME/);
   });
 
-  it('serve on a port in use exits 1 with a JSON error line', async () => {
+  it('serve exits 1 with a JSON error line on a port in use, or on a directory another server uses', async () => {
     const first = await spawnServer(dir);
+    const other = tempDir();
     try {
+      const lastLine = (r: Run): { level?: string; msg?: string; error?: string } => JSON.parse(r.stdout.trim().split('\n').pop() ?? '{}') as { level?: string; msg?: string; error?: string };
       const port = new URL(first.url).port;
-      const r = await run(['serve', '--data', dir, '--port', port]);
-      assert.equal(r.code, 1);
-      const line = JSON.parse(r.stdout.trim().split('\n').pop() ?? '{}') as { level?: string; msg?: string; error?: string };
-      assert.equal(line.level, 'error');
-      assert.equal(line.msg, 'cannot start');
-      assert.match(line.error ?? '', /EADDRINUSE/);
+      const busyPort = await run(['serve', '--data', other, '--port', port]);
+      assert.equal(busyPort.code, 1);
+      assert.equal(lastLine(busyPort).level, 'error');
+      assert.equal(lastLine(busyPort).msg, 'cannot start');
+      assert.match(lastLine(busyPort).error ?? '', /EADDRINUSE/);
+      assert.ok(!fs.existsSync(path.join(other, 'server.lock')), 'the lock was released');
+      const busyDir = await run(['serve', '--data', dir, '--port', '0']);
+      assert.equal(busyDir.code, 1);
+      assert.match(lastLine(busyDir).error ?? '', new RegExp(`another server \\(pid ${first.child.pid}\\) is using this data directory`));
     } finally {
       first.child.kill('SIGTERM');
       await first.exited;
+      fs.rmSync(other, { recursive: true, force: true });
     }
+    assert.ok(!fs.existsSync(path.join(dir, 'server.lock')), 'a stopped server leaves no lock');
   });
 
   it('logs are JSON lines with time, level and msg, and never a token', async () => {
