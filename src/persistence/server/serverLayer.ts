@@ -158,6 +158,8 @@ export class ServerLayer implements PersistenceLayer {
   private readonly secretsInFlight = new Map<number, SecretsInFlight>();
 
   private idleWaiters: Array<{ resolve: () => void; reject: (e: Error) => void }> = [];
+  /** Called when a connection fails (not a planned reconnect): a closing layer stops waiting. */
+  private downWaiters: Array<() => void> = [];
   private idleCheck: NodeJS.Immediate | undefined;
   private stateValue: LayerConnectionState = { status: 'offline', reason: 'connecting' };
   private closedForCalls = false;
@@ -276,6 +278,7 @@ export class ServerLayer implements PersistenceLayer {
     }
     this.everDown = true;
     this.offline = true;
+    for (const w of this.downWaiters.splice(0)) w();
     this.setState(d.fatal ? { status: 'error', reason: d.reason } : { status: 'offline', reason: d.reason });
     // Loads do not wait for a server that is not there: they answer with what this layer has.
     if (!this.everReady) this.releaseReadyWaiters();
@@ -759,10 +762,12 @@ export class ServerLayer implements PersistenceLayer {
           this.scheduleIdleCheck();
         }).catch(() => undefined),
         new Promise<void>((resolve) => (timer = setTimeout(resolve, this.timings.closeTimeoutMs))),
+        new Promise<void>((resolve) => this.downWaiters.push(resolve)),
       ]);
       clearTimeout(timer);
     }
     this.disposed = true;
+    this.downWaiters = [];
     this.conn.close();
     this.clearPause();
     if (this.idleCheck) clearImmediate(this.idleCheck);
