@@ -10,11 +10,11 @@ import type { AppTree, ImportNode, Position, Props } from '../spaces/appTree';
 import { isJsonValue, type JsonValue } from '../spaces/ops';
 import type { Space } from '../spaces/space';
 import { SpaceManager } from '../spaces/spaceManager';
+import { runSync, type SyncIo } from './sync';
 import { UsageError } from './usage';
 
-export interface CliIo {
+export interface CliIo extends SyncIo {
   readonly stdin: () => Promise<string>;
-  readonly secretKey: () => Buffer;
 }
 
 type Options = NonNullable<ParseArgsConfig['options']>;
@@ -144,6 +144,8 @@ export async function runCommand(argv: string[], io: CliIo): Promise<unknown> {
     }
     case 'secret':
       return runSecret(sub, rest, io);
+    case 'sync':
+      return runSync(argv.slice(1), io);
     case undefined:
       throw new UsageError('no command given');
     default:

@@ -16,7 +16,13 @@ async function main(argv: string[]): Promise<number> {
   }
   let key: Buffer | undefined;
   try {
-    const result = await runCommand(argv, { stdin: readStdin, secretKey: () => (key ??= loadSecretKey()) });
+    const result = await runCommand(argv, {
+      stdin: readStdin,
+      secretKey: () => (key ??= loadSecretKey()),
+      env: process.env,
+      out: (value) => process.stdout.write(JSON.stringify(value) + '\n'),
+      untilSignal: () => new Promise((resolve) => ['SIGINT', 'SIGTERM'].forEach((sig) => process.once(sig, () => resolve(sig)))),
+    });
     process.stdout.write(JSON.stringify(result) + '\n');
     return 0;
   } catch (e) {

@@ -138,6 +138,7 @@ export class ServerLayer implements PersistenceLayer {
   /** Why the server refused ops on this connection (kept as the error state until reconnect). */
   private refusedReason: string | undefined;
   private readyWaiters: Array<() => void> = [];
+  private readyListeners: Array<{ resolve: () => void; reject: (e: Error) => void }> = [];
   private barrierRef: number | undefined;
   private catchUpOps = 0;
   private nextRef = 1;
@@ -230,6 +231,11 @@ export class ServerLayer implements PersistenceLayer {
 
   get stats(): Readonly<ServerLayerStats> {
     return { ...this.conn.stats, ...this.counters };
+  }
+
+  /** The connection gave up (auth failure, unknown space) and waits for `retry()`. */
+  get stopped(): boolean {
+    return this.conn.status === 'failed' || this.initError !== undefined;
   }
 
   /** Connects now: after an auth error (e.g. a new token is in place) or to skip a backoff wait. */
@@ -410,6 +416,7 @@ export class ServerLayer implements PersistenceLayer {
     this.ready = true;
     this.everReady = true;
     this.releaseReadyWaiters();
+    for (const w of this.readyListeners.splice(0)) w.resolve();
     this.updateState();
   }
 
@@ -697,6 +704,16 @@ export class ServerLayer implements PersistenceLayer {
   }
 
   /**
+   * Resolves when a connection is caught up (`synced` and the round trip behind it), now or
+   * later; rejects when the layer is closed first. It does not time out (the caller bounds it).
+   */
+  whenReady(): Promise<void> {
+    if (this.closedForCalls) return Promise.reject(new LayerClosedError(this.id, 'whenReady'));
+    if (this.ready) return Promise.resolve();
+    return new Promise((resolve, reject) => this.readyListeners.push({ resolve, reject }));
+  }
+
+  /**
    * Waits until everything the server had stored when this was called has been received and
    * stored (a round trip behind the stream); bounded by `loadTimeoutMs` while not connected.
    */
@@ -774,6 +791,7 @@ export class ServerLayer implements PersistenceLayer {
     this.idleCheck = undefined;
     await this.incomingChain;
     for (const w of this.idleWaiters.splice(0)) w.reject(new LayerClosedError(this.id, 'whenIdle'));
+    for (const w of this.readyListeners.splice(0)) w.reject(new LayerClosedError(this.id, 'whenReady'));
     for (const w of this.svWaiters.splice(0)) w();
     this.releaseReadyWaiters();
     for (const f of this.secretsInFlight.values()) for (const w of f.waiters) w();
