@@ -11,6 +11,10 @@
  *   `saveOps` resolved survives a restart and is sent by the next run.
  * - `removeFromOutbox` may lag: an op left in the outbox after its ack is only sent (or found in
  *   the server's state vector and dropped) again.
+ * - Calls take effect in the order they are made, also when the caller does not wait for one
+ *   before making the next (the ServerLayer pipelines a catch-up's batches). A write that fails
+ *   must not let a later one land without it: FileLayer keeps a failed flush's rows in its
+ *   database and writes them with the next flush.
  *
  * `FileLayer` implements it in the space file (tables `outbox` and `watermarks`, see
  * docs/storage.md); `MemorySyncStateStore` is for tests.
@@ -56,8 +60,6 @@ export class MemorySyncStateStore implements SyncStateStore {
   private readonly layers = new Map<string, MemoryState>();
   /** Calls made, for tests. */
   readonly calls = { saveIncoming: 0, addToOutbox: 0, removeFromOutbox: 0 };
-  /** When set, the next call of that name rejects (fault injection for tests). */
-  failNext: 'saveIncoming' | 'addToOutbox' | undefined;
 
   private state(layerId: string): MemoryState {
     let s = this.layers.get(layerId);
@@ -71,12 +73,6 @@ export class MemorySyncStateStore implements SyncStateStore {
     return t;
   }
 
-  private fault(name: 'saveIncoming' | 'addToOutbox'): void {
-    if (this.failNext !== name) return;
-    this.failNext = undefined;
-    throw new Error(`injected ${name} failure`);
-  }
-
   async loadSyncState(layerId: string): Promise<SyncState> {
     const s = this.state(layerId);
     const outbox = new Map<string, Op[]>();
@@ -86,7 +82,6 @@ export class MemorySyncStateStore implements SyncStateStore {
 
   async saveIncoming(layerId: string, treeId: string, ops: readonly Op[], seq: number): Promise<void> {
     this.calls.saveIncoming++;
-    this.fault('saveIncoming');
     validateOps(ops, treeId, 'saveIncoming');
     const s = this.state(layerId);
     const stored = MemorySyncStateStore.tree(s.ops, treeId);
@@ -96,7 +91,6 @@ export class MemorySyncStateStore implements SyncStateStore {
 
   async addToOutbox(layerId: string, treeId: string, ops: readonly Op[]): Promise<void> {
     this.calls.addToOutbox++;
-    this.fault('addToOutbox');
     validateOps(ops, treeId, 'addToOutbox');
     const s = this.state(layerId);
     const stored = MemorySyncStateStore.tree(s.ops, treeId);
