@@ -178,6 +178,11 @@ export class SyncConnection {
     }
   }
 
+  /** Drops the connection as failed (reported offline with `reason`) and reconnects with backoff. */
+  abort(code: number, reason: string): void {
+    this.drop(code, reason, false);
+  }
+
   /** Drops the connection and stops retrying until `retry()` (e.g. the space is not on the server). */
   fail(code: number, reason: string): void {
     if (this.ws) this.drop(code, reason, true);

@@ -24,7 +24,7 @@
  * batches were durable in the outbox before they were sent.
  */
 import type { IncomingOps, LayerConnectionState, LayerKind, PersistenceLayer, SecretRecord } from '../contract';
-import { PROTOCOL_LIMITS, type ErrorMessage, type Role, type ServerMessage, type SyncedMessage, type WelcomeMessage } from '../../protocol/messages';
+import { CloseCode, PROTOCOL_LIMITS, type ErrorMessage, type Role, type ServerMessage, type SyncedMessage, type WelcomeMessage } from '../../protocol/messages';
 import { Emitter, type Event } from '../../spaces/events';
 import { decodeOps, encodeOp } from '../../spaces/opCodec';
 import { OpRangeSet } from '../../spaces/opRanges';
@@ -121,6 +121,7 @@ export class ServerLayer implements PersistenceLayer {
 
   /** Highest seq seen in ops/ack/synced (and handed to the store). */
   private seen = 0;
+  private serverId: string | undefined;
   private seqRequested = 0;
   /** The server's state vector per tree, known after the first `synced`; kept up to date. */
   private sv: Map<string, OpRangeSet> | undefined;
@@ -255,6 +256,9 @@ export class ServerLayer implements PersistenceLayer {
   // ---- connection events -------------------------------------------------------------------
 
   private onWelcome(w: WelcomeMessage): void {
+    // Another database behind the same URL (restored, replaced): its seqs mean other batches.
+    if (this.serverId !== undefined && w.serverId !== this.serverId) this.seen = 0;
+    this.serverId = w.serverId;
     this.offline = false;
     this.ready = false;
     this.syncedNow = false;
@@ -315,7 +319,7 @@ export class ServerLayer implements PersistenceLayer {
       ops = decodeOps(encoded, treeId, `${this.label} (seq ${seq})`);
     } catch (e) {
       // Not stored, so the watermark stays before it: the next connection asks for it again.
-      this.conn.reconnect(`the server sent invalid ops: ${e instanceof Error ? e.message : String(e)}`);
+      this.conn.abort(CloseCode.badMessage, `the server sent invalid ops: ${e instanceof Error ? e.message : String(e)}`);
       return;
     }
     if (seq > this.seen) this.seen = seq;
@@ -354,13 +358,10 @@ export class ServerLayer implements PersistenceLayer {
   }
 
   private onSynced(m: SyncedMessage): void {
-    const known = this.sv ?? new Map<string, OpRangeSet>();
-    for (const [treeId, ranges] of Object.entries(m.trees)) {
-      const incoming = OpRangeSet.fromRanges(ranges);
-      const mine = known.get(treeId);
-      if (!mine) known.set(treeId, incoming);
-      else for (const [peer, list] of Object.entries(ranges)) for (const [a, b] of list) mine.addRange(peer, a, b);
-    }
+    // The server's whole state as of this `synced` (what it sent before is included): it replaces
+    // what this layer believed, which matters if the server lost data.
+    const known = new Map<string, OpRangeSet>();
+    for (const [treeId, ranges] of Object.entries(m.trees)) known.set(treeId, OpRangeSet.fromRanges(ranges));
     this.sv = known;
     this.syncedNow = true;
     this.role = m.role;
