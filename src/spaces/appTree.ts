@@ -11,6 +11,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { RepTree } from 'reptree';
+import { compactKnownOps, trimVertexArrays } from './compactOpIds';
 import { Emitter, type Disposable } from './events';
 import { DELETED_PARENT_ID, isJsonValue, opKey, sortAndDedupe, type JsonValue, type Op } from './ops';
 import { disposeTree, installRepTreeFixes, mergeBatch } from './reptreeFixes';
@@ -79,7 +80,9 @@ export class AppTree implements Disposable {
   private constructor(
     readonly id: string,
     readonly tree: RepTree,
-  ) {}
+  ) {
+    compactKnownOps(tree);
+  }
 
   /** A new, empty tree whose root vertex id is `treeId`. The creation ops are local ops. */
   static createNew(peerId: string, treeId: string, rootProps: Props = {}): AppTree {
@@ -99,6 +102,7 @@ export class AppTree implements Disposable {
     }
     sortAndDedupe(ops);
     const tree = new RepTree(peerId, ops);
+    trimVertexArrays(tree);
     if (!tree.getVertex(treeId) || tree.getVertex(treeId)?.parentId !== null) {
       disposeTree(tree);
       throw new TreeError(`tree ${treeId}: its ops do not create its root vertex`);

@@ -183,3 +183,35 @@ describe('notes and chat apps', () => {
     }
   });
 });
+
+describe('compact RepTree indexes', () => {
+  it('CompactOpIdSet answers like a Set of op ids, in any insertion order', async () => {
+    const { CompactOpIdSet } = await import('../../src/spaces/compactOpIds');
+    const ids = ['5@a', '1@a', '2@b', '3@a', '4@a', '2@a', '10@zz', '3@a'];
+    const c = new CompactOpIdSet(ids);
+    const s = new Set(ids);
+    assert.equal(c.size, s.size);
+    for (const probe of ['1@a', '2@a', '6@a', '2@b', '1@b', '10@zz', '10@z', 'x', '@a']) assert.equal(c.has(probe), s.has(probe), probe);
+    assert.ok(c instanceof Set);
+  });
+
+  it('a tree loaded with compact indexes converges with one that was not', () => {
+    const a = AppTree.createNew('p1', 'c'.repeat(32));
+    try {
+      const n = new Notes(a);
+      const x = n.add('x');
+      n.add('y');
+      n.indent(n.add('z'));
+      n.setDone(x, true);
+      const b = AppTree.fromOps('p2', a.id, a.allOps());
+      try {
+        assert.deepEqual(b.dump(), a.dump());
+        assert.deepEqual(b.applyRemote(a.allOps()), [], 'every op is known after load');
+      } finally {
+        b.dispose();
+      }
+    } finally {
+      a.dispose();
+    }
+  });
+});
