@@ -55,14 +55,17 @@ export function forgetSeen(seen: SeenFile | undefined): void {
   }
 }
 
-/** Reads all of `file`; the returned descriptor stays open (the caller keeps or forgets it). */
-export function readWhole(file: string): { bytes: Buffer; seen: SeenFile } {
-  let fd: number;
+function openForRead(file: string): number {
   try {
-    fd = fs.openSync(file, 'r');
+    return fs.openSync(file, 'r');
   } catch (e) {
     throw ioError(file, 'open the file', e);
   }
+}
+
+/** Reads all of `file`; the returned descriptor stays open (the caller keeps or forgets it). */
+export function readWhole(file: string): { bytes: Buffer; seen: SeenFile } {
+  const fd = openForRead(file);
   try {
     const st = fs.fstatSync(fd, { bigint: true });
     if (st.isDirectory()) throw new SpaceFileError(`${file} is a directory, not a Spaces file`, 'NOT_A_SPACE');
@@ -84,12 +87,7 @@ export function readWhole(file: string): { bytes: Buffer; seen: SeenFile } {
 
 /** Reads at most `max` bytes from the start of `file`, and the file's size. */
 export function readPrefix(file: string, max: number): { bytes: Buffer; size: number } {
-  let fd: number;
-  try {
-    fd = fs.openSync(file, 'r');
-  } catch (e) {
-    throw ioError(file, 'open the file', e);
-  }
+  const fd = openForRead(file);
   try {
     const size = fs.fstatSync(fd).size;
     const buf = Buffer.allocUnsafe(Math.min(max, size));

@@ -13,6 +13,25 @@ export const SCHEMA_VERSION = 1;
 export const APPLICATION_ID = 0x53504345;
 
 /**
+ * The sync layer's tables (outbox and watermarks). Part of every new file; `ensureSyncTables`
+ * adds them to files made without them.
+ */
+export const SYNC_TABLES_SQL = `
+CREATE TABLE IF NOT EXISTS outbox (
+  layer TEXT NOT NULL,
+  tree INTEGER NOT NULL,
+  counter INTEGER NOT NULL,
+  peer INTEGER NOT NULL,
+  PRIMARY KEY (layer, tree, counter, peer)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS watermarks (
+  layer TEXT NOT NULL,
+  tree INTEGER NOT NULL,
+  value TEXT NOT NULL,
+  PRIMARY KEY (layer, tree)
+) WITHOUT ROWID;`;
+
+/**
  * `meta` is created first so that it sits on page 2, which lets `readMeta` answer from the first
  * few pages of a file (see `readMetaFromPrefix`).
  */
@@ -39,19 +58,7 @@ CREATE TABLE secrets (
   iv BLOB,
   data BLOB
 ) WITHOUT ROWID;
-CREATE TABLE outbox (
-  layer TEXT NOT NULL,
-  tree INTEGER NOT NULL,
-  counter INTEGER NOT NULL,
-  peer INTEGER NOT NULL,
-  PRIMARY KEY (layer, tree, counter, peer)
-) WITHOUT ROWID;
-CREATE TABLE watermarks (
-  layer TEXT NOT NULL,
-  tree INTEGER NOT NULL,
-  value TEXT NOT NULL,
-  PRIMARY KEY (layer, tree)
-) WITHOUT ROWID;
+${SYNC_TABLES_SQL}
 PRAGMA application_id = ${APPLICATION_ID};
 PRAGMA user_version = ${SCHEMA_VERSION};
 `;

@@ -14,6 +14,7 @@
  * Runs in the worker, on the SpaceDb's database, inside its transactions.
  */
 import type { Database } from 'sql.js';
+import { SYNC_TABLES_SQL } from './schema';
 
 /** The watermark row that holds the space-wide server sequence. */
 export const SEQ_ROW_TREE = 0;
@@ -41,21 +42,6 @@ export function hasSyncActions(a: SyncActions | undefined): a is SyncActions {
   return a !== undefined && (a.outbox.length > 0 || a.seqs.length > 0);
 }
 
-const CREATE_SQL = `
-CREATE TABLE IF NOT EXISTS main.outbox (
-  layer TEXT NOT NULL,
-  tree INTEGER NOT NULL,
-  counter INTEGER NOT NULL,
-  peer INTEGER NOT NULL,
-  PRIMARY KEY (layer, tree, counter, peer)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS main.watermarks (
-  layer TEXT NOT NULL,
-  tree INTEGER NOT NULL,
-  value TEXT NOT NULL,
-  PRIMARY KEY (layer, tree)
-) WITHOUT ROWID;`;
-
 function hasTable(db: Database, schema: 'main' | 'ext', table: string): boolean {
   const r = db.exec(`SELECT 1 FROM ${schema}.sqlite_schema WHERE type = 'table' AND name = ?`, [table]);
   return (r[0]?.values.length ?? 0) > 0;
@@ -63,7 +49,7 @@ function hasTable(db: Database, schema: 'main' | 'ext', table: string): boolean 
 
 /** Files made by other tools may lack the tables (they are not required to open a file). */
 export function ensureSyncTables(db: Database): void {
-  db.exec(CREATE_SQL);
+  db.exec(SYNC_TABLES_SQL); // unqualified CREATE TABLE goes to main, never to an attached file
 }
 
 export function hasSyncTables(db: Database): boolean {
