@@ -17,6 +17,7 @@ import type { FileKeyStore } from './fileKey';
 
 export const SPACE_GLOB = '**/*.space';
 const EXCLUDE_GLOB = '**/node_modules/**';
+const SWEEP_MS = 2000;
 
 export type SpaceFileState =
   | { readonly kind: 'opening' }
@@ -58,6 +59,12 @@ export class WorkspaceModel implements vscode.Disposable {
       watcher.onDidDelete((uri) => void this.fileDeleted(uri)),
       vscode.workspace.onDidChangeWorkspaceFolders(() => void this.rescan()),
     );
+    // VS Code's watcher drops an "added" + "deleted" pair that falls in one batch, and a save by
+    // another process (write + rename) is reported as "added": a delete right after such a save
+    // is never reported. Files that vanish are found by this sweep instead (a few stats).
+    const sweep = setInterval(() => this.sweep(), SWEEP_MS);
+    sweep.unref();
+    this.disposables.push({ dispose: () => clearInterval(sweep) });
     return this.rescan();
   }
 
@@ -80,6 +87,13 @@ export class WorkspaceModel implements vscode.Disposable {
 
   space(spaceId: string): Space | undefined {
     return this.manager.get(spaceId);
+  }
+
+  /** Closes the spaces of files that are gone. */
+  private sweep(): void {
+    for (const e of this.files.values()) {
+      if (e.uri.scheme === 'file' && !this.queues.has(e.uri.fsPath) && !fs.existsSync(e.uri.fsPath)) void this.fileDeleted(e.uri);
+    }
   }
 
   /** Finds every `*.space` file again: opens new ones, retries failed ones, refreshes open ones, drops vanished ones. */
