@@ -223,4 +223,19 @@ suite('Spaces extension', () => {
     await spaces('create', file, '--name', 'Later');
     await until('the space to open', async () => (await rootFor(file))?.kind === 'space');
   });
+
+  // Last: it closes everything.
+  test('deactivate flushes every open space to its file', async () => {
+    const space = api.manager.get(fixture.alpha.spaceId);
+    assert.ok(space);
+    const todo = await space.openAppTree(fixture.alpha.todoId);
+    todo.addItem(todo.rootId, { text: 'Written before deactivate', done: false });
+    // The module VS Code loaded (same require cache): its deactivate, as on window close.
+    const ext = vscode.extensions.getExtension(EXT_ID) as vscode.Extension<SpacesApi>;
+    const main = (await import(path.join(ext.extensionPath, 'dist', 'extension.js'))) as { deactivate(): Promise<void> };
+    await main.deactivate();
+    assert.equal(api.manager.list().length, 0, 'every space is closed');
+    const dump = (await spaces('dump', fixture.alpha.file, '--tree', fixture.alpha.todoId)) as { children: Array<{ props: { text?: string } }> };
+    assert.ok(dump.children.some((c) => c.props.text === 'Written before deactivate'), JSON.stringify(dump));
+  });
 });
