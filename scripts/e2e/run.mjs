@@ -9,8 +9,9 @@
 //   sub/beta.space   space "Beta", no app trees
 //
 // The fixture's ids go to the tests in $SPACES_E2E_FIXTURE (a JSON file); $SPACES_KEY keeps the
-// CLI away from the user's key file. Needs `npm run compile && npm run build` first and the
-// code-server cache (bash scripts/e2e/setup-code-server.sh).
+// CLI away from the user's key file. Needs `npm run compile && npm run build` first. It runs
+// scripts/e2e/setup-code-server.sh itself (Chromium, Node 24 and code-server into
+// ~/.cache/vscode-e2e: about 130 s the first time, well under a second once cached).
 //
 //   node scripts/e2e/run.mjs [--keep] [--verbose]     (other flags go to run-extension-tests.mjs)
 import { execFileSync, spawn } from 'node:child_process';
@@ -31,6 +32,9 @@ for (const [what, p] of [['dist/cli.js (npm run build)', cli], ['dist/extension.
   }
 }
 const keep = process.argv.includes('--keep');
+
+// Idempotent; its stdout (NODE=…, CODE_SERVER=…) is not needed: the runner finds the same cache.
+execFileSync('bash', [path.join(here, 'setup-code-server.sh')], { stdio: ['ignore', 'ignore', 'inherit'] });
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'spaces-e2e-'));
 const ws = path.join(tmp, 'workspace');
