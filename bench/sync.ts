@@ -24,7 +24,7 @@
  * loads and merges them like any space.
  *
  * The server is `dist/server.js serve` (build it with `node esbuild.mjs`) except for fanout:
- * the shipped server allows a socket 100 messages/s, and one writer at 200 edits/s sends 200, so
+ * the server's message limit (1 000/s by default; it was 100/s when these figures were taken) is raised so
  * fanout runs the same startServer in a child process of this script with the message limit
  * raised (`--child-server`, every other limit at its default).
  */

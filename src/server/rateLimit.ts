@@ -19,8 +19,8 @@ export interface RateLimits {
 }
 
 export const DEFAULT_RATE_LIMITS: RateLimits = {
-  messagesPerSecond: 100,
-  messageBurst: 200,
+  messagesPerSecond: 1_000,
+  messageBurst: 2_000,
   opsPerSecond: 50_000,
   opsBurst: 100_000,
   bytesPerSecond: 16 * 1024 * 1024,
