@@ -24,6 +24,8 @@ export interface SlotState {
   readonly error?: string;
   /** Ops waiting to be saved to this layer. */
   readonly pendingOps: number;
+  /** Why this layer's secrets cannot be read (e.g. another key); its ops still sync. */
+  readonly secretsError?: string;
 }
 
 export interface RetryPolicy {
@@ -42,6 +44,7 @@ export function backoffDelay(attempt: number, p: RetryPolicy): number {
 export class LayerSlot {
   status: SlotStatus = 'loading';
   error: string | undefined;
+  secretsError: string | undefined;
   private readonly queue = new Map<string, Op[]>();
   private queuedSecrets = new Map<string, SecretRecord>();
   private pumping: Promise<void> | undefined;
@@ -65,7 +68,24 @@ export class LayerSlot {
   }
 
   state(): SlotState {
-    return { status: this.status, error: this.error, pendingOps: this.pendingOps };
+    return { status: this.status, error: this.error, pendingOps: this.pendingOps, secretsError: this.secretsError };
+  }
+
+  /**
+   * Secrets this layer holds cannot be read (another key, damaged records): the layer keeps
+   * storing ops, but gets no secret writes, which could not be merged with what it holds.
+   */
+  blockSecrets(reason: string): void {
+    if (this.secretsError === reason) return;
+    this.secretsError = reason;
+    this.queuedSecrets.clear();
+    this.stateEmitter.fire(this.state());
+  }
+
+  unblockSecrets(): void {
+    if (this.secretsError === undefined) return;
+    this.secretsError = undefined;
+    this.stateEmitter.fire(this.state());
   }
 
   setStatus(status: SlotStatus, error?: string): void {
@@ -88,7 +108,7 @@ export class LayerSlot {
   }
 
   enqueueSecrets(records: readonly SecretRecord[]): void {
-    if (this.status === 'closed') return;
+    if (this.status === 'closed' || this.secretsError !== undefined) return;
     for (const r of records) {
       if (secretWins(r, this.queuedSecrets.get(r.key))) this.queuedSecrets.set(r.key, r);
     }

@@ -112,7 +112,8 @@ export class SpaceManager implements Disposable {
     this.sessionListeners.set(session.spaceId, store);
     this.ready.set(session.spaceId, session);
     this.openedEmitter.fire(session.space);
-    // States reached while opening (a layer degraded at load) happened before anyone listened.
+    // Errors and states reached while opening (a layer degraded at load) came before anyone listened.
+    for (const e of session.takeEarlyErrors()) this.errorEmitter.fire(e);
     for (const l of session.layerStates()) {
       if (l.state.status !== 'ready') this.layerStateEmitter.fire({ spaceId: session.spaceId, layerId: l.layerId, label: l.label, state: l.state });
     }

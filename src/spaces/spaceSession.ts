@@ -55,6 +55,8 @@ export class SpaceSession {
   space!: Space;
   /** Deliveries that arrived while the space was still loading; replayed once it exists. */
   private early: Array<() => void> | undefined = [];
+  /** Errors reported while nobody listened yet (during open); replayed by `takeEarlyErrors`. */
+  private earlyErrors: SpaceErrorEvent[] = [];
   /** Ops that arrived for app trees being loaded; merged into each tree once built. */
   private readonly loadingTrees = new Map<string, Op[][]>();
 
@@ -96,11 +98,9 @@ export class SpaceSession {
     const secretResults = await Promise.all(ok.map(({ slot }) => s.loadSecretsFrom(slot)));
     s.space.applySecrets([...mergeSecrets(...secretResults.flatMap((r) => (r.ok ? [r.value] : []))).values()], 'local');
     ok.forEach(({ slot, ops }, i) => {
-      const sr = secretResults[i];
-      if (!sr.ok) return slot.degrade(sr.error);
       slot.setStatus('ready');
       s.pushMissing(slot, tree, ops, ok.length === 1);
-      s.pushMissingSecrets(slot, sr.value);
+      s.takeSecrets(slot, secretResults[i], false);
     });
     results.forEach((r, i) => {
       if (!r.ok) slots[i].degrade(r.error);
@@ -257,6 +257,22 @@ export class SpaceSession {
     slot.enqueue(tree.id, missing);
   }
 
+  /**
+   * Reconciles secrets with a layer after loading them: merges what it has (and, when `apply`,
+   * forwards the winners to the other layers), queues what it lacks. A layer whose secrets cannot
+   * be read keeps syncing ops; its secrets are blocked and reported.
+   */
+  private takeSecrets(slot: LayerSlot, result: LoadResult<SecretRecord[]>, apply: boolean): void {
+    if (!result.ok) {
+      slot.blockSecrets(result.error);
+      this.reportError({ spaceId: this.spaceId, layerId: slot.layer.id, message: `secrets unavailable: ${result.error}` });
+      return;
+    }
+    slot.unblockSecrets();
+    if (apply) this.forwardSecrets(slot, this.space.applySecrets(result.value));
+    this.pushMissingSecrets(slot, result.value);
+  }
+
   private pushMissingSecrets(slot: LayerSlot, layerRecords: readonly SecretRecord[]): void {
     const theirs = mergeSecrets(layerRecords);
     slot.enqueueSecrets(this.space.secretRecords().filter((r) => secretWins(r, theirs.get(r.key))));
@@ -271,7 +287,7 @@ export class SpaceSession {
     const trees = [this.space.tree, ...this.space.loadedAppTreeIds().map((id) => this.space.loadedTree(id) as AppTree)];
     const loaded = await Promise.all(trees.map((t) => this.loadFrom(slot, t.id)));
     const secrets = await this.loadSecretsFrom(slot);
-    const failed = loaded.find((r) => !r.ok) ?? (secrets.ok ? undefined : secrets);
+    const failed = loaded.find((r) => !r.ok);
     if (failed && !failed.ok) {
       slot.setStatus('degraded', failed.error);
       return false;
@@ -284,10 +300,7 @@ export class SpaceSession {
       this.forward(slot, t.id, fresh);
       this.pushMissing(slot, t, r.value);
     });
-    if (secrets.ok) {
-      this.forwardSecrets(slot, this.space.applySecrets(secrets.value));
-      this.pushMissingSecrets(slot, secrets.value);
-    }
+    this.takeSecrets(slot, secrets, true);
     slot.setStatus('ready');
     slot.kick();
     return true;
@@ -304,7 +317,7 @@ export class SpaceSession {
     try {
       validateOps(batch.ops, batch.treeId, source.layer.label);
     } catch (e) {
-      this.errorEmitter.fire({ spaceId: this.spaceId, layerId: source.layer.id, message: `rejected incoming ops: ${errorMessage(e)}` });
+      this.reportError({ spaceId: this.spaceId, layerId: source.layer.id, message: `rejected incoming ops: ${errorMessage(e)}` });
       return;
     }
     const tree = this.space.loadedTree(batch.treeId);
@@ -323,7 +336,7 @@ export class SpaceSession {
     try {
       validateSecretRecords(records, source.layer.label);
     } catch (e) {
-      this.errorEmitter.fire({ spaceId: this.spaceId, layerId: source.layer.id, message: `rejected incoming secrets: ${errorMessage(e)}` });
+      this.reportError({ spaceId: this.spaceId, layerId: source.layer.id, message: `rejected incoming secrets: ${errorMessage(e)}` });
       return;
     }
     this.forwardSecrets(source, this.space.applySecrets(records));
@@ -337,6 +350,16 @@ export class SpaceSession {
   private forwardSecrets(source: LayerSlot, records: readonly SecretRecord[]): void {
     if (records.length === 0) return;
     for (const slot of this.slots.values()) if (slot !== source) slot.enqueueSecrets(records);
+  }
+
+  private reportError(e: SpaceErrorEvent): void {
+    if (this.errorEmitter.hasListeners) this.errorEmitter.fire(e);
+    else this.earlyErrors.push(e);
+  }
+
+  /** Errors reported before anyone listened (while the space opened). */
+  takeEarlyErrors(): SpaceErrorEvent[] {
+    return this.earlyErrors.splice(0);
   }
 
   // ---- lifecycle ---------------------------------------------------------------
