@@ -121,9 +121,12 @@ export class SpacesTreeProvider implements vscode.TreeDataProvider<SpacesNode>, 
         } catch {
           // closed meanwhile
         }
-        const bad = states.filter((s) => s.state.status !== 'ready');
-        item.description = bad.length ? `${rel(node.uri)} — ${bad.map((s) => `${s.state.status}${s.state.error ? `: ${s.state.error}` : ''}`).join('; ')}` : rel(node.uri);
-        item.tooltip = new vscode.MarkdownString(`**${space?.name ?? ''}**\n\n${rel(node.uri)}\n\nspace id \`${node.spaceId}\``);
+        const bad = states.filter((s) => s.state.status !== 'ready' || s.state.secretsError);
+        const problem = (s: (typeof states)[number]) =>
+          s.state.status !== 'ready' ? `${s.state.status}${s.state.error ? `: ${s.state.error}` : ''}` : `secrets unavailable: ${s.state.secretsError}`;
+        item.description = bad.length ? `${rel(node.uri)} — ${bad.map(problem).join('; ')}` : rel(node.uri);
+        const problems = bad.length ? `\n\n${bad.map((s) => `⚠ ${s.label}: ${problem(s)}`).join('\n\n')}` : '';
+        item.tooltip = new vscode.MarkdownString(`**${space?.name ?? ''}**\n\n${rel(node.uri)}\n\nspace id \`${node.spaceId}\`${problems}`);
         if (bad.length) item.iconPath = new vscode.ThemeIcon('warning', new vscode.ThemeColor('problemsWarningIcon.foreground'));
         return item;
       }
