@@ -27,7 +27,10 @@ spaces(['import', file, '--tree', notes], JSON.stringify([
 ]));
 const chat = spaces(['app', 'add', file, '--app', 'chat', '--name', 'General']).treeId;
 spaces(['item', 'add', file, '--tree', chat, '--set', 'author=ann', '--set', 'text=Hello team', '--set', `time=${Date.now()}`]);
-spaces(['secret', 'set', file, 'demo.api-key'], 'not-a-real-key');
+// The extension keeps its file key in VS Code's SecretStorage, not in the CLI's key file, so the
+// workspace `npm start` opens in VS Code gets no CLI-written secret.
+const withSecret = !process.argv.includes('--no-secret');
+if (withSecret) spaces(['secret', 'set', file, 'demo.api-key'], 'not-a-real-key');
 
 console.log(`\nDemo space ${spaceId} in ${path.relative(process.cwd(), file)}:\n`);
 console.log(JSON.stringify(spaces(['info', file]), null, 2));
@@ -39,5 +42,5 @@ const print = (node, depth = 0) => {
 };
 console.log('\nRoadmap:');
 print(spaces(['dump', file, '--tree', notes]));
-console.log(`\nSecrets: ${spaces(['secret', 'list', file]).keys.join(', ')} (encrypted in the file)`);
+if (withSecret) console.log(`\nSecrets: ${spaces(['secret', 'list', file]).keys.join(', ')} (encrypted in the file)`);
 console.log(`\nTry: node dist/cli.js dump ${path.relative(process.cwd(), file)} --tree ${notes}`);

@@ -42,7 +42,7 @@ process.on('SIGINT', () => stopAll(0));
 process.on('SIGTERM', () => stopAll(0));
 
 // 1. The demo workspace (builds the bundles too).
-execFileSync(process.execPath, [path.join(root, 'scripts', 'demo.mjs')], { cwd: root, stdio: 'inherit' });
+execFileSync(process.execPath, [path.join(root, 'scripts', 'demo.mjs'), '--no-secret'], { cwd: root, stdio: 'inherit' });
 
 // 2. code-server, Node 24, Chromium (cached).
 say('checking code-server (the first time this installs it: about 2 minutes)');
