@@ -1,4 +1,4 @@
-/** Runs the built CLI (dist/cli.js) as a child process, as a user or a script would. */
+/** Runs built scripts (dist/cli.js, dist/server.js) as child processes, as a user or a script would. */
 import { spawn } from 'node:child_process';
 import path from 'node:path';
 
@@ -12,9 +12,14 @@ export interface CliResult {
 }
 
 export function runCli(args: string[], opts: { stdin?: string; env?: NodeJS.ProcessEnv } = {}): Promise<CliResult> {
+  return runScript(CLI, args, { ...opts, env: { SPACES_KEY: TEST_KEY, ...opts.env } });
+}
+
+/** Runs `node script ...args`, feeding `stdin`, and collects its output and exit code. */
+export function runScript(script: string, args: string[], opts: { stdin?: string; env?: NodeJS.ProcessEnv } = {}): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], {
-      env: { ...process.env, SPACES_KEY: TEST_KEY, ...opts.env },
+    const child = spawn(process.execPath, [script, ...args], {
+      env: { ...process.env, ...opts.env },
       stdio: ['pipe', 'pipe', 'pipe'],
     });
     let stdout = '';

@@ -1,27 +1,13 @@
 /** The `spaces-server` command line (dist/server.js): token create/list/revoke and usage errors. */
 import * as assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { CloseCode, PROTOCOL_VERSION } from '../../src/protocol/messages';
+import { runScript, type CliResult } from '../helpers/cli';
 import { SERVER_JS, TestClient, spawnServer, tempDir } from '../helpers/syncServer';
 
-interface Run {
-  readonly code: number | null;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
-function run(args: string[]): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [SERVER_JS, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
+function run(args: string[]): Promise<CliResult> {
+  return runScript(SERVER_JS, args);
 }
 
 async function json<T>(args: string[]): Promise<T> {
@@ -136,7 +122,7 @@ describe('spaces-server command line', function () {
     const first = await spawnServer(dir);
     const other = tempDir();
     try {
-      const lastLine = (r: Run): { level?: string; msg?: string; error?: string } => JSON.parse(r.stdout.trim().split('\n').pop() ?? '{}') as { level?: string; msg?: string; error?: string };
+      const lastLine = (r: CliResult): { level?: string; msg?: string; error?: string } => JSON.parse(r.stdout.trim().split('\n').pop() ?? '{}') as { level?: string; msg?: string; error?: string };
       const port = new URL(first.url).port;
       const busyPort = await run(['serve', '--data', other, '--port', port]);
       assert.equal(busyPort.code, 1);

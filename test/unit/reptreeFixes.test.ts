@@ -13,6 +13,7 @@
  *   Reproduce a failure with FUZZ_SEED=<seed> (printed in the message); FUZZ_RUNS sets the count.
  */
 import * as assert from 'node:assert/strict';
+import { seededRandom } from '../../src/persistence/memory/memoryLayer';
 import {
   RepTree,
   compareOpId,
@@ -45,17 +46,8 @@ import {
 // Helpers
 // ---------------------------------------------------------------------------------------------
 
-/** mulberry32: a small seeded PRNG, so every scenario can be reproduced from its seed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** A small seeded PRNG, so every scenario can be reproduced from its seed. */
+const prng = seededRandom;
 
 class Rng {
   private readonly next: () => number;
