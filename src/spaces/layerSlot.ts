@@ -180,15 +180,7 @@ export class LayerSlot {
     const delay = backoffDelay(this.attempt++, this.retry);
     this.retryTimer = setTimeout(() => {
       this.retryTimer = undefined;
-      this.recover(this).then(
-        (ok) => {
-          if (ok) {
-            this.attempt = 0;
-            this.kick();
-          } else this.scheduleRetry();
-        },
-        () => this.scheduleRetry(),
-      );
+      this.runRecovery();
     }, delay);
   }
 
@@ -198,12 +190,17 @@ export class LayerSlot {
     if (this.retryTimer) clearTimeout(this.retryTimer);
     this.retryTimer = undefined;
     this.attempt = 0;
-    this.scheduleRetryImmediately();
+    this.runRecovery();
   }
 
-  private scheduleRetryImmediately(): void {
+  /** One recovery attempt: on success the backoff resets and saving resumes, else the next retry is scheduled. */
+  private runRecovery(): void {
     this.recover(this).then(
-      (ok) => (ok ? this.kick() : this.scheduleRetry()),
+      (ok) => {
+        if (!ok) return this.scheduleRetry();
+        this.attempt = 0;
+        this.kick();
+      },
       () => this.scheduleRetry(),
     );
   }
