@@ -76,9 +76,8 @@ export class SpaceSession {
       throw e;
     }
     const slots = [...s.slots.values()];
-    const results = await Promise.all(slots.map((slot) => s.loadFrom(slot, spaceId)));
-    const failures = results.flatMap((r, i) => (r.ok ? [] : [`${slots[i].layer.label}: ${r.error}`]));
-    const ok = results.flatMap((r, i) => (r.ok ? [{ slot: slots[i], ops: r.value }] : []));
+    const { ok, failed } = await s.loadTreeFrom(slots, spaceId);
+    const failures = failed.map((f) => `${f.slot.layer.label}: ${f.error}`);
     const all = ok.flatMap((r) => r.ops);
     if (ok.length === 0 || all.length === 0) {
       await Promise.allSettled(slots.map((sl) => sl.close()));
@@ -102,9 +101,7 @@ export class SpaceSession {
       s.pushMissing(slot, tree, ops, ok.length === 1);
       s.takeSecrets(slot, secretResults[i], false);
     });
-    results.forEach((r, i) => {
-      if (!r.ok) slots[i].degrade(r.error);
-    });
+    for (const f of failed) f.slot.degrade(f.error);
     return s;
   }
 
@@ -183,6 +180,18 @@ export class SpaceSession {
     }
   }
 
+  /** Loads one tree from several layers in parallel; splits the layers that answered from those that failed. */
+  private async loadTreeFrom(
+    slots: readonly LayerSlot[],
+    treeId: string,
+  ): Promise<{ ok: Array<{ slot: LayerSlot; ops: Op[] }>; failed: Array<{ slot: LayerSlot; error: string }> }> {
+    const results = await Promise.all(slots.map((slot) => this.loadFrom(slot, treeId)));
+    const ok: Array<{ slot: LayerSlot; ops: Op[] }> = [];
+    const failed: Array<{ slot: LayerSlot; error: string }> = [];
+    results.forEach((r, i) => (r.ok ? ok.push({ slot: slots[i], ops: r.value }) : failed.push({ slot: slots[i], error: r.error })));
+    return { ok, failed };
+  }
+
   private async loadSecretsFrom(slot: LayerSlot): Promise<LoadResult<SecretRecord[]>> {
     try {
       const records = await this.withTimeout(slot.layer.loadSecrets(), `loading secrets from ${slot.layer.label}`);
@@ -205,14 +214,11 @@ export class SpaceSession {
 
   private async buildAppTree(treeId: string): Promise<AppTree> {
     const slots = [...this.slots.values()].filter((s) => s.status === 'ready');
-    const results = await Promise.all(slots.map((slot) => this.loadFrom(slot, treeId)));
-    const ok = results.flatMap((r, i) => (r.ok ? [{ slot: slots[i], ops: r.value }] : []));
-    results.forEach((r, i) => {
-      if (!r.ok) slots[i].degrade(r.error);
-    });
+    const { ok, failed } = await this.loadTreeFrom(slots, treeId);
+    for (const f of failed) f.slot.degrade(f.error);
     const all = ok.flatMap((r) => r.ops);
     if (all.length === 0) {
-      const why = ok.length ? 'no layer holds its ops yet' : results.map((r, i) => (r.ok ? '' : `${slots[i].layer.label}: ${r.error}`)).filter(Boolean).join('; ');
+      const why = ok.length ? 'no layer holds its ops yet' : failed.map((f) => `${f.slot.layer.label}: ${f.error}`).join('; ');
       throw new SpaceOpenError(`cannot load app tree ${treeId} of space ${this.spaceId}: ${why || 'no layer is ready'}`);
     }
     let tree: AppTree;
