@@ -8,6 +8,7 @@ import { SpaceManager } from './spaces/spaceManager';
 import { registerCommands } from './views/commands';
 import { FileKeyStore } from './views/fileKey';
 import { SpacesTreeProvider, type SpacesNode } from './views/spacesTree';
+import { SpacesDragAndDrop } from './views/treeDragAndDrop';
 import { WorkspaceModel } from './views/workspaceModel';
 
 /** What `activate` returns: for other extensions and for the extension's own tests. */
@@ -15,6 +16,7 @@ export interface SpacesApi {
   readonly manager: SpaceManager;
   readonly model: WorkspaceModel;
   readonly tree: SpacesTreeProvider;
+  readonly dragAndDrop: SpacesDragAndDrop;
 }
 
 let model: WorkspaceModel | undefined;
@@ -28,9 +30,11 @@ export async function activate(context: vscode.ExtensionContext): Promise<Spaces
   const m = new WorkspaceModel(manager, new FileKeyStore(context.secrets, log), log);
   model = m;
   const tree = new SpacesTreeProvider(m, manager);
-  const treeView = vscode.window.createTreeView<SpacesNode>('spaces.tree', { treeDataProvider: tree, showCollapseAll: true, canSelectMany: false });
+  const dragAndDrop = new SpacesDragAndDrop(manager, log);
+  const treeView = vscode.window.createTreeView<SpacesNode>('spaces.tree', { treeDataProvider: tree, showCollapseAll: true, canSelectMany: false, dragAndDropController: dragAndDrop });
   context.subscriptions.push(
     tree,
+    dragAndDrop,
     treeView,
     ...registerCommands(m, log, treeView),
     manager.onDidError((e) => log.error(`space ${e.spaceId}${e.layerId ? ` (${e.layerId})` : ''}: ${e.message}`)),
@@ -42,7 +46,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<Spaces
   );
   // Not awaited: the view shows progress while the workspace is scanned.
   void m.start();
-  return { manager, model: m, tree };
+  return { manager, model: m, tree, dragAndDrop };
 }
 
 export async function deactivate(): Promise<void> {
