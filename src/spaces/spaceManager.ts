@@ -6,6 +6,7 @@
  *   layers passed again with an id the space already has are closed, new ones are attached.
  * - load merges ops from every layer; a layer that fails or times out is degraded and retried
  *   with backoff, and is never written to until it loads again (see LayerSlot).
+ * - layers can be added to and removed from an open space (`addLayer`, `removeLayer`).
  * - every local op is saved to all layers in parallel; incoming ops of any layer are applied
  *   and saved to the others; secrets merge per key (last writer wins, tombstones).
  */
@@ -135,6 +136,15 @@ export class SpaceManager implements Disposable {
 
   async addLayer(spaceId: string, layer: PersistenceLayer): Promise<void> {
     await this.session(spaceId).addLayer(layer);
+  }
+
+  /**
+   * Detaches layer `layerId` from an open space (e.g. a team server it should no longer sync
+   * with): what was queued for it is saved, then it is closed; the space stays open. Resolves with
+   * what it could not save, or undefined (also when the space has no such layer).
+   */
+  async removeLayer(spaceId: string, layerId: string): Promise<UnsavedReport | undefined> {
+    return this.session(spaceId).removeLayer(layerId);
   }
 
   layerStates(spaceId: string) {

@@ -49,6 +49,8 @@ type LoadResult<T> = { ok: true; value: T } | { ok: false; error: string };
 export class SpaceSession {
   readonly slots = new Map<string, LayerSlot>();
   private readonly disposables = new DisposableStore();
+  /** The listeners of each slot (its state, its layer's incoming events), disposed when it is removed. */
+  private readonly slotSubscriptions = new Map<LayerSlot, DisposableStore>();
   readonly layerStateEmitter = new Emitter<LayerStateChange>();
   readonly errorEmitter = new Emitter<SpaceErrorEvent>();
   private closed = false;
@@ -143,9 +145,11 @@ export class SpaceSession {
     if (this.slots.has(layer.id)) throw new SpaceOpenError(`space ${this.spaceId} already has layer ${layer.id}`);
     const slot = new LayerSlot(layer, this.opts.retry, (sl) => this.resync(sl));
     this.slots.set(layer.id, slot);
-    this.disposables.add(slot.onDidChangeState((state) => this.layerStateEmitter.fire({ spaceId: this.spaceId, layerId: layer.id, label: layer.label, state })));
-    if (layer.onIncoming) this.disposables.add(layer.onIncoming((batch) => this.onIncoming(slot, batch)));
-    if (layer.onIncomingSecrets) this.disposables.add(layer.onIncomingSecrets((records) => this.onIncomingSecrets(slot, records)));
+    const subs = this.disposables.add(new DisposableStore());
+    this.slotSubscriptions.set(slot, subs);
+    subs.add(slot.onDidChangeState((state) => this.layerStateEmitter.fire({ spaceId: this.spaceId, layerId: layer.id, label: layer.label, state })));
+    if (layer.onIncoming) subs.add(layer.onIncoming((batch) => this.onIncoming(slot, batch)));
+    if (layer.onIncomingSecrets) subs.add(layer.onIncomingSecrets((records) => this.onIncomingSecrets(slot, records)));
     return slot;
   }
 
@@ -153,6 +157,31 @@ export class SpaceSession {
   async addLayer(layer: PersistenceLayer): Promise<void> {
     const slot = this.addSlot(layer);
     if (!(await this.resync(slot))) slot.degrade(slot.error ?? 'load failed');
+  }
+
+  /**
+   * Detaches one layer while the space stays open with the others: local edits are no longer
+   * queued for it, what was queued before is saved (when the layer is ready), then the layer is
+   * closed (its state goes to `closed`) and its events are no longer listened to. Resolves with
+   * what it could not save, undefined when everything was saved or the space has no such layer.
+   */
+  async removeLayer(layerId: string): Promise<UnsavedReport | undefined> {
+    const slot = this.slots.get(layerId);
+    if (!slot || this.closed) return undefined;
+    this.slots.delete(layerId);
+    await slot.drained();
+    const unsaved: UnsavedReport | undefined =
+      slot.status !== 'ready' || slot.pendingOps > 0 ? { layerId, label: slot.layer.label, pendingOps: slot.pendingOps, error: slot.error } : undefined;
+    let closeError: string | undefined;
+    try {
+      await slot.close();
+    } catch (e) {
+      closeError = `close failed: ${errorMessage(e)}`;
+    }
+    this.slotSubscriptions.get(slot)?.dispose();
+    this.slotSubscriptions.delete(slot);
+    if (closeError) return { layerId, label: slot.layer.label, pendingOps: unsaved?.pendingOps ?? 0, error: unsaved?.error ? `${unsaved.error}; ${closeError}` : closeError };
+    return unsaved;
   }
 
   // ---- loading -------------------------------------------------------------

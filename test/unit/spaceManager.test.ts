@@ -986,6 +986,96 @@ describe('SpaceManager', function () {
     });
   });
 
+  describe('removeLayer', function () {
+    it('saves what was queued for the layer, closes it, and later edits go to the other layers only', async function () {
+      const sa = new MemoryStore('ra');
+      const sb = new MemoryStore('rb');
+      const m = fx.manager();
+      let lb!: MemoryLayer;
+      const space = await m.create('Removing', (id) => [new MemoryLayer(id, { store: sa }), (lb = new MemoryLayer(id, { store: sb, label: 'Leaving' }))]);
+      const notes = new Notes(space.createAppTree('notes', 'N'));
+      await settle(m, space.id);
+      const states = collect<LayerStateChange>(m.onDidChangeLayerState);
+      const gate = fx.gate();
+      lb.faults.saveDelay = gate;
+      notes.add('queued before the removal');
+      await gate.arrived(1);
+      let removed = false;
+      const removing = m.removeLayer(space.id, lb.id).then((r) => ((removed = true), r));
+      await macrotask();
+      assert.equal(removed, false, 'removeLayer waits for the save in flight');
+      gate.open();
+      assert.equal(await removing, undefined, 'nothing left unsaved');
+      assert.equal(lb.closed, true);
+      assert.deepEqual(storedKeys(sb, space.id, notes.tree.id), keysOf(notes.tree.allOps()), 'the queued edit reached the leaving layer');
+      assert.deepEqual(
+        m.layerStates(space.id).map((l) => l.layerId),
+        [`memory:ra`],
+      );
+      assert.ok(states.some((e) => e.layerId === lb.id && e.state.status === 'closed'), JSON.stringify(states));
+
+      const countB = sb.opCount(space.id);
+      notes.add('after the removal');
+      await settle(m, space.id);
+      assert.equal(sb.opCount(space.id), countB, 'the removed layer gets no more writes');
+      assert.deepEqual(storedKeys(sa, space.id, notes.tree.id), keysOf(notes.tree.allOps()));
+      assert.equal(m.get(space.id), space, 'the space stays open');
+    });
+
+    it('stops listening to the removed layer, and the same layer id can be added again', async function () {
+      const store = new MemoryStore('rs');
+      const m = fx.manager();
+      const space = await m.create('Listen', (id) => [new MemoryLayer(id)]);
+      const notes = new Notes(space.createAppTree('notes', 'N'));
+      await settle(m, space.id);
+      const scripted = new ScriptedLayer(space.id, { store, kind: 'two-way' });
+      await m.addLayer(space.id, scripted);
+      await settle(m, space.id);
+      assert.deepEqual(storedKeys(store, space.id, notes.tree.id), keysOf(notes.tree.allOps()));
+      assert.equal(await m.removeLayer(space.id, scripted.id), undefined);
+
+      // What the removed layer reports now is not merged.
+      const other = fx.manager();
+      const elsewhere = await other.open(space.id, [new MemoryLayer(space.id, { store })]);
+      const theirNotes = new Notes(await elsewhere.openAppTree(notes.tree.id));
+      theirNotes.add('made elsewhere');
+      await settle(other, space.id);
+      const fresh = store.ops(space.id, notes.tree.id).filter((op) => !notes.tree.allOps().some((o) => o.id.peerId === op.id.peerId && o.id.counter === op.id.counter));
+      assert.ok(fresh.length > 0);
+      scripted.fireOps({ treeId: notes.tree.id, ops: fresh });
+      await macrotask();
+      assert.deepEqual(texts(notes), [], 'ops of a removed layer are ignored');
+
+      // Added again over the same store: reconciled both ways.
+      notes.add('made here meanwhile');
+      const again = new MemoryLayer(space.id, { store, id: scripted.id });
+      await m.addLayer(space.id, again);
+      await settle(m, space.id);
+      assert.deepEqual(texts(notes), ['made elsewhere', 'made here meanwhile']);
+      assert.deepEqual(storedKeys(store, space.id, notes.tree.id), keysOf(notes.tree.allOps()));
+    });
+
+    it('reports what a failing layer could not save; unknown layers and closed spaces are handled', async function () {
+      const m = fx.manager();
+      let lb!: MemoryLayer;
+      const space = await m.create('Failing removal', (id) => [new MemoryLayer(id), (lb = new MemoryLayer(id, { label: 'Broken' }))]);
+      await settle(m, space.id);
+      lb.faults.failAlways = true;
+      space.rename('lost on B');
+      await waitForLayerState(m, space.id, lb.id, 'degraded');
+      const report = await m.removeLayer(space.id, lb.id);
+      assert.equal(report?.layerId, lb.id);
+      assert.equal(report?.label, 'Broken');
+      assert.ok((report?.pendingOps ?? 0) > 0, JSON.stringify(report));
+      assert.match(report?.error ?? '', /save failed/);
+      assert.equal(lb.closed, true);
+      assert.equal(await m.removeLayer(space.id, lb.id), undefined, 'already removed');
+      assert.equal(await m.removeLayer(space.id, 'memory:nope'), undefined);
+      await m.close(space.id);
+      await assert.rejects(m.removeLayer(space.id, 'memory:nope'), SpaceOpenError);
+    });
+  });
+
   describe('lifecycle', function () {
     it('close flushes pending saves before resolving, and closes the layers', async function () {
       const store = new MemoryStore('cf');
