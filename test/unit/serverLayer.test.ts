@@ -228,11 +228,14 @@ describe('ServerLayer (fake server)', function () {
     await until(() => st.some((s) => s.status === 'error'), 'the error state');
     await new Promise((r) => setTimeout(r, 300)); // backoff is 20 ms: a retrying client would have come back
     assert.equal(fake.connections.length, 1);
+    assert.equal(l.stopped, true);
+    assert.equal(l.stopCode, 4401);
     fake.opts.refuseHello = undefined;
     l.retry();
     await l.whenIdle();
     assert.equal(fake.connections.length, 2);
     assert.equal(l.state.status, 'connected');
+    assert.equal(l.stopCode, undefined);
   });
 
   it('a refused subscription (space not found) is an error and is not retried', async function () {
@@ -243,6 +246,7 @@ describe('ServerLayer (fake server)', function () {
     assert.match((st.find((s) => s.status === 'error') as { reason: string }).reason, /not-found|fake/);
     await new Promise((r) => setTimeout(r, 300));
     assert.equal(fake.connections.length, 1);
+    assert.equal(l.stopCode, 4404);
   });
 
   it('drops: reconnects by itself with growing, jittered delays', async function () {

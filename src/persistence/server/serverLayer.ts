@@ -164,6 +164,8 @@ export class ServerLayer implements PersistenceLayer {
   private downWaiters: Array<() => void> = [];
   private idleCheck: NodeJS.Immediate | undefined;
   private stateValue: LayerConnectionState = { status: 'offline', reason: 'connecting' };
+  /** The code of the last fatal failure (see `stopCode`). */
+  private fatalCode: number | undefined;
   private closedForCalls = false;
   private disposed = false;
   private closing: Promise<void> | undefined;
@@ -239,6 +241,14 @@ export class ServerLayer implements PersistenceLayer {
     return this.conn.status === 'failed' || this.initError !== undefined;
   }
 
+  /**
+   * While `stopped` by the server: the close code (4401 unauthorized, 4403 forbidden, 4404 unknown
+   * space, 4426 unsupported version) or the HTTP status of a refused upgrade (401, 403, 426).
+   */
+  get stopCode(): number | undefined {
+    return this.conn.status === 'failed' ? this.fatalCode : undefined;
+  }
+
   /** Connects now: after an auth error (e.g. a new token is in place) or to skip a backoff wait. */
   retry(): void {
     if (this.disposed) return;
@@ -288,6 +298,7 @@ export class ServerLayer implements PersistenceLayer {
     }
     this.everDown = true;
     this.offline = true;
+    this.fatalCode = d.fatal ? d.code : undefined;
     for (const w of this.downWaiters.splice(0)) w();
     this.setState(d.fatal ? { status: 'error', reason: d.reason } : { status: 'offline', reason: d.reason });
     // Loads do not wait for a server that is not there: they answer with what this layer has.
