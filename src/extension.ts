@@ -17,17 +17,33 @@ export interface SpacesApi {
   readonly model: WorkspaceModel;
   readonly tree: SpacesTreeProvider;
   readonly dragAndDrop: SpacesDragAndDrop;
+  readonly timings: ActivationTimings;
+}
+
+/** How long activation took (ms, `performance.now()` deltas); also written to the log. */
+export interface ActivationTimings {
+  /** The duration of `activate()` itself. */
+  readonly activateMs: number;
+  /** From the start of `activate()` until every space file found at startup was opened (or failed); undefined until then. */
+  readonly readyMs: number | undefined;
+  /** The number of space files found at startup; undefined until then. */
+  readonly spaceFiles: number | undefined;
 }
 
 let model: WorkspaceModel | undefined;
 
 export async function activate(context: vscode.ExtensionContext): Promise<SpacesApi> {
+  const t0 = performance.now();
   const log = vscode.window.createOutputChannel('Spaces', { log: true });
   context.subscriptions.push(log);
   const manager = new SpaceManager();
   log.info(`activating (peer ${manager.peerId}, VS Code ${vscode.version})`);
 
-  const m = new WorkspaceModel(manager, new FileKeyStore(context.secrets, log), log);
+  const keys = new FileKeyStore(context.secrets, log);
+  // Fetched while the workspace is searched for space files rather than after: every file waits
+  // for it before it opens, and it is a SecretStorage round trip (three on first use).
+  void keys.get();
+  const m = new WorkspaceModel(manager, keys, log);
   model = m;
   const tree = new SpacesTreeProvider(m, manager);
   const dragAndDrop = new SpacesDragAndDrop(manager, log);
@@ -44,9 +60,16 @@ export async function activate(context: vscode.ExtensionContext): Promise<Spaces
       else log.warn(line);
     }),
   );
+  const timings: { -readonly [K in keyof ActivationTimings]: ActivationTimings[K] } = { activateMs: 0, readyMs: undefined, spaceFiles: undefined };
   // Not awaited: the view shows progress while the workspace is scanned.
-  void m.start();
-  return { manager, model: m, tree, dragAndDrop };
+  void m.start().then(() => {
+    timings.readyMs = performance.now() - t0;
+    timings.spaceFiles = m.entries().length;
+    log.info(`opened ${timings.spaceFiles} space file(s) ${timings.readyMs.toFixed(1)} ms after activation started`);
+  });
+  timings.activateMs = performance.now() - t0;
+  log.info(`activated in ${timings.activateMs.toFixed(1)} ms`);
+  return { manager, model: m, tree, dragAndDrop, timings };
 }
 
 export async function deactivate(): Promise<void> {
