@@ -13,7 +13,10 @@
 // scripts/e2e/setup-code-server.sh itself (Chromium, Node 24 and code-server into
 // ~/.cache/vscode-e2e: about 130 s the first time, well under a second once cached).
 //
-//   node scripts/e2e/run.mjs [--keep] [--verbose]     (other flags go to run-extension-tests.mjs)
+//   node scripts/e2e/run.mjs [--keep] [--verbose] [--vsix FILE]   (other flags go to run-extension-tests.mjs)
+//
+// --vsix FILE tests a packaged build (`npm run package`) instead of this folder: code-server
+// installs it (`--install-extension`) into a throwaway extensions dir, and the suite runs on that.
 import { execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
@@ -32,6 +35,12 @@ for (const [what, p] of [['dist/cli.js (npm run build)', cli], ['dist/extension.
   }
 }
 const keep = process.argv.includes('--keep');
+const vsixAt = process.argv.indexOf('--vsix');
+const vsix = vsixAt > 0 ? process.argv[vsixAt + 1] : undefined;
+if (vsixAt > 0 && (!vsix || !fs.existsSync(vsix))) {
+  console.error(`[e2e] ERROR: --vsix ${vsix ?? ''}: no such file (npm run package makes it)`);
+  process.exit(2);
+}
 
 // Idempotent; its stdout (NODE=…, CODE_SERVER=…) is not needed: the runner finds the same cache.
 execFileSync('bash', [path.join(here, 'setup-code-server.sh')], { stdio: ['ignore', 'ignore', 'inherit'] });
@@ -55,15 +64,39 @@ const { treeId: chatId } = spaces('app', 'add', alpha, '--app', 'chat', '--name'
 const { treeId: boardId } = spaces('app', 'add', alpha, '--app', 'kanban', '--name', 'Board');
 const { spaceId: betaId } = spaces('create', beta, '--name', 'Beta');
 fs.writeFileSync(broken, 'this is not a space file\n');
+
+let ext = root;
+if (vsix) {
+  const cache = process.env.VSCODE_E2E_CACHE || path.join(os.homedir(), '.cache', 'vscode-e2e');
+  const installed = path.join(tmp, 'vsix-extensions');
+  const xdg = (d) => path.join(tmp, 'vsix-xdg', d); // keeps code-server's state out of $HOME
+  let dirs = [];
+  try {
+    execFileSync(path.join(cache, 'node/bin/node'), [path.join(cache, 'code-server/node_modules/code-server/out/node/entry.js'), '--install-extension', path.resolve(vsix), '--extensions-dir', installed, '--user-data-dir', xdg('user-data')], {
+      env: { ...process.env, XDG_CONFIG_HOME: xdg('config'), XDG_DATA_HOME: xdg('data'), XDG_CACHE_HOME: xdg('cache') },
+      stdio: ['ignore', 'ignore', 'inherit'],
+    });
+    dirs = fs.readdirSync(installed).filter((d) => d.startsWith('spaces-vscode.spaces-vscode-'));
+  } catch (e) {
+    console.error(`[e2e] ${e.message}`);
+  }
+  if (dirs.length !== 1) {
+    console.error(`[e2e] ERROR: code-server did not install ${vsix}`);
+    fs.rmSync(tmp, { recursive: true, force: true });
+    process.exit(2);
+  }
+  ext = path.join(installed, dirs[0]);
+  console.log(`[e2e] testing the package ${path.basename(vsix)}, installed by code-server`);
+}
 const fixture = { workspace: ws, cli, alpha: { file: alpha, spaceId: alphaId, todoId, chatId, boardId, milkId }, beta: { file: beta, spaceId: betaId }, broken: { file: broken } };
 const fixtureFile = path.join(tmp, 'fixture.json');
 fs.writeFileSync(fixtureFile, JSON.stringify(fixture, null, 2));
 console.log(`[e2e] fixture workspace made with the CLI in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
 
-const passThrough = process.argv.slice(2).filter((a) => a !== '--keep');
+const passThrough = process.argv.slice(2).filter((a, i, all) => a !== '--keep' && a !== '--vsix' && all[i - 1] !== '--vsix');
 const child = spawn(
   process.execPath,
-  [path.join(here, 'run-extension-tests.mjs'), '--ext', root, '--tests', tests, '--workspace', ws, '--timeout', '240', '--screenshot-dir', path.join(root, 'e2e-artifacts'), ...(keep ? ['--keep'] : []), ...passThrough],
+  [path.join(here, 'run-extension-tests.mjs'), '--ext', ext, '--tests', tests, '--workspace', ws, '--timeout', '240', '--screenshot-dir', path.join(root, 'e2e-artifacts'), ...(keep ? ['--keep'] : []), ...passThrough],
   { cwd: root, stdio: 'inherit', env: { ...env, SPACES_E2E_FIXTURE: fixtureFile } },
 );
 const forward = (sig) => child.kill(sig);
