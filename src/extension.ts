@@ -5,9 +5,14 @@
  */
 import * as vscode from 'vscode';
 import { SpaceManager } from './spaces/spaceManager';
+import { ActiveSpace } from './views/activeSpace';
+import { nodeSpaceId } from './views/commandHelpers';
 import { registerCommands } from './views/commands';
 import { FileKeyStore } from './views/fileKey';
+import { OpeningProgress } from './views/openingProgress';
+import { registerSecretsCommands } from './views/secretsCommands';
 import { SpacesTreeProvider, type SpacesNode } from './views/spacesTree';
+import { TeamSync } from './views/sync/teamSync';
 import { SpacesDragAndDrop } from './views/treeDragAndDrop';
 import { WorkspaceModel } from './views/workspaceModel';
 
@@ -17,6 +22,10 @@ export interface SpacesApi {
   readonly model: WorkspaceModel;
   readonly tree: SpacesTreeProvider;
   readonly dragAndDrop: SpacesDragAndDrop;
+  /** The space the user works in (the view's selection, the space editor): `activeSpace.set(spaceId | undefined)`. */
+  readonly activeSpace: ActiveSpace;
+  /** Team sync: tokens, connections (`sync.connections.state(spaceId)`), the status bar item. */
+  readonly sync: TeamSync;
   readonly timings: ActivationTimings;
 }
 
@@ -45,7 +54,10 @@ export async function activate(context: vscode.ExtensionContext): Promise<Spaces
   void keys.get();
   const m = new WorkspaceModel(manager, keys, log);
   model = m;
-  const tree = new SpacesTreeProvider(m, manager);
+  const version = (context.extension.packageJSON as { version?: unknown }).version;
+  const sync = new TeamSync(m, context.secrets, log, { client: `spaces-vscode/${typeof version === 'string' ? version : '0'}` });
+  const activeSpace = new ActiveSpace();
+  const tree = new SpacesTreeProvider(m, manager, sync.connections);
   const dragAndDrop = new SpacesDragAndDrop(manager, log);
   const treeView = vscode.window.createTreeView<SpacesNode>('spaces.tree', { treeDataProvider: tree, showCollapseAll: true, canSelectMany: false, dragAndDropController: dragAndDrop });
   context.subscriptions.push(
@@ -53,6 +65,13 @@ export async function activate(context: vscode.ExtensionContext): Promise<Spaces
     dragAndDrop,
     treeView,
     ...registerCommands(m, log, treeView),
+    ...registerSecretsCommands(m, keys, log, treeView),
+    sync,
+    activeSpace,
+    new OpeningProgress(m),
+    treeView.onDidChangeSelection((e) => {
+      if (e.selection.length) activeSpace.set(nodeSpaceId(e.selection[0]));
+    }),
     manager.onDidError((e) => log.error(`space ${e.spaceId}${e.layerId ? ` (${e.layerId})` : ''}: ${e.message}`)),
     manager.onDidChangeLayerState((e) => {
       const line = `space ${e.spaceId}: ${e.label} is ${e.state.status}${e.state.error ? ` (${e.state.error})` : ''}`;
@@ -60,6 +79,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<Spaces
       else log.warn(line);
     }),
   );
+  sync.start(treeView, activeSpace);
   const timings: { -readonly [K in keyof ActivationTimings]: ActivationTimings[K] } = { activateMs: 0, readyMs: undefined, spaceFiles: undefined };
   // Not awaited: the view shows progress while the workspace is scanned.
   void m.start().then(() => {
@@ -69,7 +89,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<Spaces
   });
   timings.activateMs = performance.now() - t0;
   log.info(`activated in ${timings.activateMs.toFixed(1)} ms`);
-  return { manager, model: m, tree, dragAndDrop, timings };
+  return { manager, model: m, tree, dragAndDrop, activeSpace, sync, timings };
 }
 
 export async function deactivate(): Promise<void> {

@@ -7,6 +7,7 @@ import * as vscode from 'vscode';
 import { CHAT_APP_ID } from '../spaces/apps/chat';
 import { NOTES_APP_ID, Notes } from '../spaces/apps/notes';
 import type { SpaceManager } from '../spaces/spaceManager';
+import { treeDescription, type SyncStateSource } from './sync/syncStatus';
 import { errorMessage, type WorkspaceModel } from './workspaceModel';
 
 export type SpacesNode =
@@ -27,6 +28,9 @@ export const CONTEXT_VALUES: Record<SpacesNode['kind'], string> = {
   loadError: 'appTreeError',
 };
 
+/** `contextValue` of a space with a team server connection (menus: `viewItem =~ /^space(\.connected)?$/`). */
+export const CONNECTED_SPACE_CONTEXT = 'space.connected';
+
 export function appIcon(appId: string): vscode.ThemeIcon {
   if (appId === NOTES_APP_ID) return new vscode.ThemeIcon('checklist');
   if (appId === CHAT_APP_ID) return new vscode.ThemeIcon('comment-discussion');
@@ -44,7 +48,10 @@ export class SpacesTreeProvider implements vscode.TreeDataProvider<SpacesNode>, 
   constructor(
     private readonly model: WorkspaceModel,
     private readonly manager: SpaceManager,
+    /** Team sync states (SyncConnections), shown on connected spaces. */
+    private readonly sync?: SyncStateSource,
   ) {
+    if (sync) this.disposables.push(sync.onDidChange(() => this.scheduleRefresh()));
     this.disposables.push(
       model.onDidChange(() => this.scheduleRefresh()),
       manager.onDidChangeSpace(() => this.scheduleRefresh()),
@@ -102,7 +109,7 @@ export class SpacesTreeProvider implements vscode.TreeDataProvider<SpacesNode>, 
 
   getTreeItem(node: SpacesNode): vscode.TreeItem {
     const item = this.buildItem(node);
-    item.contextValue = CONTEXT_VALUES[node.kind];
+    item.contextValue = node.kind === 'space' && this.sync?.state(node.spaceId) ? CONNECTED_SPACE_CONTEXT : CONTEXT_VALUES[node.kind];
     return item;
   }
 
@@ -124,9 +131,12 @@ export class SpacesTreeProvider implements vscode.TreeDataProvider<SpacesNode>, 
         const bad = states.filter((s) => s.state.status !== 'ready' || s.state.secretsError);
         const problem = (s: (typeof states)[number]) =>
           s.state.status !== 'ready' ? `${s.state.status}${s.state.error ? `: ${s.state.error}` : ''}` : `secrets unavailable: ${s.state.secretsError}`;
-        item.description = bad.length ? `${rel(node.uri)} — ${bad.map(problem).join('; ')}` : rel(node.uri);
+        const sync = this.sync?.state(node.spaceId);
+        const notes = [...(sync ? [treeDescription(sync)] : []), ...bad.map(problem)];
+        item.description = notes.length ? `${rel(node.uri)} — ${notes.join('; ')}` : rel(node.uri);
         const problems = bad.length ? `\n\n${bad.map((s) => `⚠ ${s.label}: ${problem(s)}`).join('\n\n')}` : '';
-        item.tooltip = new vscode.MarkdownString(`**${space?.name ?? ''}**\n\n${rel(node.uri)}\n\nspace id \`${node.spaceId}\`${problems}`);
+        const server = sync ? `\n\nteam server \`${sync.url}\`: ${treeDescription(sync)}${sync.reason ? ` (${sync.reason.replace(/[`*_[\]<>]/g, ' ')})` : ''}` : '';
+        item.tooltip = new vscode.MarkdownString(`**${space?.name ?? ''}**\n\n${rel(node.uri)}\n\nspace id \`${node.spaceId}\`${server}${problems}`);
         if (bad.length) item.iconPath = new vscode.ThemeIcon('warning', new vscode.ThemeColor('problemsWarningIcon.foreground'));
         return item;
       }
