@@ -8,8 +8,13 @@
 //   broken.space     not a space (plain text): must show as an error and stay untouched
 //   sub/beta.space   space "Beta", no app trees
 //
-// The fixture's ids go to the tests in $SPACES_E2E_FIXTURE (a JSON file); $SPACES_KEY keeps the
-// CLI away from the user's key file. Needs `npm run compile && npm run build` first. It runs
+// plus a team server (the built dist/server.js on a free port, its data in the temp dir, stopped
+// on exit) with an admin token, for the team sync tests.
+//
+// The fixture's ids, the server's URL and token go to the tests in $SPACES_E2E_FIXTURE (a JSON
+// file); $SPACES_KEY keeps the CLI away from the user's key file, and $SPACES_KEY_FILE holds the
+// same key, which the extension adopts (its SecretStorage starts empty): both read the same secrets.
+// Needs `npm run compile && npm run build` first. It runs
 // scripts/e2e/setup-code-server.sh itself (Chromium, Node 24 and code-server into
 // ~/.cache/vscode-e2e: about 130 s the first time, well under a second once cached).
 //
@@ -48,7 +53,10 @@ execFileSync('bash', [path.join(here, 'setup-code-server.sh')], { stdio: ['ignor
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'spaces-e2e-'));
 const ws = path.join(tmp, 'workspace');
 fs.mkdirSync(path.join(ws, 'sub'), { recursive: true });
-const env = { ...process.env, SPACES_KEY: randomBytes(32).toString('hex') };
+const fileKey = randomBytes(32).toString('hex');
+const keyFile = path.join(tmp, 'cli-file.key');
+fs.writeFileSync(keyFile, `${fileKey}\n`, { mode: 0o600 });
+const env = { ...process.env, SPACES_KEY: fileKey, SPACES_KEY_FILE: keyFile };
 const spaces = (...args) => JSON.parse(execFileSync(process.execPath, [cli, ...args], { env, encoding: 'utf8' }));
 
 const t0 = Date.now();
@@ -88,7 +96,52 @@ if (vsix) {
   ext = path.join(installed, dirs[0]);
   console.log(`[e2e] testing the package ${path.basename(vsix)}, installed by code-server`);
 }
-const fixture = { workspace: ws, cli, alpha: { file: alpha, spaceId: alphaId, todoId, chatId, boardId, milkId }, beta: { file: beta, spaceId: betaId }, broken: { file: broken } };
+
+// The team server: port 0 (its `listening` log line says which), an admin token for the tests.
+const serverJs = path.join(root, 'dist/server.js');
+const serverData = path.join(tmp, 'server-data');
+const serverToken = JSON.parse(execFileSync(process.execPath, [serverJs, 'token', 'create', '--data', serverData, '--user', 'e2e', '--space', '*', '--role', 'admin'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).split('\n')[0]).token;
+const teamServer = spawn(process.execPath, [serverJs, 'serve', '--data', serverData, '--port', '0'], { stdio: ['ignore', 'pipe', 'inherit'] });
+const serverExited = new Promise((resolve) => teamServer.on('exit', resolve));
+// Whatever way this script ends, the server goes too (a signal before the tests start included).
+process.on('exit', () => teamServer.kill('SIGTERM'));
+const stopEarly = () => process.exit(2);
+process.on('SIGINT', stopEarly);
+process.on('SIGTERM', stopEarly);
+const stopServer = () => {
+  teamServer.kill('SIGTERM');
+  return serverExited;
+};
+let serverUrl;
+try {
+  serverUrl = await new Promise((resolve, reject) => {
+    let buf = '';
+    teamServer.stdout.setEncoding('utf8');
+    teamServer.stdout.on('data', (d) => {
+      buf += d;
+      for (const line of buf.split('\n')) {
+        try {
+          const j = JSON.parse(line);
+          if (j.msg === 'listening') resolve(j.url);
+        } catch {
+          // a partial line
+        }
+      }
+    });
+    teamServer.on('exit', (code) => reject(new Error(`the team server exited (${code})`)));
+    setTimeout(() => reject(new Error('the team server did not say "listening" within 30 s')), 30_000).unref();
+  });
+} catch (e) {
+  console.error(`[e2e] ERROR: ${e.message}`);
+  fs.rmSync(tmp, { recursive: true, force: true });
+  process.exit(2);
+}
+teamServer.stdout.resume();
+process.off('SIGINT', stopEarly);
+process.off('SIGTERM', stopEarly);
+console.log(`[e2e] team server ${serverUrl}`);
+
+const fixture = { workspace: ws, cli, server: { url: serverUrl, token: serverToken }, keyFile, alpha: { file: alpha, spaceId: alphaId, todoId, chatId, boardId, milkId }, beta: { file: beta, spaceId: betaId }, broken: { file: broken } };
 const fixtureFile = path.join(tmp, 'fixture.json');
 fs.writeFileSync(fixtureFile, JSON.stringify(fixture, null, 2));
 console.log(`[e2e] fixture workspace made with the CLI in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
@@ -102,7 +155,8 @@ const child = spawn(
 const forward = (sig) => child.kill(sig);
 process.on('SIGINT', forward);
 process.on('SIGTERM', forward);
-child.on('exit', (code, signal) => {
+child.on('exit', async (code, signal) => {
+  await stopServer();
   if (keep) console.log(`[e2e] kept the fixture in ${tmp}`);
   else fs.rmSync(tmp, { recursive: true, force: true });
   process.exit(code ?? (signal ? 2 : 1));

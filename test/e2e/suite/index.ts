@@ -7,9 +7,10 @@ import Mocha from 'mocha';
 
 export function run(): Promise<void> {
   const mocha = new Mocha({ ui: 'tdd', color: false, timeout: 30_000, grep: process.env.MOCHA_GREP });
-  for (const f of fs.readdirSync(__dirname).sort()) {
-    if (f.endsWith('.test.js')) mocha.addFile(path.join(__dirname, f));
-  }
+  // extension.test.js runs last: its last test deactivates the extension.
+  const files = fs.readdirSync(__dirname).filter((f) => f.endsWith('.test.js'));
+  const order = (f: string): number => (f === 'extension.test.js' ? 1 : 0);
+  for (const f of files.sort((a, b) => order(a) - order(b) || a.localeCompare(b))) mocha.addFile(path.join(__dirname, f));
   return new Promise((resolve, reject) => {
     mocha.run((failures) => {
       const total = mocha.suite.total();
