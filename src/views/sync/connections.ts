@@ -186,7 +186,11 @@ export class SyncConnections implements vscode.Disposable {
       if (!cur.recheckToken) return;
       cur.recheckToken = false;
       const now = await this.tokens.get(want);
-      if (now?.token === cur.token) return;
+      if (now?.token === cur.token) {
+        // The same token again (e.g. signed in after the server's admin fixed it): try it now.
+        if (cur.layer?.stopped) cur.layer.retry();
+        return;
+      }
     }
     if (cur) await this.disconnect(cur, want ? 'reconnecting' : isOpen ? 'disconnected in the settings' : 'space closed');
     if (want && !this.disposed) await this.connect(spaceId, want);

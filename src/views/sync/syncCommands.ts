@@ -181,6 +181,8 @@ export function registerSyncCommands(deps: SyncCommandDeps): vscode.Disposable[]
     log.info(`space ${space.id} ("${space.name}"): connection to ${url} saved in the ${vscode.workspace.workspaceFolders?.length ? 'workspace' : 'user'} settings`);
     await sync.reconcile();
     await sync.whenAttached(space.id);
+    // Already connected but stopped (e.g. the space was not on the server until now): retry.
+    if (sync.layer(space.id)?.stopped) sync.retry(space.id);
     return { spaceId: space.id, url, created };
   });
 

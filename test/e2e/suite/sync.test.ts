@@ -234,6 +234,22 @@ suite('Team sync', () => {
     await run('spaces.signIn', { url, token });
   });
 
+  test('a space the server does not have: an error until Connect uploads it', async () => {
+    const other = await run<{ spaceId: string }>('spaces.newSpace', { name: 'Not on the server', fileName: 'not-on-server' });
+    const st = () => api.sync.connections.state(other.spaceId);
+    const level = settings().inspect<Record<string, unknown>>('connections')?.workspaceValue ?? {};
+    await settings().update('connections', { ...level, [other.spaceId]: url }, vscode.ConfigurationTarget.Workspace);
+    await until('the error state', () => st()?.status === 'error');
+    assert.match(st()?.reason ?? '', /no space [0-9a-f]{32} on this server/);
+    assert.equal(st()?.auth, undefined);
+    const r = await run<{ created: boolean }>('spaces.connect', { spaceId: other.spaceId, url });
+    assert.equal(r.created, true);
+    await until('connected once uploaded', () => st()?.status === 'connected' && st()?.pendingOps === 0);
+    await run('spaces.disconnect', { spaceId: other.spaceId });
+    assert.equal(st(), undefined);
+    assert.deepEqual(Object.keys(settings().get<Record<string, unknown>>('connections') ?? {}), [spaceId]);
+  });
+
   test('disconnect, and connecting through the settings: edits made meanwhile are sent on reconnect', async () => {
     assert.deepEqual(await run('spaces.disconnect', { spaceId }), { spaceId });
     assert.equal(state(), undefined);
