@@ -83,6 +83,10 @@ const synced = execFileSync(process.execPath, [path.join(root, 'dist', 'cli.js')
   env: { ...process.env, SPACES_KEY_FILE: path.join(demo, 'file.key') },
 });
 say(`demo space synced to the team server: ${synced.trim()}`);
+// The workspace connects the demo space to this server; the token reaches the extension through
+// $SPACES_SERVER_TOKEN (below), so there is nothing to sign in to.
+fs.mkdirSync(path.join(workspace, '.vscode'), { recursive: true });
+fs.writeFileSync(path.join(workspace, '.vscode', 'settings.json'), JSON.stringify({ 'spaces.server.url': serverUrl, 'spaces.server.connections': { [spaceId]: true } }, null, 2) + '\n');
 
 // 4. VS Code in the browser, with the extension loaded from this folder.
 const state = fs.mkdtempSync(path.join(os.tmpdir(), 'spaces-start-'));
@@ -116,6 +120,9 @@ const codeServer = spawn(
       XDG_CACHE_HOME: path.join(state, 'xdg-cache'),
       TMPDIR: path.join(state, 't'),
       EXTENSIONS_GALLERY: '{}',
+      // Team sync without signing in, and the demo's CLI key (the extension adopts it).
+      SPACES_SERVER_TOKEN: token,
+      SPACES_KEY_FILE: path.join(demo, 'file.key'),
     },
   },
 );
