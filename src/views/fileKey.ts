@@ -15,7 +15,8 @@ export const FILE_KEY_SECRET = 'spaces.fileSecretKey';
 const KEY_RE = /^[0-9a-f]{64}$/;
 const TIMEOUT_MS = 15_000;
 
-function withTimeout<T>(p: Thenable<T>, what: string): Promise<T> {
+/** `p`, or a rejection after 15 s (SecretStorage can hang when the OS keychain does not answer). */
+export function withTimeout<T>(p: Thenable<T>, what: string): Promise<T> {
   return new Promise<T>((resolve, reject) => {
     const t = setTimeout(() => reject(new Error(`${what} did not answer within ${TIMEOUT_MS / 1000} s`)), TIMEOUT_MS);
     p.then(

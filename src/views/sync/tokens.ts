@@ -7,6 +7,7 @@
 import type * as vscode from 'vscode';
 import { PROTOCOL_LIMITS } from '../../protocol/messages';
 import { Emitter, type Disposable, type Event } from '../../spaces/events';
+import { withTimeout } from '../fileKey';
 import { serverOrigin } from './settings';
 
 export const TOKEN_ENV = 'SPACES_SERVER_TOKEN';
@@ -50,7 +51,7 @@ export class TokenStore implements Disposable {
 
   /** The token for the server at `url`: SecretStorage's, else $SPACES_SERVER_TOKEN, else undefined. */
   async get(url: string): Promise<ServerToken | undefined> {
-    const stored = await this.secrets.get(tokenSecretKey(url));
+    const stored = await withTimeout(this.secrets.get(tokenSecretKey(url)), 'SecretStorage.get');
     if (stored) return { token: stored, source: 'secret-storage' };
     const fromEnv = this.env[TOKEN_ENV]?.trim();
     if (fromEnv && tokenProblem(fromEnv) === undefined) return { token: fromEnv, source: 'environment' };
@@ -60,14 +61,14 @@ export class TokenStore implements Disposable {
   async store(url: string, token: string): Promise<void> {
     const problem = tokenProblem(token);
     if (problem) throw new Error(problem);
-    await this.secrets.store(tokenSecretKey(url), token);
+    await withTimeout(this.secrets.store(tokenSecretKey(url), token), 'SecretStorage.store');
   }
 
   /** Forgets the stored token; true when there was one. */
   async delete(url: string): Promise<boolean> {
     const key = tokenSecretKey(url);
-    const had = (await this.secrets.get(key)) !== undefined;
-    await this.secrets.delete(key);
+    const had = (await withTimeout(this.secrets.get(key), 'SecretStorage.get')) !== undefined;
+    await withTimeout(this.secrets.delete(key), 'SecretStorage.delete');
     return had;
   }
 
