@@ -15,6 +15,8 @@ const candidates = [
   { in: 'src/persistence/file/sqlWorker.ts', out: 'sqlWorker' },
   { in: 'src/extension.ts', out: 'extension' },
   { in: 'src/server/main.ts', out: 'server', banner: '#!/usr/bin/env node' },
+  // The space editor's webview: runs in the browser, no Node.
+  { in: 'src/webview/app/main.ts', out: 'webview', browser: true },
 ];
 const entries = candidates.filter((e) => fs.existsSync(e.in));
 
@@ -27,9 +29,9 @@ const contexts = await Promise.all(
       entryPoints: { [e.out]: e.in },
       outdir: 'dist',
       bundle: true,
-      platform: 'node',
-      format: 'cjs',
-      target: 'node20',
+      platform: e.browser ? 'browser' : 'node',
+      format: e.browser ? 'iife' : 'cjs',
+      target: e.browser ? 'chrome120' : 'node20',
       sourcemap: !production,
       minify: production,
       external: ['vscode', 'better-sqlite3'],

@@ -8,6 +8,8 @@ import { SpaceManager } from './spaces/spaceManager';
 import { ActiveSpace } from './views/activeSpace';
 import { nodeSpaceId } from './views/commandHelpers';
 import { registerCommands } from './views/commands';
+import { registerSpaceEditor } from './views/editor/registerEditor';
+import type { SpaceEditorProvider } from './views/editor/spaceEditorProvider';
 import { FileKeyStore } from './views/fileKey';
 import { OpeningProgress } from './views/openingProgress';
 import { registerSecretsCommands } from './views/secretsCommands';
@@ -26,6 +28,7 @@ export interface SpacesApi {
   readonly activeSpace: ActiveSpace;
   /** Team sync: tokens, connections (`sync.connections.state(spaceId)`), the status bar item. */
   readonly sync: TeamSync;
+  readonly editor: SpaceEditorProvider;
   readonly timings: ActivationTimings;
 }
 
@@ -59,6 +62,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<Spaces
   const activeSpace = new ActiveSpace();
   const tree = new SpacesTreeProvider(m, manager, sync.connections);
   const dragAndDrop = new SpacesDragAndDrop(manager, log);
+  const editor = registerSpaceEditor(m, context.extensionUri, log);
   const treeView = vscode.window.createTreeView<SpacesNode>('spaces.tree', { treeDataProvider: tree, showCollapseAll: true, canSelectMany: false, dragAndDropController: dragAndDrop });
   context.subscriptions.push(
     tree,
@@ -72,6 +76,8 @@ export async function activate(context: vscode.ExtensionContext): Promise<Spaces
     treeView.onDidChangeSelection((e) => {
       if (e.selection.length) activeSpace.set(nodeSpaceId(e.selection[0]));
     }),
+    ...editor.disposables,
+    editor.provider.onDidChangeActiveSpace((spaceId) => activeSpace.set(spaceId)),
     manager.onDidError((e) => log.error(`space ${e.spaceId}${e.layerId ? ` (${e.layerId})` : ''}: ${e.message}`)),
     manager.onDidChangeLayerState((e) => {
       const line = `space ${e.spaceId}: ${e.label} is ${e.state.status}${e.state.error ? ` (${e.state.error})` : ''}`;
@@ -89,7 +95,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<Spaces
   });
   timings.activateMs = performance.now() - t0;
   log.info(`activated in ${timings.activateMs.toFixed(1)} ms`);
-  return { manager, model: m, tree, dragAndDrop, activeSpace, sync, timings };
+  return { manager, model: m, tree, dragAndDrop, activeSpace, sync, timings, editor: editor.provider };
 }
 
 export async function deactivate(): Promise<void> {

@@ -48,6 +48,12 @@ export interface Position {
   before?: string;
 }
 
+/** An item's place in its tree: parent (null: deleted) and sibling `order`. */
+export interface Placement {
+  readonly parentId: string | null;
+  readonly order: number | undefined;
+}
+
 export interface TreeChange {
   readonly treeId: string;
   readonly ops: readonly Op[];
@@ -238,6 +244,33 @@ export class AppTree implements Disposable {
     if (id === this.id) throw new TreeError('the root cannot be deleted');
     this.requireItem(id);
     this.tree.deleteVertex(id);
+    this.emitLocal();
+  }
+
+  /**
+   * Where an item is: its parent (null once deleted) and its `order`. With `place` this undoes
+   * and redoes structural edits (add, delete, move) as ordinary new ops.
+   */
+  placement(id: string): Placement {
+    const v = this.tree.getVertex(id);
+    if (!v || id === this.id) throw new TreeError(`no item ${id} in tree ${this.id}`);
+    const order = this.tree.getVertexProperty(id, ORDER_KEY, false);
+    return { parentId: this.has(id) ? (v.parentId ?? null) : null, order: typeof order === 'number' ? order : undefined };
+  }
+
+  /** Puts an item (live or deleted) back where `placement` said it was. */
+  place(id: string, p: Placement): void {
+    const v = this.tree.getVertex(id);
+    if (!v || id === this.id) throw new TreeError(`no item ${id} in tree ${this.id}`);
+    if (p.parentId === null) {
+      if (this.has(id)) this.tree.deleteVertex(id);
+    } else {
+      this.requireItem(p.parentId, 'parent');
+      if (id === p.parentId || this.isAncestorOf(id, p.parentId)) throw new TreeError(`cannot move ${id} into itself or one of its descendants`);
+      if (v.parentId !== p.parentId) this.tree.moveVertex(id, p.parentId);
+      if (this.tree.getVertexProperty(id, ORDER_KEY, false) !== p.order) this.tree.setVertexProperty(id, ORDER_KEY, p.order);
+      if (p.order !== undefined) this.noteOrder(p.parentId, p.order);
+    }
     this.emitLocal();
   }
 

@@ -165,6 +165,7 @@ export class SpacesTreeProvider implements vscode.TreeDataProvider<SpacesNode>, 
         const count = loaded ? loaded.childIds().length : undefined;
         item.description = count === undefined ? node.appId : `${node.appId} · ${count}`;
         item.tooltip = `${node.name} (${node.appId})\ntree id ${node.treeId}`;
+        item.command = { command: 'spaces.openAppTree', title: 'Open in Editor', arguments: [{ spaceId: node.spaceId, treeId: node.treeId }] };
         return item;
       }
       case 'note': {

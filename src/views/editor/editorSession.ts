@@ -1,0 +1,270 @@
+/**
+ * One webview of the space editor: tells the webview what the space holds, loads the app tree it
+ * selects, turns its edit requests (checked by `parseWebviewMessage`) into tree edits with undo
+ * records, and forwards every change of the shown tree — ours, another window's, a teammate's —
+ * as a patch. The webview keeps its caret and scroll position across patches.
+ */
+import os from 'node:os';
+import * as vscode from 'vscode';
+import type { AppTree } from '../../spaces/appTree';
+import type { SpaceChange } from '../../spaces/spaceManager';
+import type { Space } from '../../spaces/space';
+import { BadMessageError, parseWebviewMessage, type HostMessage, type WebviewMessage } from '../../webview/protocol';
+import { errorMessage, type WorkspaceModel } from '../workspaceModel';
+import { editorHtml } from './html';
+import { applyEdit, type EditRecord } from './treeEdits';
+import type { SpaceDocument } from './spaceEditorProvider';
+import { buildPatch, buildView, editorKind, type EditorKind } from './treeViews';
+
+export interface FirstPaint {
+  readonly treeId: string;
+  readonly items: number;
+  /** From the request to show the tree until the webview painted it. */
+  readonly ms: number;
+  /** The webview's part: from receiving the view until painted. */
+  readonly renderMs: number;
+}
+
+export interface EditorFigures {
+  readonly firstPaint: FirstPaint[];
+  /** Time the host took to apply a typed change of text and answer (ms). */
+  readonly typing: number[];
+}
+
+const MAX_FIGURES = 10_000;
+
+export interface SessionDeps {
+  readonly model: WorkspaceModel;
+  readonly extensionUri: vscode.Uri;
+  readonly log: vscode.LogOutputChannel;
+  readonly figures: EditorFigures;
+  readonly onEdit: (rec: EditRecord) => void;
+  readonly onActive: (spaceId: string | undefined) => void;
+  readonly initialTree?: string;
+}
+
+export function chatAuthor(): string {
+  const configured = vscode.workspace.getConfiguration('spaces').get<unknown>('chat.author');
+  if (typeof configured === 'string' && configured.trim()) return configured.trim().slice(0, 200);
+  try {
+    return os.userInfo().username || 'me';
+  } catch {
+    return 'me';
+  }
+}
+
+export class EditorSession implements vscode.Disposable {
+  private readonly disposables: vscode.Disposable[] = [];
+  private selected: string | undefined;
+  private shown: { readonly treeId: string; readonly tree: AppTree; readonly kind: EditorKind } | undefined;
+  private webviewReady = false;
+  private lastEntryKind: string | undefined;
+  private readonly openStarted = new Map<string, number>();
+  private disposed = false;
+
+  constructor(
+    readonly document: SpaceDocument,
+    private readonly panel: vscode.WebviewPanel,
+    private readonly deps: SessionDeps,
+  ) {
+    this.selected = deps.initialTree;
+    const webview = panel.webview;
+    webview.options = {
+      enableScripts: true,
+      localResourceRoots: [vscode.Uri.joinPath(deps.extensionUri, 'dist'), vscode.Uri.joinPath(deps.extensionUri, 'media')],
+    };
+    webview.html = editorHtml(webview, deps.extensionUri, vscode.workspace.asRelativePath(document.uri));
+    this.disposables.push(
+      webview.onDidReceiveMessage((m: unknown) => this.receive(m)),
+      deps.model.onDidChange(() => this.entryChanged()),
+      deps.model.manager.onDidChangeSpace((c) => this.spaceChanged(c)),
+      panel.onDidChangeViewState(() => {
+        if (panel.active) deps.onActive(this.spaceId);
+      }),
+    );
+    if (panel.active) deps.onActive(this.spaceId);
+  }
+
+  get spaceId(): string | undefined {
+    const e = this.deps.model.entry(this.document.uri);
+    return e?.state.kind === 'open' ? e.state.spaceId : undefined;
+  }
+
+  private get space(): Space | undefined {
+    const id = this.spaceId;
+    return id ? this.deps.model.manager.get(id) : undefined;
+  }
+
+  reveal(): void {
+    this.panel.reveal();
+  }
+
+  /** What the webview was last told to show (for tests and diagnostics). */
+  shows: { readonly type: 'space' | 'fileError' | 'tree'; readonly detail: string } | undefined;
+
+  private post(m: HostMessage): void {
+    if (this.disposed) return;
+    if (m.type === 'space') this.shows = { type: 'space', detail: m.selected ?? '' };
+    else if (m.type === 'fileError') this.shows = { type: 'fileError', detail: m.message };
+    else if (m.type === 'tree') this.shows = { type: 'tree', detail: m.treeId };
+    void this.panel.webview.postMessage(m);
+  }
+
+  /** Handles a message as if the webview had sent it (the same checks apply). */
+  handle(raw: unknown): void {
+    this.receive(raw);
+  }
+
+  /** Shows app tree `treeId` (null: the space's overview). */
+  select(treeId: string | null): void {
+    this.selected = treeId ?? undefined;
+    this.sendSpace();
+    if (treeId) void this.showTree(treeId);
+    else this.shown = undefined;
+  }
+
+  private entryChanged(): void {
+    const kind = this.deps.model.entry(this.document.uri)?.state.kind ?? 'none';
+    if (kind === this.lastEntryKind) return;
+    this.lastEntryKind = kind;
+    if (this.webviewReady) this.select(this.selected ?? null);
+  }
+
+  /** Sends the space summary, or why the file cannot be shown. */
+  private sendSpace(): void {
+    if (!this.webviewReady) return;
+    const entry = this.deps.model.entry(this.document.uri);
+    const file = vscode.workspace.asRelativePath(this.document.uri);
+    if (!entry || entry.state.kind === 'opening') return;
+    if (entry.state.kind === 'error') {
+      this.post({ type: 'fileError', file, message: entry.state.message });
+      return;
+    }
+    const space = this.space;
+    if (!space) {
+      this.post({ type: 'fileError', file, message: 'the space is not open' });
+      return;
+    }
+    const trees = space.appTreeRefs().map((r) => ({ treeId: r.id, appId: r.appId, name: r.name }));
+    if (this.selected && !trees.some((t) => t.treeId === this.selected)) {
+      this.selected = undefined;
+      this.shown = undefined;
+    }
+    this.post({ type: 'space', spaceId: space.id, name: space.name, trees, selected: this.selected });
+  }
+
+  private async showTree(treeId: string): Promise<void> {
+    const space = this.space;
+    const ref = space?.appTreeRef(treeId);
+    if (!space || !ref) return;
+    this.openStarted.set(treeId, performance.now());
+    this.post({ type: 'loading', treeId });
+    let tree: AppTree;
+    try {
+      tree = await space.openAppTree(treeId);
+    } catch (e) {
+      this.deps.log.warn(`cannot load app tree ${treeId}: ${errorMessage(e)}`);
+      this.post({ type: 'fileError', file: `${ref.name} (${ref.appId})`, message: `cannot load this app tree: ${errorMessage(e)}` });
+      return;
+    }
+    if (this.selected !== treeId || this.disposed) return;
+    const kind = editorKind(ref.appId);
+    this.shown = { treeId, tree, kind };
+    this.post({ type: 'tree', treeId, view: buildView(kind, tree, chatAuthor()) });
+  }
+
+  private spaceChanged(c: SpaceChange): void {
+    if (!this.webviewReady || c.spaceId !== this.spaceId) return;
+    if (c.treeId === c.spaceId) {
+      this.sendSpace();
+      return;
+    }
+    const shown = this.shown;
+    if (!shown || c.treeId !== shown.treeId) return;
+    const patch = buildPatch(shown.kind, shown.tree, c.ops);
+    if (patch) this.post({ type: 'patch', treeId: shown.treeId, patch });
+  }
+
+  private receive(raw: unknown): void {
+    let m: WebviewMessage;
+    try {
+      m = parseWebviewMessage(raw);
+    } catch (e) {
+      this.deps.log.warn(errorMessage(e));
+      const seq = typeof raw === 'object' && raw !== null ? (raw as { seq?: unknown }).seq : undefined;
+      if (typeof seq === 'number') this.post({ type: 'ack', seq, error: errorMessage(e) });
+      return;
+    }
+    switch (m.type) {
+      case 'ready':
+        this.webviewReady = true;
+        this.lastEntryKind = this.deps.model.entry(this.document.uri)?.state.kind;
+        this.select(this.selected ?? null);
+        return;
+      case 'select':
+        this.select(m.treeId);
+        return;
+      case 'addAppTree':
+        void this.addAppTree();
+        return;
+      case 'openAsText':
+        void vscode.commands.executeCommand('vscode.openWith', this.document.uri, 'default');
+        return;
+      case 'painted':
+        this.painted(m.treeId, m.items, m.ms);
+        return;
+      case 'edit':
+        this.edit(m);
+        return;
+    }
+  }
+
+  private painted(treeId: string, items: number, renderMs: number): void {
+    const t0 = this.openStarted.get(treeId);
+    this.openStarted.delete(treeId);
+    if (t0 === undefined) return;
+    const ms = performance.now() - t0;
+    push(this.deps.figures.firstPaint, { treeId, items, ms, renderMs });
+    this.deps.log.info(`showed app tree ${treeId} (${items} items) in ${ms.toFixed(0)} ms (webview render ${renderMs.toFixed(0)} ms)`);
+  }
+
+  private edit(m: Extract<WebviewMessage, { type: 'edit' }>): void {
+    const t0 = performance.now();
+    try {
+      const space = this.space;
+      const tree = space?.loadedAppTree(m.treeId);
+      if (!space || !tree || this.shown?.treeId !== m.treeId) throw new BadMessageError(`app tree ${m.treeId} is not shown`);
+      const result = applyEdit(this.document.treeEditor(tree), this.shown.kind, m.edit, chatAuthor());
+      if (result.record) this.deps.onEdit(result.record);
+      if (result.focus) this.post({ type: 'focus', treeId: m.treeId, itemId: result.focus.itemId, caret: result.focus.caret });
+      this.post({ type: 'ack', seq: m.seq });
+      if (m.edit.op === 'setText') push(this.deps.figures.typing, performance.now() - t0);
+    } catch (e) {
+      this.deps.log.warn(`edit ${m.edit.op} in ${m.treeId} failed: ${errorMessage(e)}`);
+      this.post({ type: 'ack', seq: m.seq, error: errorMessage(e) });
+    }
+  }
+
+  private async addAppTree(): Promise<void> {
+    const spaceId = this.spaceId;
+    if (!spaceId) return;
+    try {
+      const r = await vscode.commands.executeCommand<{ treeId?: string } | undefined>('spaces.addAppTree', { spaceId });
+      if (r?.treeId) this.select(r.treeId);
+    } catch {
+      // Shown to the user by the command.
+    }
+  }
+
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    for (const d of this.disposables.splice(0)) d.dispose();
+    if (this.panel.active) this.deps.onActive(undefined);
+  }
+}
+
+function push<T>(list: T[], v: T): void {
+  list.push(v);
+  if (list.length > MAX_FIGURES) list.splice(0, list.length - MAX_FIGURES);
+}

@@ -1,0 +1,36 @@
+/**
+ * Registers the space editor and its command `spaces.openAppTree`, which opens a space file in
+ * the editor showing one app tree (from the Spaces view, or scripted):
+ *
+ *   executeCommand('spaces.openAppTree', node)                      (a space or app tree node)
+ *   executeCommand('spaces.openAppTree', { spaceId, treeId })       (treeId optional: the overview)
+ */
+import * as vscode from 'vscode';
+import type { SpacesNode } from '../spacesTree';
+import { errorMessage, type WorkspaceModel } from '../workspaceModel';
+import { SpaceEditorProvider } from './spaceEditorProvider';
+
+export interface OpenAppTreeArgs {
+  readonly spaceId?: string;
+  readonly treeId?: string;
+}
+
+export function registerSpaceEditor(model: WorkspaceModel, extensionUri: vscode.Uri, log: vscode.LogOutputChannel): { provider: SpaceEditorProvider; disposables: vscode.Disposable[] } {
+  const provider = new SpaceEditorProvider(model, extensionUri, log);
+  const open = async (arg?: SpacesNode | OpenAppTreeArgs): Promise<boolean> => {
+    try {
+      const spaceId = arg && 'spaceId' in arg ? arg.spaceId : undefined;
+      const treeId = arg && 'treeId' in arg ? arg.treeId : undefined;
+      const uri = arg && 'uri' in arg ? arg.uri : spaceId ? model.entryForSpace(spaceId)?.uri : undefined;
+      if (!uri) throw new Error(spaceId ? `space ${spaceId} is not open in this window` : 'choose a space or an app tree to open');
+      if (treeId) await provider.openAppTree(uri, treeId);
+      else await vscode.commands.executeCommand('vscode.openWith', uri, 'spaces.editor');
+      return true;
+    } catch (e) {
+      log.error(`spaces.openAppTree: ${errorMessage(e)}`);
+      void vscode.window.showErrorMessage(`Spaces: ${errorMessage(e)}`);
+      throw e;
+    }
+  };
+  return { provider, disposables: [provider, SpaceEditorProvider.register(provider), vscode.commands.registerCommand('spaces.openAppTree', open)] };
+}

@@ -1,0 +1,225 @@
+/**
+ * Applies the space editor's edit requests to an AppTree and records how to undo and redo each:
+ * the places and properties of the items an edit touches, before and after. Undo and redo write
+ * those back as new ops, so they reach every layer and teammate like any other edit.
+ * Typing into one item coalesces into a single undo step while it goes on. Pure (no `vscode`).
+ */
+import { TreeError, type AppTree, type Placement } from '../../spaces/appTree';
+import { Chat } from '../../spaces/apps/chat';
+import { Notes } from '../../spaces/apps/notes';
+import { isJsonValue, type JsonValue } from '../../spaces/ops';
+import { isInspectorEdit, isNotesEdit, type ChatEdit, type InspectorEdit, type NotesEdit } from '../../webview/protocol';
+import type { EditorKind } from './treeViews';
+
+/** Typing into the same item within this many ms of the last keystroke is one undo step. */
+export const COALESCE_MS = 1500;
+
+interface ItemState {
+  /** False: the vertex did not exist (undo of an add deletes it). */
+  readonly exists: boolean;
+  /** Undefined for the root, which never moves. */
+  readonly placement?: Placement;
+  readonly props: Record<string, JsonValue | undefined>;
+}
+
+type Snapshot = Map<string, ItemState>;
+
+function capture(tree: AppTree, ids: Iterable<string>, keys: readonly string[]): Snapshot {
+  const out: Snapshot = new Map();
+  for (const id of ids) {
+    const exists = tree.tree.getVertex(id) !== undefined;
+    const props: Record<string, JsonValue | undefined> = {};
+    if (exists) for (const k of keys) props[k] = tree.getProp(id, k);
+    out.set(id, { exists, placement: exists && id !== tree.rootId ? tree.placement(id) : undefined, props });
+  }
+  return out;
+}
+
+function restore(tree: AppTree, snap: Snapshot): void {
+  // Live items first (their parents may be among them), deletions last.
+  const entries = [...snap.entries()];
+  const isGone = (s: ItemState) => !s.exists || s.placement?.parentId === null;
+  const live = entries.filter(([, s]) => !isGone(s));
+  const gone = entries.filter(([, s]) => isGone(s));
+  for (const [id, s] of live) {
+    if (!tree.tree.getVertex(id)) continue;
+    if (s.placement) tree.place(id, s.placement);
+    if (Object.keys(s.props).length) tree.setProps(id, s.props);
+  }
+  for (const [id] of gone) {
+    if (tree.tree.getVertex(id) && tree.has(id)) tree.place(id, { parentId: null, order: undefined });
+  }
+}
+
+/** One undoable edit. `after` is refreshed while typing coalesces into it. */
+export class EditRecord {
+  private after: Snapshot;
+  private lastTyped: number;
+
+  constructor(
+    readonly label: string,
+    private readonly tree: AppTree,
+    private readonly before: Snapshot,
+    after: Snapshot,
+    /** The item being typed into, for coalescing; undefined for other edits. */
+    readonly typingId: string | undefined,
+    now: number,
+  ) {
+    this.after = after;
+    this.lastTyped = now;
+  }
+
+  undo(): void {
+    restore(this.tree, this.before);
+  }
+
+  redo(): void {
+    restore(this.tree, this.after);
+  }
+
+  /** Folds more typing into this record when it is the same item and soon enough. */
+  absorb(typingId: string, after: Snapshot, now: number): boolean {
+    if (this.typingId !== typingId || now - this.lastTyped > COALESCE_MS) return false;
+    this.after = after;
+    this.lastTyped = now;
+    return true;
+  }
+}
+
+export interface EditResult {
+  /** A new undo step, or undefined when the edit changed nothing or was folded into `last`. */
+  readonly record?: EditRecord;
+  /** The item to focus next (the new item after Enter, the previous one after Delete). */
+  readonly focus?: { readonly itemId: string; readonly caret: 'start' | 'end' };
+}
+
+const NOTE_KEYS = ['text', 'done'] as const;
+
+function siblingsOf(tree: AppTree, id: string): string[] {
+  const parentId = tree.get(id)?.parentId;
+  return parentId ? tree.childIds(parentId) : [];
+}
+
+/** The item shown above `id` in the outline (previous sibling's last descendant, or the parent). */
+function itemAbove(tree: AppTree, id: string): string | undefined {
+  const sibs = siblingsOf(tree, id);
+  const i = sibs.indexOf(id);
+  if (i <= 0) {
+    const parentId = tree.get(id)?.parentId;
+    return parentId && parentId !== tree.rootId ? parentId : undefined;
+  }
+  let cur = sibs[i - 1];
+  for (let kids = tree.childIds(cur); kids.length; kids = tree.childIds(cur)) cur = kids[kids.length - 1];
+  return cur;
+}
+
+function parseJson(json: string): JsonValue {
+  let v: unknown;
+  try {
+    v = JSON.parse(json);
+  } catch (e) {
+    throw new TreeError(`not valid JSON: ${e instanceof Error ? e.message : String(e)}`);
+  }
+  if (!isJsonValue(v)) throw new TreeError('not a JSON value');
+  return v;
+}
+
+export class TreeEditor {
+  private last: EditRecord | undefined;
+
+  constructor(
+    private readonly tree: AppTree,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  /** Runs `fn` on the items `ids` (ids it makes are added by `fn` via `touched`) and records it. */
+  private record(label: string, keys: readonly string[], ids: string[], fn: (touched: string[]) => boolean | void, typingId?: string): EditRecord | undefined {
+    const before = capture(this.tree, ids, keys);
+    const touched = [...ids];
+    if (fn(touched) === false) return undefined;
+    for (const id of touched) if (!before.has(id)) before.set(id, { exists: false, props: {} });
+    const after = capture(this.tree, touched, keys);
+    const now = this.now();
+    if (typingId && this.last?.absorb(typingId, after, now)) return undefined;
+    const rec = new EditRecord(label, this.tree, before, after, typingId, now);
+    this.last = rec;
+    return rec;
+  }
+
+  notes(edit: NotesEdit): EditResult {
+    const notes = new Notes(this.tree);
+    const t = this.tree;
+    switch (edit.op) {
+      case 'add': {
+        let newId = '';
+        const parentId = edit.parentId ?? (edit.afterId ? t.get(edit.afterId)?.parentId : undefined) ?? t.rootId;
+        const record = this.record('Add Item', NOTE_KEYS, [], (touched) => {
+          newId = notes.add(edit.text, parentId, edit.afterId);
+          touched.push(newId);
+        });
+        return { record, focus: { itemId: newId, caret: 'start' } };
+      }
+      case 'split': {
+        let newId = '';
+        const record = this.record('New Item', NOTE_KEYS, [edit.id], (touched) => {
+          // An item with children gets the new item as its first child, like other outliners.
+          const kids = t.childIds(edit.id);
+          if (t.getProp(edit.id, 'text') !== edit.before) notes.setText(edit.id, edit.before);
+          newId = kids.length ? t.addItem(edit.id, { text: edit.after, done: false }, { before: kids[0] }) : notes.add(edit.after, t.get(edit.id)?.parentId, edit.id);
+          touched.push(newId);
+        });
+        return { record, focus: { itemId: newId, caret: 'start' } };
+      }
+      case 'setText':
+        if (t.getProp(edit.id, 'text') === edit.text) return {};
+        return { record: this.record('Typing', NOTE_KEYS, [edit.id], () => notes.setText(edit.id, edit.text), edit.id) };
+      case 'setDone':
+        return { record: this.record(edit.done ? 'Check Item' : 'Uncheck Item', NOTE_KEYS, [edit.id], () => notes.setDone(edit.id, edit.done)) };
+      case 'indent':
+        return { record: this.record('Indent', NOTE_KEYS, [edit.id], () => notes.indent(edit.id)), focus: { itemId: edit.id, caret: 'end' } };
+      case 'outdent':
+        return { record: this.record('Outdent', NOTE_KEYS, [edit.id], () => notes.outdent(edit.id)), focus: { itemId: edit.id, caret: 'end' } };
+      case 'moveUp':
+        return { record: this.record('Move Up', NOTE_KEYS, [edit.id], () => notes.moveUp(edit.id)), focus: { itemId: edit.id, caret: 'end' } };
+      case 'moveDown':
+        return { record: this.record('Move Down', NOTE_KEYS, [edit.id], () => notes.moveDown(edit.id)), focus: { itemId: edit.id, caret: 'end' } };
+      case 'delete': {
+        const above = itemAbove(t, edit.id);
+        const record = this.record('Delete Item', NOTE_KEYS, [edit.id], () => notes.delete(edit.id));
+        return { record, focus: above ? { itemId: above, caret: 'end' } : undefined };
+      }
+    }
+  }
+
+  chat(edit: ChatEdit, author: string): EditResult {
+    if (!edit.text.trim()) throw new TreeError('a message needs some text');
+    return { record: this.record('Send Message', ['text', 'author', 'time'], [], (touched) => void touched.push(new Chat(this.tree).post(author, edit.text))) };
+  }
+
+  inspector(edit: InspectorEdit): EditResult {
+    const t = this.tree;
+    switch (edit.op) {
+      case 'setProp': {
+        const value = parseJson(edit.json);
+        return { record: this.record('Set Property', [edit.key], [edit.id], () => t.setProps(edit.id, { [edit.key]: value })) };
+      }
+      case 'deleteProp':
+        return { record: this.record('Delete Property', [edit.key], [edit.id], () => t.setProps(edit.id, { [edit.key]: undefined })) };
+      case 'addChild': {
+        let id = '';
+        const record = this.record('Add Vertex', [], [], (touched) => void touched.push((id = t.addItem(edit.parentId, {}))));
+        return { record, focus: { itemId: id, caret: 'start' } };
+      }
+      case 'deleteVertex':
+        return { record: this.record('Delete Vertex', [], [edit.id], () => t.delete(edit.id)) };
+    }
+  }
+}
+
+/** Routes an edit request to the editor of the tree's kind; refuses edits of another kind. */
+export function applyEdit(editor: TreeEditor, kind: EditorKind, e: NotesEdit | ChatEdit | InspectorEdit, author: string): EditResult {
+  if (kind === 'notes' && isNotesEdit(e)) return editor.notes(e);
+  if (kind === 'chat' && e.op === 'post') return editor.chat(e, author);
+  if (kind === 'inspector' && isInspectorEdit(e)) return editor.inspector(e);
+  throw new TreeError(`edit ${e.op} does not apply to a ${kind} tree`);
+}

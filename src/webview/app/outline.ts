@@ -1,0 +1,211 @@
+/**
+ * The notes outline editor. It keeps a copy of the tree (items + ordered child lists) that
+ * patches update, and reconciles the DOM row by row, so a teammate's edit never rebuilds the
+ * rows: the caret, selection and scroll position stay where they are.
+ *
+ * Keys in an item: Enter splits it (new item below), Tab / Shift+Tab indent / outdent,
+ * Alt+Up / Alt+Down move it, Up / Down go to the item above / below, Ctrl+Enter checks it,
+ * Backspace or Delete in an empty item (or Ctrl+Shift+K) deletes it. Undo / Redo are VS Code's.
+ */
+import type { NoteRow, TreePatch, TreeView } from '../protocol';
+import { caretOffset, el, setCaret, setTextKeepingCaret } from './dom';
+import type { Host } from './host';
+
+type NotesView = Extract<TreeView, { kind: 'notes' }>;
+type NotesPatch = Extract<TreePatch, { kind: 'notes' }>;
+
+interface Row {
+  readonly row: HTMLElement;
+  readonly check: HTMLInputElement;
+  readonly text: HTMLElement;
+}
+
+export class Outline {
+  private readonly items = new Map<string, { parentId: string; text: string; done: boolean }>();
+  private readonly children = new Map<string, string[]>();
+  private readonly rows = new Map<string, Row>();
+  private readonly list: HTMLElement;
+  private readonly empty: HTMLElement;
+  readonly root: HTMLElement;
+  private readonly rootId: string;
+
+  constructor(
+    private readonly host: Host,
+    private readonly treeId: string,
+    view: NotesView,
+  ) {
+    this.rootId = view.rootId;
+    for (const r of view.items) this.setItem(r);
+    for (const [p, ids] of Object.entries(view.children)) this.children.set(p, ids);
+    this.list = el('div', { class: 'outline', role: 'tree', 'aria-label': 'Notes', 'aria-multiselectable': 'false' });
+    const add = el('button', { class: 'add-item', type: 'button', title: 'Add an item at the end' }, '+ Add item');
+    add.addEventListener('click', () => this.host.edit(this.treeId, { op: 'add', parentId: this.rootId, text: '' }));
+    this.empty = el('p', { class: 'muted empty-hint' }, 'No items yet. Add one, then type; Enter adds the next, Tab indents.');
+    this.root = el('div', { class: 'outline-editor' }, this.list, this.empty, el('div', { class: 'outline-actions' }, add), el('p', { class: 'muted key-help' }, 'Enter new item · Tab / Shift+Tab indent · Alt+↑/↓ move · Ctrl+Enter check · Backspace on empty item delete · Ctrl+Z undo'));
+    this.list.addEventListener('keydown', (e) => this.onKey(e));
+    this.list.addEventListener('input', (e) => this.onInput(e));
+    this.list.addEventListener('change', (e) => this.onCheck(e));
+    this.list.addEventListener('paste', (e) => this.onPaste(e));
+    this.render();
+  }
+
+  /** Number of live items (for the first-paint figure). */
+  get size(): number {
+    return this.items.size;
+  }
+
+  private setItem(r: NoteRow): void {
+    if (r.parentId === null) {
+      this.items.delete(r.id);
+      return;
+    }
+    const cur = this.items.get(r.id);
+    // While our own typing is on its way, the DOM (and this copy) is newer than the patch's text.
+    const text = cur && this.host.typingAhead(r.id) ? cur.text : r.text;
+    this.items.set(r.id, { parentId: r.parentId, text, done: r.done });
+  }
+
+  applyPatch(p: NotesPatch): void {
+    for (const r of p.items) this.setItem(r);
+    for (const [parent, ids] of Object.entries(p.children)) this.children.set(parent, ids);
+    this.render();
+  }
+
+  /** Items in display order with their depth; a child list entry whose item moved away is skipped. */
+  private order(): { id: string; depth: number }[] {
+    const out: { id: string; depth: number }[] = [];
+    const stack: { id: string; depth: number }[] = [];
+    const push = (parent: string, depth: number) => {
+      const ids = this.children.get(parent) ?? [];
+      for (let i = ids.length - 1; i >= 0; i--) {
+        if (this.items.get(ids[i])?.parentId === parent) stack.push({ id: ids[i], depth });
+      }
+    };
+    push(this.rootId, 0);
+    const seen = new Set<string>();
+    while (stack.length) {
+      const n = stack.pop() as { id: string; depth: number };
+      if (seen.has(n.id)) continue;
+      seen.add(n.id);
+      out.push(n);
+      push(n.id, n.depth + 1);
+    }
+    return out;
+  }
+
+  private makeRow(id: string): Row {
+    const check = el('input', { type: 'checkbox', class: 'check', 'aria-label': 'Done', tabindex: -1 });
+    const text = el('div', { class: 'text', contenteditable: 'plaintext-only', spellcheck: 'true', role: 'textbox', 'aria-multiline': 'false' });
+    const row = el('div', { class: 'row', role: 'treeitem', 'data-id': id }, check, text);
+    return { row, check, text };
+  }
+
+  private render(): void {
+    const order = this.order();
+    const visible = new Set<string>();
+    let prev: Element | null = null;
+    for (const { id, depth } of order) {
+      visible.add(id);
+      const item = this.items.get(id);
+      if (!item) continue;
+      let r = this.rows.get(id);
+      if (!r) {
+        r = this.makeRow(id);
+        this.rows.set(id, r);
+      }
+      r.row.style.setProperty('--depth', String(depth));
+      r.row.setAttribute('aria-level', String(depth + 1));
+      r.row.classList.toggle('done', item.done);
+      if (r.check.checked !== item.done) r.check.checked = item.done;
+      setTextKeepingCaret(r.text, item.text);
+      const expected: Element | null = prev ? prev.nextElementSibling : this.list.firstElementChild;
+      if (expected !== r.row) this.list.insertBefore(r.row, expected);
+      prev = r.row;
+    }
+    for (const [id, r] of this.rows) {
+      if (!visible.has(id)) {
+        r.row.remove();
+        this.rows.delete(id);
+      }
+    }
+    this.empty.hidden = order.length > 0;
+  }
+
+  focusItem(id: string, caret: 'start' | 'end' = 'end'): void {
+    const r = this.rows.get(id);
+    if (!r) return;
+    r.text.focus();
+    setCaret(r.text, caret === 'start' ? 0 : (r.text.textContent ?? '').length);
+    r.row.scrollIntoView({ block: 'nearest' });
+  }
+
+  private rowOf(e: Event): { id: string; r: Row } | undefined {
+    const row = (e.target as HTMLElement | null)?.closest('.row');
+    const id = row?.getAttribute('data-id');
+    const r = id ? this.rows.get(id) : undefined;
+    return id && r ? { id, r } : undefined;
+  }
+
+  private onInput(e: Event): void {
+    const hit = this.rowOf(e);
+    if (!hit || e.target !== hit.r.text) return;
+    const text = (hit.r.text.textContent ?? '').replace(/\n/g, ' ');
+    const item = this.items.get(hit.id);
+    if (item) item.text = text;
+    this.host.edit(this.treeId, { op: 'setText', id: hit.id, text });
+  }
+
+  private onCheck(e: Event): void {
+    const hit = this.rowOf(e);
+    if (!hit || e.target !== hit.r.check) return;
+    this.host.edit(this.treeId, { op: 'setDone', id: hit.id, done: hit.r.check.checked });
+  }
+
+  private onPaste(e: ClipboardEvent): void {
+    const hit = this.rowOf(e);
+    if (!hit) return;
+    e.preventDefault();
+    const text = (e.clipboardData?.getData('text/plain') ?? '').replace(/\r?\n/g, ' ');
+    document.execCommand('insertText', false, text);
+  }
+
+  private neighbour(id: string, step: 1 | -1): string | undefined {
+    const rows = [...this.list.children];
+    const i = rows.findIndex((r) => r.getAttribute('data-id') === id);
+    return rows[i + step]?.getAttribute('data-id') ?? undefined;
+  }
+
+  private onKey(e: KeyboardEvent): void {
+    const hit = this.rowOf(e);
+    if (!hit || e.target !== hit.r.text) return;
+    const { id, r } = hit;
+    const text = r.text.textContent ?? '';
+    const send = (edit: Parameters<Host['edit']>[1]) => {
+      e.preventDefault();
+      this.host.edit(this.treeId, edit);
+    };
+    const ctrl = e.ctrlKey || e.metaKey;
+    if (e.key === 'Enter' && ctrl) {
+      send({ op: 'setDone', id, done: !r.check.checked });
+    } else if (e.key === 'Enter' && !e.shiftKey && !e.altKey) {
+      const at = caretOffset(r.text) ?? text.length;
+      send({ op: 'split', id, before: text.slice(0, at), after: text.slice(at) });
+    } else if (e.key === 'Tab') {
+      send({ op: e.shiftKey ? 'outdent' : 'indent', id });
+    } else if (e.altKey && (e.key === 'ArrowUp' || e.key === 'ArrowDown')) {
+      send({ op: e.key === 'ArrowUp' ? 'moveUp' : 'moveDown', id });
+    } else if (!e.altKey && !ctrl && !e.shiftKey && (e.key === 'ArrowUp' || e.key === 'ArrowDown')) {
+      const next = this.neighbour(id, e.key === 'ArrowUp' ? -1 : 1);
+      if (next) {
+        e.preventDefault();
+        this.focusItem(next, 'end');
+      }
+    } else if ((e.key === 'Backspace' || e.key === 'Delete') && text === '' && !ctrl) {
+      send({ op: 'delete', id });
+    } else if (ctrl && e.shiftKey && e.key.toLowerCase() === 'k') {
+      send({ op: 'delete', id });
+    } else if (e.key === 'Escape') {
+      r.text.blur();
+    }
+  }
+}
