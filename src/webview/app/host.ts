@@ -17,7 +17,24 @@ export interface Pending {
   readonly sentAt: number;
 }
 
+/** Typing figures the webview keeps for benchmarks and diagnostics (read by UI tests). */
+export interface TypingFigures {
+  /** keydown → the next frame with the character on screen (ms). */
+  readonly keyToFrame: number[];
+  /** setText sent → its ack back from the host (ms). */
+  readonly roundTrip: number[];
+}
+
+const MAX_FIGURES = 5000;
+
+export function record(list: number[], ms: number): void {
+  list.push(ms);
+  if (list.length > MAX_FIGURES) list.splice(0, list.length - MAX_FIGURES);
+}
+
 export class Host {
+  readonly typing: TypingFigures = { keyToFrame: [], roundTrip: [] };
+
   private readonly api = acquireVsCodeApi();
   private seq = 0;
   private readonly pending = new Map<number, Pending>();
@@ -38,6 +55,7 @@ export class Host {
   settle(seq: number): Pending | undefined {
     const p = this.pending.get(seq);
     this.pending.delete(seq);
+    if (p?.edit.op === 'setText') record(this.typing.roundTrip, performance.now() - p.sentAt);
     return p;
   }
 

@@ -128,6 +128,9 @@ function onMessage(m: HostMessage): void {
   }
 }
 
+// Read-only figures for benchmarks and UI tests (through the browser's devtools protocol).
+Object.defineProperty(window, 'spacesEditorFigures', { value: host.typing });
+
 window.addEventListener('message', (e: MessageEvent<HostMessage>) => onMessage(e.data));
 body.addEventListener('scroll', () => {
   if (current) host.saveState({ [`scroll:${current.treeId}`]: body.scrollTop });

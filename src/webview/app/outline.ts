@@ -9,7 +9,7 @@
  */
 import type { NoteRow, TreePatch, TreeView } from '../protocol';
 import { caretOffset, el, setCaret, setTextKeepingCaret } from './dom';
-import type { Host } from './host';
+import { record, type Host } from './host';
 
 type NotesView = Extract<TreeView, { kind: 'notes' }>;
 type NotesPatch = Extract<TreePatch, { kind: 'notes' }>;
@@ -146,9 +146,14 @@ export class Outline {
     return id && r ? { id, r } : undefined;
   }
 
+  private keyAt: number | undefined;
+
   private onInput(e: Event): void {
     const hit = this.rowOf(e);
     if (!hit || e.target !== hit.r.text) return;
+    const keyAt = this.keyAt;
+    this.keyAt = undefined;
+    if (keyAt !== undefined) requestAnimationFrame(() => record(this.host.typing.keyToFrame, performance.now() - keyAt));
     const text = (hit.r.text.textContent ?? '').replace(/\n/g, ' ');
     const item = this.items.get(hit.id);
     if (item) item.text = text;
@@ -178,6 +183,7 @@ export class Outline {
   private onKey(e: KeyboardEvent): void {
     const hit = this.rowOf(e);
     if (!hit || e.target !== hit.r.text) return;
+    if (e.key.length === 1) this.keyAt = performance.now();
     const { id, r } = hit;
     const text = r.text.textContent ?? '';
     const send = (edit: Parameters<Host['edit']>[1]) => {
