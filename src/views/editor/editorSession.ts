@@ -40,7 +40,8 @@ export interface SessionDeps {
   readonly figures: EditorFigures;
   readonly onEdit: (rec: EditRecord) => void;
   readonly onActive: (spaceId: string | undefined) => void;
-  readonly initialTree?: string;
+  /** The tree to show first, and when it was asked for (`performance.now()`). */
+  readonly initialTree?: { readonly treeId: string; readonly at: number };
 }
 
 export function chatAuthor(): string {
@@ -61,13 +62,20 @@ export class EditorSession implements vscode.Disposable {
   private lastEntryKind: string | undefined;
   private readonly openStarted = new Map<string, number>();
   private disposed = false;
+  private readonly createdAt = performance.now();
 
   constructor(
     readonly document: SpaceDocument,
     private readonly panel: vscode.WebviewPanel,
     private readonly deps: SessionDeps,
   ) {
-    this.selected = deps.initialTree;
+    this.selected = deps.initialTree?.treeId;
+    // The first paint of the tree asked for counts from the request: webview start-up included.
+    if (deps.initialTree) {
+      this.openStarted.set(deps.initialTree.treeId, deps.initialTree.at);
+      // Loaded while the webview starts (shared with the load `select` makes later).
+      void this.space?.openAppTree(deps.initialTree.treeId).catch(() => undefined);
+    }
     const webview = panel.webview;
     webview.options = {
       enableScripts: true,
@@ -157,9 +165,10 @@ export class EditorSession implements vscode.Disposable {
     const space = this.space;
     const ref = space?.appTreeRef(treeId);
     if (!space || !ref) return;
-    this.openStarted.set(treeId, performance.now());
+    if (!this.openStarted.has(treeId)) this.openStarted.set(treeId, performance.now());
     this.post({ type: 'loading', treeId });
     let tree: AppTree;
+    const t0 = performance.now();
     try {
       tree = await space.openAppTree(treeId);
     } catch (e) {
@@ -170,7 +179,11 @@ export class EditorSession implements vscode.Disposable {
     if (this.selected !== treeId || this.disposed) return;
     const kind = editorKind(ref.appId);
     this.shown = { treeId, tree, kind };
-    this.post({ type: 'tree', treeId, view: buildView(kind, tree, chatAuthor()) });
+    const t1 = performance.now();
+    const view = buildView(kind, tree, chatAuthor());
+    const t2 = performance.now();
+    this.post({ type: 'tree', treeId, view });
+    this.deps.log.debug(`app tree ${treeId}: loaded in ${(t1 - t0).toFixed(0)} ms, view built in ${(t2 - t1).toFixed(0)} ms, posted in ${(performance.now() - t2).toFixed(0)} ms`);
   }
 
   private spaceChanged(c: SpaceChange): void {
@@ -197,6 +210,7 @@ export class EditorSession implements vscode.Disposable {
     }
     switch (m.type) {
       case 'ready':
+        this.deps.log.debug(`editor webview ready ${(performance.now() - this.createdAt).toFixed(0)} ms after it was made`);
         this.webviewReady = true;
         this.lastEntryKind = this.deps.model.entry(this.document.uri)?.state.kind;
         this.select(this.selected ?? null);

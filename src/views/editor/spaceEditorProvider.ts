@@ -55,7 +55,7 @@ export class SpaceEditorProvider implements vscode.CustomEditorProvider<SpaceDoc
   readonly onDidChangeActiveSpace = this.activeEmitter.event;
   private readonly sessions = new Set<EditorSession>();
   /** Trees to show when an editor for the file opens (from "Open" in the Spaces view). */
-  private readonly pendingSelection = new Map<string, string>();
+  private readonly pendingSelection = new Map<string, { readonly treeId: string; readonly at: number }>();
   /** First-paint and typing figures reported by the webviews (for the log and benchmarks). */
   readonly figures: EditorFigures = { firstPaint: [], typing: [] };
 
@@ -104,7 +104,7 @@ export class SpaceEditorProvider implements vscode.CustomEditorProvider<SpaceDoc
       open[0].reveal();
       return;
     }
-    this.pendingSelection.set(uri.toString(), treeId);
+    this.pendingSelection.set(uri.toString(), { treeId, at: performance.now() });
     await vscode.commands.executeCommand('vscode.openWith', uri, SPACE_EDITOR_VIEW_TYPE);
   }
 

@@ -12,6 +12,9 @@ import { caretOffset, el, setCaret, setTextKeepingCaret } from './dom';
 import { record, type Host } from './host';
 
 type NotesView = Extract<TreeView, { kind: 'notes' }>;
+/** Rows in the first frame of a large outline (more than a screenful), then rows per chunk. */
+const FIRST_ROWS = 150;
+const CHUNK_ROWS = 1500;
 type NotesPatch = Extract<TreePatch, { kind: 'notes' }>;
 
 interface Row {
@@ -46,7 +49,33 @@ export class Outline {
     this.list.addEventListener('input', (e) => this.onInput(e));
     this.list.addEventListener('change', (e) => this.onCheck(e));
     this.list.addEventListener('paste', (e) => this.onPaste(e));
+    this.renderProgressively();
+  }
+
+  /** Rows rendered so far while a large outline is first shown; undefined once all are. */
+  private limit: number | undefined;
+
+  /**
+   * A large outline is rendered a screenful first, then in chunks between frames, so it shows
+   * at once and typing is never blocked for long. A patch meanwhile just takes the new data.
+   */
+  private renderProgressively(): void {
+    this.limit = FIRST_ROWS;
     this.render();
+    const more = () => {
+      if (this.limit === undefined) return;
+      this.limit += CHUNK_ROWS;
+      if (this.limit >= this.items.size) this.limit = undefined;
+      this.render();
+      if (this.limit !== undefined) setTimeout(more, 0);
+    };
+    if (this.limit < this.items.size) requestAnimationFrame(() => setTimeout(more, 0));
+    else this.limit = undefined;
+  }
+
+  /** True once every row is in the DOM. */
+  get complete(): boolean {
+    return this.limit === undefined;
   }
 
   /** Number of live items (for the first-paint figure). */
@@ -101,7 +130,8 @@ export class Outline {
   }
 
   private render(): void {
-    const order = this.order();
+    const all = this.order();
+    const order = this.limit === undefined ? all : all.slice(0, this.limit);
     const visible = new Set<string>();
     let prev: Element | null = null;
     for (const { id, depth } of order) {
@@ -128,7 +158,7 @@ export class Outline {
         this.rows.delete(id);
       }
     }
-    this.empty.hidden = order.length > 0;
+    this.empty.hidden = all.length > 0;
   }
 
   focusItem(id: string, caret: 'start' | 'end' = 'end'): void {

@@ -2,7 +2,6 @@
 // app trees, applies the webview's edits through the same message checks, puts them on VS Code's
 // undo stack, and shows a file that is not a space as an error without touching it.
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import * as vscode from 'vscode';
@@ -10,8 +9,7 @@ import type { SpacesApi } from '../../../src/extension';
 import type { EditorSession } from '../../../src/views/editor/editorSession';
 import { Notes } from '../../../src/spaces/apps/notes';
 import { Chat } from '../../../src/spaces/apps/chat';
-
-const EXT_ID = 'spaces-vscode.spaces-vscode';
+import { activateSpaces, runCli, until } from '../util';
 
 interface Fixture {
   workspace: string;
@@ -20,30 +18,7 @@ interface Fixture {
 }
 
 const fixture = JSON.parse(fs.readFileSync(process.env.SPACES_E2E_FIXTURE ?? '', 'utf8')) as Fixture;
-
-function spaces(...args: string[]): Promise<Record<string, unknown>> {
-  return new Promise((resolve, reject) => {
-    execFile(process.execPath, [fixture.cli, ...args], { env: process.env }, (err, stdout, stderr) => {
-      if (err) reject(new Error(`spaces ${args.join(' ')}: ${stderr || err.message}`));
-      else resolve(JSON.parse(stdout) as Record<string, unknown>);
-    });
-  });
-}
-
-async function until<T>(what: string, fn: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 15_000): Promise<T> {
-  const t0 = Date.now();
-  let last: unknown;
-  while (Date.now() - t0 < timeoutMs) {
-    try {
-      const v = await fn();
-      if (v) return v;
-    } catch (e) {
-      last = e;
-    }
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`timed out waiting for ${what}${last ? ` (last error: ${String(last)})` : ''}`);
-}
+const spaces = (...args: string[]) => runCli(fixture.cli, ...args) as Promise<Record<string, unknown>>;
 
 /** Undo / Redo as the Edit menu runs them, on the focused editor. */
 async function undo(): Promise<void> {
@@ -78,7 +53,7 @@ suite('Space editor', () => {
   let lastShape = '';
 
   suiteSetup(async () => {
-    api = (await vscode.extensions.getExtension<SpacesApi>(EXT_ID)?.activate()) ?? assert.fail('no extension');
+    api = await activateSpaces();
     ({ spaceId } = (await spaces('create', file, '--name', 'Editor test')) as { spaceId: string });
     ({ treeId: planId } = (await spaces('app', 'add', file, '--app', 'notes', '--name', 'Plan')) as { treeId: string });
     await spaces('item', 'add', file, '--tree', planId, '--set', 'text=first');
