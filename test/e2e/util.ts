@@ -32,11 +32,11 @@ export async function activateSpaces(): Promise<SpacesApi> {
 }
 
 /** Runs the built CLI (`cli`: dist/cli.js) in a child process, as another program changing the files would. */
-export function runCli(cli: string, ...args: string[]): Promise<unknown> {
+export function runCli(cli: string, ...args: string[]): Promise<Record<string, unknown>> {
   return new Promise((resolve, reject) => {
     execFile(process.execPath, [cli, ...args], { env: process.env }, (err, stdout, stderr) => {
       if (err) reject(new Error(`spaces ${args.join(' ')}: ${stderr || err.message}`));
-      else resolve(JSON.parse(stdout) as unknown);
+      else resolve(JSON.parse(stdout) as Record<string, unknown>);
     });
   });
 }

@@ -178,7 +178,7 @@ suite('Drag and drop in the Spaces view', () => {
       props: { text?: string };
       children: Dumped[];
     }
-    const dump = (await runCli(fixture.cli, 'dump', first.uri.fsPath, '--tree', outlineId)) as Dumped;
+    const dump = (await runCli(fixture.cli, 'dump', first.uri.fsPath, '--tree', outlineId)) as unknown as Dumped;
     const render = (n: Dumped): string => n.children.map((c) => (c.children.length ? `${c.props.text}(${render(c)})` : String(c.props.text))).join(', ');
     assert.equal(render(dump), 'A(C), B, B1');
   });

@@ -9,16 +9,11 @@ import type { SpacesApi } from '../../../src/extension';
 import type { EditorSession } from '../../../src/views/editor/editorSession';
 import { Notes } from '../../../src/spaces/apps/notes';
 import { Chat } from '../../../src/spaces/apps/chat';
-import { activateSpaces, runCli, until } from '../util';
+import { activateSpaces } from '../util';
+import { loadFixture, runCli, until } from './helpers';
 
-interface Fixture {
-  workspace: string;
-  cli: string;
-  broken: { file: string };
-}
-
-const fixture = JSON.parse(fs.readFileSync(process.env.SPACES_E2E_FIXTURE ?? '', 'utf8')) as Fixture;
-const spaces = (...args: string[]) => runCli(fixture.cli, ...args) as Promise<Record<string, unknown>>;
+const fixture = loadFixture();
+const spaces = (...args: string[]) => runCli(fixture.cli, ...args);
 
 /** Undo / Redo as the Edit menu runs them, on the focused editor. */
 async function undo(): Promise<void> {

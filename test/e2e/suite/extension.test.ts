@@ -1,48 +1,14 @@
 // Runs inside VS Code's extension host on the fixture workspace made by scripts/e2e/run.mjs.
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import * as vscode from 'vscode';
 import type { SpacesApi } from '../../../src/extension';
 import type { SpacesNode } from '../../../src/views/spacesTree';
+import { EXT_ID, loadFixture, runCli, until } from './helpers';
 
-const EXT_ID = 'spaces-vscode.spaces-vscode';
-
-interface Fixture {
-  workspace: string;
-  cli: string;
-  alpha: { file: string; spaceId: string; todoId: string; chatId: string; boardId: string; milkId: string };
-  beta: { file: string; spaceId: string };
-  broken: { file: string };
-}
-
-const fixture: Fixture = JSON.parse(fs.readFileSync(process.env.SPACES_E2E_FIXTURE ?? '', 'utf8')) as Fixture;
-
-/** Runs the built CLI in a child process, as another program changing the files would. */
-function spaces(...args: string[]): Promise<Record<string, unknown>> {
-  return new Promise((resolve, reject) => {
-    execFile(process.execPath, [fixture.cli, ...args], { env: process.env }, (err, stdout, stderr) => {
-      if (err) reject(new Error(`spaces ${args.join(' ')}: ${stderr || err.message}`));
-      else resolve(JSON.parse(stdout) as Record<string, unknown>);
-    });
-  });
-}
-
-async function until<T>(what: string, fn: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 15_000): Promise<T> {
-  const t0 = Date.now();
-  let last: unknown;
-  while (Date.now() - t0 < timeoutMs) {
-    try {
-      const v = await fn();
-      if (v) return v;
-    } catch (e) {
-      last = e;
-    }
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`timed out waiting for ${what}${last ? ` (last error: ${String(last)})` : ''}`);
-}
+const fixture = loadFixture();
+const spaces = (...args: string[]) => runCli(fixture.cli, ...args);
 
 let api: SpacesApi;
 
