@@ -167,6 +167,21 @@ export class FileLayer implements PersistenceLayer, SyncStateStore {
     }
   }
 
+  /**
+   * Starts the storage worker before the first file is opened (e.g. while the workspace is
+   * searched for space files: the wasm compile and the thread start then overlap the search).
+   * Call the returned function when done; the worker stops when its last user lets it go.
+   */
+  static prewarm(workerPath: string = defaultWorkerPath()): () => Promise<void> {
+    const worker = acquireWorker(workerPath);
+    let released = false;
+    return async () => {
+      if (released) return;
+      released = true;
+      await releaseWorker(worker);
+    };
+  }
+
   /** Creates a new space file (fails with code EXISTS if there is a file at `file`). */
   static create(file: string, spaceId: string, opts: FileLayerOptions = {}): Promise<FileLayer> {
     return FileLayer.start(file, opts, (w, o) => w.request('create', { ...o, spaceId }));
