@@ -352,6 +352,20 @@ describe('FileLayer', function () {
       assert.equal(runningWorkers(), 0);
     });
 
+    it('prewarm starts the worker ahead of the first open, which shares it; it stops with its last user', async function () {
+      const release = FileLayer.prewarm();
+      assert.equal(runningWorkers(), 1, 'started before any file is opened');
+      const a = await create('warm.space');
+      assert.equal(runningWorkers(), 1, 'the open used the prewarmed worker');
+      await release();
+      await release();
+      assert.equal(runningWorkers(), 1, 'still used by the open file; a second release is a no-op');
+      await a.close();
+      assert.equal(runningWorkers(), 0);
+      await FileLayer.prewarm()();
+      assert.equal(runningWorkers(), 0, 'a prewarm nobody used stops again');
+    });
+
     it('a failed load blocks writes until the tree loads again', async function () {
       const layer = await create();
       const tree = layer.spaceId;
