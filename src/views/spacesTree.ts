@@ -175,6 +175,7 @@ export class SpacesTreeProvider implements vscode.TreeDataProvider<SpacesNode>, 
         const item = new vscode.TreeItem(note?.text || '(empty)', children ? vscode.TreeItemCollapsibleState.Expanded : vscode.TreeItemCollapsibleState.None);
         item.id = `note:${node.spaceId}:${node.treeId}:${node.itemId}`;
         item.checkboxState = note?.done ? vscode.TreeItemCheckboxState.Checked : vscode.TreeItemCheckboxState.Unchecked;
+        item.command = { command: 'spaces.openAppTree', title: 'Open in Editor', arguments: [{ spaceId: node.spaceId, treeId: node.treeId, itemId: node.itemId }] };
         if (children) item.description = String(children);
         return item;
       }

@@ -41,7 +41,7 @@ export interface SessionDeps {
   readonly onEdit: (rec: EditRecord) => void;
   readonly onActive: (spaceId: string | undefined) => void;
   /** The tree to show first, and when it was asked for (`performance.now()`). */
-  readonly initialTree?: { readonly treeId: string; readonly at: number };
+  readonly initialTree?: { readonly treeId: string; readonly at: number; readonly itemId?: string };
 }
 
 export function chatAuthor(): string {
@@ -62,6 +62,8 @@ export class EditorSession implements vscode.Disposable {
   private lastEntryKind: string | undefined;
   private readonly openStarted = new Map<string, number>();
   private disposed = false;
+  /** An item to focus once its tree is shown (opened from a note in the Spaces view). */
+  private focusAfterShow: string | undefined;
   private readonly createdAt = performance.now();
 
   constructor(
@@ -70,6 +72,7 @@ export class EditorSession implements vscode.Disposable {
     private readonly deps: SessionDeps,
   ) {
     this.selected = deps.initialTree?.treeId;
+    this.focusAfterShow = deps.initialTree?.itemId;
     // The first paint of the tree asked for counts from the request: webview start-up included.
     if (deps.initialTree) {
       this.openStarted.set(deps.initialTree.treeId, deps.initialTree.at);
@@ -123,9 +126,10 @@ export class EditorSession implements vscode.Disposable {
     this.receive(raw);
   }
 
-  /** Shows app tree `treeId` (null: the space's overview). */
-  select(treeId: string | null): void {
+  /** Shows app tree `treeId` (null: the space's overview), with the caret in `itemId` if given. */
+  select(treeId: string | null, itemId?: string): void {
     this.selected = treeId ?? undefined;
+    if (itemId) this.focusAfterShow = itemId;
     this.sendSpace();
     if (treeId) void this.showTree(treeId);
     else this.shown = undefined;
@@ -183,6 +187,9 @@ export class EditorSession implements vscode.Disposable {
     const view = buildView(kind, tree, chatAuthor());
     const t2 = performance.now();
     this.post({ type: 'tree', treeId, view });
+    const focus = this.focusAfterShow;
+    this.focusAfterShow = undefined;
+    if (focus && tree.has(focus)) this.post({ type: 'focus', treeId, itemId: focus, caret: 'end' });
     this.deps.log.debug(`app tree ${treeId}: loaded in ${(t1 - t0).toFixed(0)} ms, view built in ${(t2 - t1).toFixed(0)} ms, posted in ${(performance.now() - t2).toFixed(0)} ms`);
   }
 

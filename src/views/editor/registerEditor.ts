@@ -3,7 +3,8 @@
  * the editor showing one app tree (from the Spaces view, or scripted):
  *
  *   executeCommand('spaces.openAppTree', node)                      (a space or app tree node)
- *   executeCommand('spaces.openAppTree', { spaceId, treeId })       (treeId optional: the overview)
+ *   executeCommand('spaces.openAppTree', { spaceId, treeId, itemId }) (treeId optional: the overview;
+ *                                                                      itemId: put the caret in that note)
  */
 import * as vscode from 'vscode';
 import type { SpacesNode } from '../spacesTree';
@@ -13,6 +14,7 @@ import { SpaceEditorProvider } from './spaceEditorProvider';
 export interface OpenAppTreeArgs {
   readonly spaceId?: string;
   readonly treeId?: string;
+  readonly itemId?: string;
 }
 
 export function registerSpaceEditor(model: WorkspaceModel, extensionUri: vscode.Uri, log: vscode.LogOutputChannel): { provider: SpaceEditorProvider; disposables: vscode.Disposable[] } {
@@ -21,9 +23,10 @@ export function registerSpaceEditor(model: WorkspaceModel, extensionUri: vscode.
     try {
       const spaceId = arg && 'spaceId' in arg ? arg.spaceId : undefined;
       const treeId = arg && 'treeId' in arg ? arg.treeId : undefined;
+      const itemId = arg && 'itemId' in arg ? arg.itemId : undefined;
       const uri = arg && 'uri' in arg ? arg.uri : spaceId ? model.entryForSpace(spaceId)?.uri : undefined;
       if (!uri) throw new Error(spaceId ? `space ${spaceId} is not open in this window` : 'choose a space or an app tree to open');
-      if (treeId) await provider.openAppTree(uri, treeId);
+      if (treeId) await provider.openAppTree(uri, treeId, itemId);
       else await vscode.commands.executeCommand('vscode.openWith', uri, 'spaces.editor');
       return true;
     } catch (e) {

@@ -55,7 +55,7 @@ export class SpaceEditorProvider implements vscode.CustomEditorProvider<SpaceDoc
   readonly onDidChangeActiveSpace = this.activeEmitter.event;
   private readonly sessions = new Set<EditorSession>();
   /** Trees to show when an editor for the file opens (from "Open" in the Spaces view). */
-  private readonly pendingSelection = new Map<string, { readonly treeId: string; readonly at: number }>();
+  private readonly pendingSelection = new Map<string, { readonly treeId: string; readonly at: number; readonly itemId?: string }>();
   /** First-paint and typing figures reported by the webviews (for the log and benchmarks). */
   readonly figures: EditorFigures = { firstPaint: [], typing: [] };
 
@@ -96,15 +96,15 @@ export class SpaceEditorProvider implements vscode.CustomEditorProvider<SpaceDoc
     });
   }
 
-  /** Opens the file's editor showing app tree `treeId`. */
-  async openAppTree(uri: vscode.Uri, treeId: string): Promise<void> {
+  /** Opens the file's editor showing app tree `treeId` (with the caret in `itemId` if given). */
+  async openAppTree(uri: vscode.Uri, treeId: string, itemId?: string): Promise<void> {
     const open = this.editorsOf(uri);
     if (open.length) {
-      open[0].select(treeId);
+      open[0].select(treeId, itemId);
       open[0].reveal();
       return;
     }
-    this.pendingSelection.set(uri.toString(), { treeId, at: performance.now() });
+    this.pendingSelection.set(uri.toString(), { treeId, at: performance.now(), itemId });
     await vscode.commands.executeCommand('vscode.openWith', uri, SPACE_EDITOR_VIEW_TYPE);
   }
 
