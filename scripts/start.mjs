@@ -12,6 +12,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
+import { connectWorkspace, startTeamServer, uploadSpace } from './e2e/fixture.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const { values: opt } = parseArgs({ options: { port: { type: 'string', default: '8080' }, host: { type: 'string', default: '127.0.0.1' } } });
@@ -51,42 +52,16 @@ const env = Object.fromEntries(setup.trim().split('\n').map((l) => l.split('='))
 
 // 3. The team server, an admin token, and the demo space synced to it.
 fs.rmSync(serverData, { recursive: true, force: true });
-const tokenLine = execFileSync(process.execPath, [path.join(root, 'dist', 'server.js'), 'token', 'create', '--data', serverData, '--user', 'demo', '--space', '*', '--role', 'admin'], { encoding: 'utf8' });
-const token = JSON.parse(tokenLine.split('\n')[0]).token;
+const { url: serverUrl, token } = await startTeamServer(serverData, 'demo');
 const tokenFile = path.join(demo, 'admin.token');
 fs.writeFileSync(tokenFile, token + '\n', { mode: 0o600 });
-const server = spawn(process.execPath, [path.join(root, 'dist', 'server.js'), 'serve', '--data', serverData, '--port', '0'], { detached: true, stdio: ['ignore', 'pipe', 'inherit'] });
-children.push(server);
-const serverUrl = await new Promise((resolve, reject) => {
-  let buf = '';
-  server.stdout.setEncoding('utf8');
-  server.stdout.on('data', (d) => {
-    buf += d;
-    for (const line of buf.split('\n')) {
-      try {
-        const j = JSON.parse(line);
-        if (j.msg === 'listening') resolve(j.url);
-      } catch {
-        // a partial line
-      }
-    }
-  });
-  server.on('exit', (code) => reject(new Error(`the team server exited (${code})`)));
-});
-server.stdout.resume();
 say(`team server: ${serverUrl}`);
-const spaceId = JSON.parse(execFileSync(process.execPath, [path.join(root, 'dist', 'cli.js'), 'info', spaceFile], { encoding: 'utf8', env: { ...process.env, SPACES_KEY_FILE: path.join(demo, 'file.key') } })).spaceId;
-const created = await fetch(`${serverUrl}/v1/spaces`, { method: 'POST', headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' }, body: JSON.stringify({ id: spaceId, name: 'Demo team' }) });
-if (!created.ok) fail(`creating the demo space on the team server: ${created.status} ${await created.text()}`);
-const synced = execFileSync(process.execPath, [path.join(root, 'dist', 'cli.js'), 'sync', spaceFile, '--server', serverUrl, '--token', token], {
-  encoding: 'utf8',
-  env: { ...process.env, SPACES_KEY_FILE: path.join(demo, 'file.key') },
-});
-say(`demo space synced to the team server: ${synced.trim()}`);
+const cliEnv = { ...process.env, SPACES_KEY_FILE: path.join(demo, 'file.key') };
+const spaceId = await uploadSpace({ url: serverUrl, token }, spaceFile, cliEnv);
+say(`demo space ${spaceId} synced to the team server`);
 // The workspace connects the demo space to this server; the token reaches the extension through
 // $SPACES_SERVER_TOKEN (below), so there is nothing to sign in to.
-fs.mkdirSync(path.join(workspace, '.vscode'), { recursive: true });
-fs.writeFileSync(path.join(workspace, '.vscode', 'settings.json'), JSON.stringify({ 'spaces.server.url': serverUrl, 'spaces.server.connections': { [spaceId]: true } }, null, 2) + '\n');
+connectWorkspace(workspace, serverUrl, [spaceId]);
 
 // 4. VS Code in the browser, with the extension loaded from this folder.
 const state = fs.mkdtempSync(path.join(os.tmpdir(), 'spaces-start-'));
