@@ -1,0 +1,196 @@
+// What UI tests and UI benchmarks of the extension share (ui-test.mjs, ../bench-typing.mjs): a
+// run with cleanups that happen on success, failure and Ctrl+C, exit codes (0 passed, 1 a check
+// failed or a UI step timed out, 2 a harness problem: build missing, a server did not start,
+// Ctrl+C), polling, checks, and the workbench (code-server + headless Chromium, the extension from
+// this folder as a development extension) with the selectors of the Spaces view and the space
+// editor's webview.
+import fs from 'node:fs';
+import path from 'node:path';
+import { dumpFailure, extensionId, launchChromium, loadPlaywright, since, sleep, startCodeServer, workbenchUrl } from './code-server.mjs';
+import { root } from './fixture.mjs';
+
+const EXT_ID = extensionId(root);
+export const ARTIFACTS = path.join(root, 'e2e-artifacts');
+
+/** A check that did not hold: the run fails with exit code 1. */
+export class CheckFailed extends Error {}
+
+/**
+ * Polls `fn` every `interval` ms until it returns something truthy (returned) or `timeout` ms
+ * passed (throws, with the last value or error). Errors thrown by `fn` count as "not yet".
+ */
+export async function until(what, fn, { timeout = 30_000, interval = 50 } = {}) {
+  const t0 = Date.now();
+  let last;
+  for (;;) {
+    try {
+      const v = await fn();
+      if (v) return v;
+      last = v;
+    } catch (e) {
+      last = e;
+    }
+    if (Date.now() - t0 > timeout) {
+      const detail = last instanceof Error ? last.message : JSON.stringify(last);
+      throw new CheckFailed(`timed out after ${timeout / 1000} s waiting for ${what}${detail === undefined ? '' : ` (last: ${detail})`}`);
+    }
+    await sleep(interval);
+  }
+}
+
+export function percentile(values, p) {
+  if (!values.length) return NaN;
+  const s = [...values].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)];
+}
+
+/**
+ * One run. `main(body)` runs `body(run)` and exits the process: cleanups run last-in first-out
+ * whatever happens (Ctrl+C and SIGTERM included); on a failure it dumps code-server's output and
+ * the extension's logs ("Spaces" log included) and saves a screenshot in e2e-artifacts/.
+ */
+export function createRun(tag, { verbose = false, keep = false } = {}) {
+  const say = (...a) => console.log(`[${tag}]`, ...a);
+  const cleanups = [];
+  const browserLog = [];
+  let workbench;
+  /** Until the workbench shows: a problem is the harness's (exit 2), after that the test's (exit 1). */
+  let uiUp = false;
+  let stopping;
+
+  const stopAll = () =>
+    (stopping ??= (async () => {
+      for (const fn of cleanups.reverse()) {
+        try {
+          await fn();
+        } catch (e) {
+          console.error(`[${tag}] cleanup: ${e.message}`);
+        }
+      }
+    })());
+
+  const run = {
+    say,
+    verbose,
+    keep,
+    /** Runs `fn` at the end (last registered, first run). */
+    onCleanup(fn) {
+      cleanups.push(fn);
+    },
+    check(ok, what) {
+      say(`${ok ? 'ok  ' : 'FAIL'} ${what}`);
+      if (!ok) throw new CheckFailed(what);
+    },
+
+    /**
+     * code-server with the extension from this folder on `folder`, `env` added to its
+     * environment, and headless Chromium on it; resolves once the Spaces activity bar item shows.
+     */
+    async openWorkbench({ folder, env = {} }) {
+      const playwright = loadPlaywright();
+      if (!playwright) throw new Error('playwright-core not found (npm install)');
+      const t0 = Date.now();
+      const server = await startCodeServer({ env, prefix: `${tag}-`, onOutput: verbose ? (d) => process.stdout.write(d.replace(/^(?=.)/gm, '[server] ')) : undefined });
+      run.onCleanup(() => server.stop({ keep }));
+      await server.ready();
+      const browser = await launchChromium(playwright.chromium, server.tmp);
+      run.onCleanup(() => browser.close());
+      const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
+      page.setDefaultTimeout(30_000);
+      page.on('console', (m) => {
+        browserLog.push(`[console.${m.type()}] ${m.text()}`);
+        if (verbose) console.log(`[browser ${m.type()}] ${m.text()}`);
+      });
+      page.on('pageerror', (e) => browserLog.push(`[pageerror] ${e.stack || e}`));
+      workbench = { server, browser, page };
+      await page.goto(workbenchUrl(server, { folder, extensionDevelopmentPath: root }));
+      await page.locator('.part.activitybar .action-item a[aria-label^="Spaces"]').waitFor({ timeout: 60_000 });
+      uiUp = true;
+      say(`workbench up in ${since(t0)} (code-server ${server.base})`);
+      return workbench;
+    },
+
+    /** A PNG of the page (or of one locator's element) in each of `files`. */
+    async screenshot(files, locator) {
+      const [first, ...rest] = files;
+      fs.mkdirSync(path.dirname(first), { recursive: true });
+      await (locator ?? workbench.page).screenshot({ path: first });
+      for (const f of rest) {
+        fs.mkdirSync(path.dirname(f), { recursive: true });
+        fs.copyFileSync(first, f);
+      }
+      say(`screenshot: ${files.map((f) => path.relative(process.cwd(), f)).join(', ')}`);
+    },
+
+    /** Runs `body(run)`, then cleans up and exits with 0, 1 or 2. */
+    async main(body) {
+      let exitCode = 2;
+      let interrupted = false;
+      for (const sig of ['SIGINT', 'SIGTERM']) {
+        process.on(sig, () => {
+          interrupted = true;
+          say(`${sig}: stopping`);
+          stopAll().then(() => process.exit(2));
+        });
+      }
+      const t0 = Date.now();
+      try {
+        await body(run);
+        exitCode = 0;
+        say(`passed in ${since(t0)}`);
+      } catch (e) {
+        if (interrupted) return; // the signal handler cleans up and exits
+        exitCode = e instanceof CheckFailed || uiUp ? 1 : 2;
+        console.error(`[${tag}] ${exitCode === 1 ? 'FAILED' : 'ERROR'}: ${e instanceof CheckFailed ? e.message : e.stack || e.message}`);
+        if (workbench) {
+          await dumpFailure({
+            server: workbench.server,
+            extId: EXT_ID,
+            page: workbench.page,
+            dir: ARTIFACTS,
+            say,
+            extra: (all) => [['browser console', (all ? browserLog : browserLog.filter((l) => /^\[(console\.(error|warning))|pageerror\]/.test(l))).join('\n')]],
+          });
+        }
+      }
+      await stopAll();
+      process.exit(exitCode);
+    },
+  };
+  return run;
+}
+
+// ---- the workbench and the extension's UI ---------------------------------------------------
+
+/** The Spaces view's rows. */
+export const treeRows = (page) => page.locator('.part.sidebar .monaco-list-row[role="treeitem"]');
+
+/** The row of the Spaces view whose label is `label`. */
+export const treeRow = (page, label) => treeRows(page).filter({ has: page.locator('.label-name', { hasText: new RegExp(`^${label.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`) }) });
+
+/** Clicks the Spaces activity bar item; resolves once the view shows rows. */
+export async function openSpacesView(page) {
+  await page.locator('.part.activitybar .action-item a[aria-label^="Spaces"]').click();
+  await page.locator('.part.sidebar .composite.title h2', { hasText: 'Spaces' }).waitFor();
+  await treeRows(page).first().waitFor();
+}
+
+/**
+ * The document inside the visible space editor's webview: VS Code puts a webview in two nested
+ * iframes (iframe.webview > #active-frame); editors in other tabs keep theirs, hidden.
+ */
+export const webview = (page) => page.frameLocator('iframe.webview.ready:visible').frameLocator('#active-frame');
+
+/** The texts of the outline's rows, in order. */
+export const outlineTexts = (page) => webview(page).locator('.outline .row .text').allInnerTexts();
+
+/** The id of the outline row that has the keyboard focus (undefined: none). */
+export const focusedRow = (page) => webview(page).locator('body').evaluate(() => document.activeElement?.closest('.row')?.getAttribute('data-id') ?? undefined);
+
+/** The webview's typing figures ({keyToFrame, roundTrip}, ms), copied. */
+export const editorFigures = (page) => webview(page).locator('body').evaluate(() => JSON.parse(JSON.stringify(window.spacesEditorFigures)));
+
+/** A notes tree as dumped by `spaces dump --tree` → nested text: "a(b,c),d". */
+export function shape(node) {
+  return (node.children ?? []).map((c) => (c.children?.length ? `${c.props.text}(${shape(c)})` : c.props.text)).join(',');
+}
