@@ -1,5 +1,5 @@
 // The .vsix that `npm run package` makes: vsce packs what .vscodeignore lets through, and this
-// checks the archive itself (its zip directory): the bundles, the wasm, the README and its image,
+// checks the archive itself (its zip directory): the bundles, the wasm, the README and its images,
 // the media — and nothing else (no node_modules, no sources, no source maps).
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
@@ -25,6 +25,8 @@ const REQUIRED = [
   'extension/dist/sql-wasm.wasm',
   'extension/media/spaces.svg',
   'extension/docs/images/spaces-view.png',
+  'extension/docs/images/editor-notes.png',
+  'extension/docs/images/editor-chat.png',
 ];
 /** Entries it may hold besides: the webview's bundle and styles, other media. */
 const ALLOWED = [/^extension\/media\/[^/]+$/, /^extension\/dist\/webview\.(js|css)$/, /^extension\/dist\/[^/]+\.css$/];
