@@ -25,6 +25,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { outline } from './e2e/fixture.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, '..');
@@ -85,18 +86,6 @@ function run(cmd, args, { input, extraEnv = {}, cwd = root } = {}) {
   });
 }
 const spaces = async (args, input) => JSON.parse(await run(process.execPath, [cli, ...args], { input }));
-
-/** `count` notes items: top-level items with up to 9 children each. */
-function outline(count) {
-  const nodes = [];
-  for (let made = 0; made < count; ) {
-    const top = { props: { text: `Item ${nodes.length + 1}`, done: false }, children: [] };
-    made++;
-    for (let c = 1; c <= 9 && made < count; c++, made++) top.children.push({ props: { text: `Item ${nodes.length + 1}.${c}`, done: c % 3 === 0 } });
-    nodes.push(top);
-  }
-  return nodes;
-}
 
 async function makeWorkspace(dir) {
   fs.mkdirSync(dir, { recursive: true });

@@ -101,6 +101,18 @@ export async function makeFixture(tmp) {
   return { fixture, env, spaces };
 }
 
+/** `count` notes items for `spaces import`: top-level items with up to 9 children each. */
+export function outline(count) {
+  const nodes = [];
+  for (let made = 0; made < count; ) {
+    const top = { props: { text: `Item ${nodes.length + 1}`, done: false }, children: [] };
+    made++;
+    for (let c = 1; c <= 9 && made < count; c++, made++) top.children.push({ props: { text: `Item ${nodes.length + 1}.${c}`, done: c % 3 === 0 } });
+    nodes.push(top);
+  }
+  return nodes;
+}
+
 /**
  * A team server (dist/server.js) on a free port with its data in `data`, and an admin token
  * for every space made for `user`. Stopped when this process exits, whatever the way; `stop()`

@@ -48,9 +48,10 @@ export function percentile(values, p) {
  * One run. `main(body)` runs `body(run)` and exits the process: cleanups run last-in first-out
  * whatever happens (Ctrl+C and SIGTERM included); on a failure it dumps code-server's output and
  * the extension's logs ("Spaces" log included) and saves a screenshot in e2e-artifacts/.
+ * Progress goes to `log` (console.log; benchmarks that print figures on stdout pass console.error).
  */
-export function createRun(tag, { verbose = false, keep = false } = {}) {
-  const say = (...a) => console.log(`[${tag}]`, ...a);
+export function createRun(tag, { verbose = false, keep = false, log = console.log } = {}) {
+  const say = (...a) => log(`[${tag}]`, ...a);
   const cleanups = [];
   const browserLog = [];
   let workbench;
