@@ -20,7 +20,8 @@ let space: { spaceId: string; name: string; trees: AppTreeSummary[]; selected?: 
 const header = el('header', { class: 'space-header' });
 const body = el('main', { class: 'space-body' });
 
-const ICONS: Record<string, string> = { notes: '☑', chat: '💬' };
+// Plain symbols, not emoji: they render in every font, including high-contrast themes.
+const ICONS: Record<string, string> = { notes: '☑', chat: '✉' };
 
 function say(text: string, isError = false): void {
   status.textContent = text;
