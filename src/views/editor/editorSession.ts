@@ -147,7 +147,12 @@ export class EditorSession implements vscode.Disposable {
     if (!this.webviewReady) return;
     const entry = this.deps.model.entry(this.document.uri);
     const file = vscode.workspace.asRelativePath(this.document.uri);
-    if (!entry || entry.state.kind === 'opening') return;
+    if (!entry) {
+      this.shown = undefined;
+      this.post({ type: 'fileError', file, message: 'the file was deleted or moved; its space is closed in this window' });
+      return;
+    }
+    if (entry.state.kind === 'opening') return;
     if (entry.state.kind === 'error') {
       this.post({ type: 'fileError', file, message: entry.state.message });
       return;

@@ -142,4 +142,11 @@ suite('Space editor', () => {
     assert.match(s.shows?.detail ?? '', /not a Spaces file/);
     assert.deepEqual(fs.readFileSync(fixture.broken.file), before);
   });
+
+  test('an editor whose file is deleted says so', async () => {
+    const s = await session();
+    fs.rmSync(file);
+    await until('the editor to show that the file is gone', () => s.shows?.type === 'fileError' && /deleted or moved/.test(s.shows.detail), 20_000);
+    assert.equal(api.manager.get(spaceId), undefined, 'the space is closed');
+  });
 });
