@@ -11,7 +11,8 @@
 //      with a child; Ctrl+Z undoes the indent, Ctrl+Shift+Z redoes it (VS Code's edit stack)
 //   4. a teammate (the CLI syncing a clone of the space through the server) adds an item: it
 //      shows in the open editor within 1 s of the teammate's sync finishing
-//   5. the chat tab: a message typed + Enter shows in the thread and is in the file
+//   5. the chat tab: a message typed + Enter shows in the thread and is in the file; in the light,
+//      high-contrast and dark themes the editor shows the theme's colours
 //   6. Quick Open broken.space: the editor shows why it is not a space; the file is unchanged
 //
 // Screenshots go to e2e-artifacts/ (ui-notes.png, ui-chat.png, ui-file-error.png); with --docs
@@ -153,6 +154,20 @@ await run.main(async ({ say, check, onCleanup, openWorkbench, screenshot }) => {
   check(true, 'the file holds the message');
   await screenshot([path.join(ARTIFACTS, 'ui-chat.png')]);
   if (opt.docs) await screenshot([path.join(DOCS_IMAGES, 'editor-chat.png')], page.locator('.part.editor'));
+
+  // Themes: the editor takes every colour from the theme (light, high contrast, dark).
+  const look = () => view.locator('body').evaluate((b) => ({ classes: b.className.split(/\s+/), bg: getComputedStyle(b).backgroundColor, fg: getComputedStyle(b).color }));
+  const looks = [];
+  for (const [theme, cls] of [['Default Light Modern', 'vscode-light'], ['Default High Contrast', 'vscode-high-contrast'], ['Default Dark Modern', 'vscode-dark']]) {
+    connectWorkspace(fixture.workspace, server.url, [alpha.spaceId], { 'spaces.chat.author': CHAT_AUTHOR, 'workbench.colorTheme': theme });
+    const l = await until(`the editor in the theme "${theme}"`, async () => {
+      const now = await look();
+      return now.classes.includes(cls) && now;
+    });
+    looks.push(`${theme}: ${l.fg} on ${l.bg}`);
+    await screenshot([path.join(ARTIFACTS, `ui-chat-${cls}.png`)]);
+  }
+  check(new Set(looks.map((l) => l.split(': ')[1])).size === looks.length, `each theme gives the editor its own colours (${looks.join('; ')})`);
 
   // 6. A file that is not a space, opened with Quick Open (the space editor is the default for *.space).
   await page.locator('.part.sidebar .composite.title').click();
