@@ -212,7 +212,8 @@ export class Outline {
 
   private onKey(e: KeyboardEvent): void {
     const hit = this.rowOf(e);
-    if (!hit || e.target !== hit.r.text) return;
+    // Keys that finish an IME composition belong to the composition.
+    if (!hit || e.target !== hit.r.text || e.isComposing) return;
     if (e.key.length === 1) this.keyAt = performance.now();
     const { id, r } = hit;
     const text = r.text.textContent ?? '';
