@@ -1,5 +1,6 @@
 /**
- * Small helpers shared by the command modules (sync/syncCommands.ts, secretsCommands.ts): running
+ * Small helpers shared by the command modules (commands.ts, secretsCommands.ts, sync/syncCommands.ts,
+ * editor/registerEditor.ts): running
  * a command body with its errors shown and logged, telling a tree node from an argument object,
  * and choosing a space.
  */

@@ -15,6 +15,7 @@ import { NOTES_APP_ID, Notes } from '../spaces/apps/notes';
 import { CHAT_APP_ID } from '../spaces/apps/chat';
 import type { Space } from '../spaces/space';
 import type { SpacesNode } from './spacesTree';
+import { commandWrapper, isNode, pickSpace as pickOpenSpace } from './commandHelpers';
 import { errorMessage, type WorkspaceModel } from './workspaceModel';
 
 const APP_ID_RE = /^[a-z][a-z0-9._-]{0,63}$/;
@@ -45,10 +46,6 @@ export function spaceFileName(name: string): string {
   return `${base || 'space'}.space`;
 }
 
-function isNode(x: unknown): x is SpacesNode {
-  return typeof x === 'object' && x !== null && typeof (x as { kind?: unknown }).kind === 'string';
-}
-
 function asUri(x: vscode.Uri | string): vscode.Uri {
   return typeof x === 'string' ? vscode.Uri.file(x) : x;
 }
@@ -65,31 +62,9 @@ async function exists(uri: vscode.Uri): Promise<boolean> {
 export function registerCommands(model: WorkspaceModel, log: vscode.LogOutputChannel, treeView: vscode.TreeView<SpacesNode>): vscode.Disposable[] {
   const manager = model.manager;
 
-  /** Runs a command body; shows and logs its error, and rethrows it for scripted callers. */
-  const wrap =
-    <A extends unknown[], R>(id: string, fn: (...args: A) => Promise<R>) =>
-    async (...args: A): Promise<R> => {
-      try {
-        return await fn(...args);
-      } catch (e) {
-        log.error(`${id}: ${errorMessage(e)}`);
-        void vscode.window.showErrorMessage(`Spaces: ${errorMessage(e)}`);
-        throw e;
-      }
-    };
-
-  const pickSpace = async (spaceId: string | undefined): Promise<Space | undefined> => {
-    if (spaceId) {
-      const s = manager.get(spaceId);
-      if (!s) throw new Error(`space ${spaceId} is not open in this window`);
-      return s;
-    }
-    const open = model.entries().flatMap((e) => (e.state.kind === 'open' ? [{ e, space: manager.get(e.state.spaceId) }] : []));
-    const spaces = open.flatMap(({ e, space }) => (space ? [{ label: space.name, description: vscode.workspace.asRelativePath(e.uri), space }] : []));
-    if (spaces.length === 0) throw new Error('there is no open space: create one with "Spaces: New Space"');
-    if (spaces.length === 1) return spaces[0].space;
-    return (await vscode.window.showQuickPick(spaces, { title: 'Choose a space' }))?.space;
-  };
+  const wrap = commandWrapper(log);
+  const pickSpace = (spaceId: string | undefined): Promise<Space | undefined> =>
+    pickOpenSpace(model, spaceId || undefined, 'Choose a space', undefined, 'there is no open space: create one with "Spaces: New Space"');
 
   const selectedOr = (arg: unknown): SpacesNode | undefined => (isNode(arg) ? arg : treeView.selection[0]);
 

@@ -8,8 +8,9 @@
  */
 import * as vscode from 'vscode';
 import type { SpacesNode } from '../spacesTree';
-import { errorMessage, type WorkspaceModel } from '../workspaceModel';
-import { SpaceEditorProvider } from './spaceEditorProvider';
+import { commandWrapper } from '../commandHelpers';
+import type { WorkspaceModel } from '../workspaceModel';
+import { SPACE_EDITOR_VIEW_TYPE, SpaceEditorProvider } from './spaceEditorProvider';
 
 export interface OpenAppTreeArgs {
   readonly spaceId?: string;
@@ -19,21 +20,15 @@ export interface OpenAppTreeArgs {
 
 export function registerSpaceEditor(model: WorkspaceModel, extensionUri: vscode.Uri, log: vscode.LogOutputChannel): { provider: SpaceEditorProvider; disposables: vscode.Disposable[] } {
   const provider = new SpaceEditorProvider(model, extensionUri, log);
-  const open = async (arg?: SpacesNode | OpenAppTreeArgs): Promise<boolean> => {
-    try {
-      const spaceId = arg && 'spaceId' in arg ? arg.spaceId : undefined;
-      const treeId = arg && 'treeId' in arg ? arg.treeId : undefined;
-      const itemId = arg && 'itemId' in arg ? arg.itemId : undefined;
-      const uri = arg && 'uri' in arg ? arg.uri : spaceId ? model.entryForSpace(spaceId)?.uri : undefined;
-      if (!uri) throw new Error(spaceId ? `space ${spaceId} is not open in this window` : 'choose a space or an app tree to open');
-      if (treeId) await provider.openAppTree(uri, treeId, itemId);
-      else await vscode.commands.executeCommand('vscode.openWith', uri, 'spaces.editor');
-      return true;
-    } catch (e) {
-      log.error(`spaces.openAppTree: ${errorMessage(e)}`);
-      void vscode.window.showErrorMessage(`Spaces: ${errorMessage(e)}`);
-      throw e;
-    }
-  };
+  const open = commandWrapper(log)('spaces.openAppTree', async (arg?: SpacesNode | OpenAppTreeArgs): Promise<boolean> => {
+    const spaceId = arg && 'spaceId' in arg ? arg.spaceId : undefined;
+    const treeId = arg && 'treeId' in arg ? arg.treeId : undefined;
+    const itemId = arg && 'itemId' in arg ? arg.itemId : undefined;
+    const uri = arg && 'uri' in arg ? arg.uri : spaceId ? model.entryForSpace(spaceId)?.uri : undefined;
+    if (!uri) throw new Error(spaceId ? `space ${spaceId} is not open in this window` : 'choose a space or an app tree to open');
+    if (treeId) await provider.openAppTree(uri, treeId, itemId);
+    else await vscode.commands.executeCommand('vscode.openWith', uri, SPACE_EDITOR_VIEW_TYPE);
+    return true;
+  });
   return { provider, disposables: [provider, SpaceEditorProvider.register(provider), vscode.commands.registerCommand('spaces.openAppTree', open)] };
 }
