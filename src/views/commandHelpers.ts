@@ -1,8 +1,7 @@
 /**
  * Small helpers shared by the command modules (commands.ts, secretsCommands.ts, sync/syncCommands.ts,
- * editor/registerEditor.ts): running
- * a command body with its errors shown and logged, telling a tree node from an argument object,
- * and choosing a space.
+ * editor/registerEditor.ts): running a command body with its errors shown and logged, telling a
+ * tree node from an argument object, and choosing a space.
  */
 import * as vscode from 'vscode';
 import type { Space } from '../spaces/space';

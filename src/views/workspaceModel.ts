@@ -102,25 +102,17 @@ export class WorkspaceModel implements vscode.Disposable {
       // The storage worker starts while VS Code searches (the first open then finds it running).
       const release = FileLayer.prewarm();
       try {
-        await this.scan();
+        const found = await vscode.workspace.findFiles(SPACE_GLOB, EXCLUDE_GLOB);
+        const keys = new Set(found.map((u) => u.fsPath));
+        this.log.info(`found ${found.length} space file(s) in the workspace`);
+        await Promise.all([
+          ...found.map((u) => (this.files.get(u.fsPath)?.state.kind === 'open' ? this.fileChanged(u) : this.openFile(u))),
+          ...[...this.files.values()].filter((e) => !keys.has(e.uri.fsPath)).map((e) => this.fileDeleted(e.uri)),
+        ]);
       } finally {
         await release();
       }
     };
-    return this.startScan(run);
-  }
-
-  private async scan(): Promise<void> {
-    const found = await vscode.workspace.findFiles(SPACE_GLOB, EXCLUDE_GLOB);
-    const keys = new Set(found.map((u) => u.fsPath));
-    this.log.info(`found ${found.length} space file(s) in the workspace`);
-    await Promise.all([
-      ...found.map((u) => (this.files.get(u.fsPath)?.state.kind === 'open' ? this.fileChanged(u) : this.openFile(u))),
-      ...[...this.files.values()].filter((e) => !keys.has(e.uri.fsPath)).map((e) => this.fileDeleted(e.uri)),
-    ]);
-  }
-
-  private startScan(run: () => Promise<void>): Promise<void> {
     const p = (this.scanning ?? Promise.resolve()).then(run).catch((e: unknown) => this.log.error(`scanning the workspace failed: ${errorMessage(e)}`));
     this.scanning = p;
     void p.finally(() => {

@@ -27,8 +27,6 @@ export interface FirstPaint {
 
 export interface EditorFigures {
   readonly firstPaint: FirstPaint[];
-  /** Time the host took to apply a typed change of text and answer (ms). */
-  readonly typing: number[];
 }
 
 const MAX_FIGURES = 10_000;
@@ -255,7 +253,6 @@ export class EditorSession implements vscode.Disposable {
   }
 
   private edit(m: Extract<WebviewMessage, { type: 'edit' }>): void {
-    const t0 = performance.now();
     try {
       const space = this.space;
       const tree = space?.loadedAppTree(m.treeId);
@@ -264,7 +261,6 @@ export class EditorSession implements vscode.Disposable {
       if (result.record) this.deps.onEdit(result.record);
       if (result.focus) this.post({ type: 'focus', treeId: m.treeId, itemId: result.focus.itemId, caret: result.focus.caret });
       this.post({ type: 'ack', seq: m.seq });
-      if (m.edit.op === 'setText') push(this.deps.figures.typing, performance.now() - t0);
     } catch (e) {
       this.deps.log.warn(`edit ${m.edit.op} in ${m.treeId} failed: ${errorMessage(e)}`);
       this.post({ type: 'ack', seq: m.seq, error: errorMessage(e) });

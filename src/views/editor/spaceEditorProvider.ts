@@ -56,8 +56,8 @@ export class SpaceEditorProvider implements vscode.CustomEditorProvider<SpaceDoc
   private readonly sessions = new Set<EditorSession>();
   /** Trees to show when an editor for the file opens (from "Open" in the Spaces view). */
   private readonly pendingSelection = new Map<string, { readonly treeId: string; readonly at: number; readonly itemId?: string }>();
-  /** First-paint and typing figures reported by the webviews (for the log and benchmarks). */
-  readonly figures: EditorFigures = { firstPaint: [], typing: [] };
+  /** First-paint figures reported by the webviews (for the log and benchmarks). */
+  readonly figures: EditorFigures = { firstPaint: [] };
 
   constructor(
     private readonly model: WorkspaceModel,
