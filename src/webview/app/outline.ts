@@ -73,10 +73,6 @@ export class Outline {
     else this.limit = undefined;
   }
 
-  /** True once every row is in the DOM. */
-  get complete(): boolean {
-    return this.limit === undefined;
-  }
 
   /** Number of live items (for the first-paint figure). */
   get size(): number {
