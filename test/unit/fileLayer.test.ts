@@ -295,7 +295,7 @@ describe('FileLayer', function () {
       await layer.saveSecrets([rec('k', 'v', 1)]);
       await layer.close();
       const wrong = await open(tmp.file(), { secretKey: OTHER_KEY });
-      await rejectsWith(wrong.loadSecrets(), 'WRONG_KEY', /test\.space.*not the key/);
+      await rejectsWith(wrong.loadSecrets(), 'WRONG_KEY', /test\.space.*written with another key/);
       // In one flush with ops: the secrets fail, the ops are stored.
       const opsSaved = wrong.saveOps(layer.spaceId, makeOps(layer.spaceId, 'p1', 11, 5));
       await rejectsWith(wrong.saveSecrets([rec('k2', 'v', 2)]), 'WRONG_KEY');

@@ -21,6 +21,16 @@ export type SpaceFileErrorCode =
   | 'NO_KEY'
   /** The key does not decrypt this file's secrets. */
   | 'WRONG_KEY'
+  /**
+   * The file cannot be written: no write permission bit is set (checked explicitly, so that it
+   * holds for root too), or the OS refuses (EACCES, EPERM, EROFS). Reading it still works.
+   */
+  | 'READ_ONLY'
+  /**
+   * The file's name now leads to another file than the one the layer opened (a symbolic link
+   * was pointed elsewhere, or the name was replaced by a link): nothing is read or written.
+   */
+  | 'RELINKED'
   /** The layer was closed. */
   | 'CLOSED'
   /** A write was refused because a load of this layer failed (never write what could not be read). */
@@ -61,10 +71,26 @@ export function deserializeError(e: SerializedError): SpaceFileError {
   return new SpaceFileError(e.message, e.code, e.errno);
 }
 
-/** Wraps an fs error so that its message names the file and what was being done. */
-export function ioError(file: string, doing: string, e: unknown): SpaceFileError {
+/** errno codes with which the OS refuses a write for lack of permission or a read-only mount. */
+const READ_ONLY_ERRNOS: ReadonlySet<string> = new Set(['EACCES', 'EPERM', 'EROFS']);
+
+export function isReadOnlyErrno(errno: string | undefined): boolean {
+  return errno !== undefined && READ_ONLY_ERRNOS.has(errno);
+}
+
+/** `file is read-only (why)`: the one wording every refused write uses. */
+export function readOnlyError(file: string, why: string, errno?: string): SpaceFileError {
+  return new SpaceFileError(`${file} is read-only (${why})`, 'READ_ONLY', errno);
+}
+
+/**
+ * Wraps an fs error so that its message names the file and what was being done. With
+ * `writing`, a permission or read-only-mount refusal becomes a READ_ONLY error.
+ */
+export function ioError(file: string, doing: string, e: unknown, writing = false): SpaceFileError {
   if (e instanceof SpaceFileError) return e;
   const errno = (e as NodeJS.ErrnoException | undefined)?.code;
   const detail = e instanceof Error ? e.message : String(e);
+  if (writing && typeof errno === 'string' && isReadOnlyErrno(errno)) return readOnlyError(file, `cannot ${doing}: ${detail}`, errno);
   return new SpaceFileError(`${file}: cannot ${doing} (${detail})`, 'IO', typeof errno === 'string' ? errno : undefined);
 }

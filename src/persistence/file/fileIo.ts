@@ -10,7 +10,7 @@
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { SpaceFileError, ioError } from './errors';
+import { SpaceFileError, ioError, isReadOnlyErrno, readOnlyError } from './errors';
 
 /** The file we last read or wrote, kept open (see above). */
 export interface SeenFile {
@@ -53,6 +53,38 @@ export function forgetSeen(seen: SeenFile | undefined): void {
   } catch {
     // already closed
   }
+}
+
+/**
+ * Why `file` may not be written, or undefined when it may (or does not exist: then writing
+ * creates it). A file with no write permission bit for anyone is read-only even for root, who
+ * passes every access check; access checks of the file and of its folder (where the temp file,
+ * the lock and the rename go) cover other users and read-only mounts. Replacing the file by
+ * rename would succeed in a writable folder, so this is checked before every write.
+ */
+export function writeRefusal(file: string): SpaceFileError | undefined {
+  let mode: number;
+  try {
+    mode = fs.statSync(file).mode;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw ioError(file, 'read the file status', e);
+  }
+  if ((mode & 0o222) === 0) return readOnlyError(file, `mode ${(mode & 0o777).toString(8).padStart(4, '0')}: no write permission`, 'EACCES');
+  return accessRefusal(file, file, 'this user has no write permission') ?? accessRefusal(file, path.dirname(file), 'this user cannot write its folder');
+}
+
+/** A READ_ONLY error for `file` when this user may not write `p` (the file or its folder). */
+function accessRefusal(file: string, p: string, why: string): SpaceFileError | undefined {
+  try {
+    fs.accessSync(p, fs.constants.W_OK);
+  } catch (e) {
+    const errno = (e as NodeJS.ErrnoException).code;
+    if (errno === 'EROFS') return readOnlyError(file, 'on a read-only file system', errno);
+    if (isReadOnlyErrno(errno)) return readOnlyError(file, why, errno);
+    throw ioError(file, 'check its write permission', e);
+  }
+  return undefined;
 }
 
 function openForRead(file: string): number {
@@ -158,7 +190,7 @@ export function writeAtomically(file: string, bytes: Uint8Array, noClobber = fal
   try {
     fd = fs.openSync(tmp, 'wx', 0o666);
   } catch (e) {
-    throw ioError(file, 'write a temporary file next to it', e);
+    throw ioError(file, 'write a temporary file next to it', e, true);
   }
   try {
     if (mode !== undefined) {
@@ -180,7 +212,7 @@ export function writeAtomically(file: string, bytes: Uint8Array, noClobber = fal
     } catch {
       // gone already
     }
-    throw e instanceof SpaceFileError ? e : ioError(file, 'write the file', e);
+    throw e instanceof SpaceFileError ? e : ioError(file, 'write the file', e, true);
   }
   try {
     fsyncDir(dir);

@@ -19,7 +19,7 @@ import { isStorableKey, isValidTreeId } from './schema';
 import { SECRET_KEY_BYTES } from './secretCrypto';
 import type { SpaceFileMeta } from './spaceDb';
 import { acquireWorker, releaseWorker, type SqlWorkerClient } from './workerPool';
-import type { Changes, FlushTimings, OpenOptions, TestFault } from './workerProtocol';
+import type { Changes, FlushTimings, OpenOptions, Opened, TestFault } from './workerProtocol';
 import type { SyncState, SyncStateStore } from '../server/syncState';
 import { emptySyncActions, hasSyncActions, type SyncActions } from './syncTables';
 
@@ -95,6 +95,7 @@ export class FileLayer implements PersistenceLayer, SyncStateStore {
   readonly kind: LayerKind = 'one-way';
   readonly id: string;
   readonly label: string;
+  readonly spaceId: string;
 
   private readonly incoming = new Emitter<IncomingOps>();
   private readonly incomingSecrets = new Emitter<readonly SecretRecord[]>();
@@ -113,7 +114,7 @@ export class FileLayer implements PersistenceLayer, SyncStateStore {
   private isClosed = false;
   /** Trees whose last load failed: no writes until they load (never write what could not be read). */
   private readonly failedLoads = new Map<string, Error>();
-  private watcher: fs.FSWatcher | undefined;
+  private readonly watchers = new Set<fs.FSWatcher>();
   private polling = false;
   private watchTimer: NodeJS.Timeout | undefined;
   private readonly debounceMs: number;
@@ -123,16 +124,33 @@ export class FileLayer implements PersistenceLayer, SyncStateStore {
   private lastFlushTimings: FlushTimings | undefined;
   private readonly watchDebounceMs: number;
 
+  /** The file's meta as read when it was opened. */
+  readonly meta: SpaceFileMeta;
+  /**
+   * The file read, locked, written and watched: `path` with symbolic links resolved when the
+   * layer was opened (see fileTarget.ts). Equal to `path` when no link is involved.
+   */
+  readonly realPath: string;
+  /**
+   * Why the file could not be written when it was opened (no write permission bit, another
+   * owner, a read-only mount), or undefined. It reads normally; a save that has something to
+   * write rejects with READ_ONLY for as long as that lasts (and succeeds once it is writable).
+   */
+  readonly readOnlyReason: string | undefined;
+  private readonly handle: number;
+
   private constructor(
-    /** Absolute path of the file. */
+    /** Absolute path of the file, as given (it may be a symbolic link). */
     readonly path: string,
-    readonly spaceId: string,
-    /** The file's meta as read when it was opened. */
-    readonly meta: SpaceFileMeta,
+    opened: Opened,
     private readonly worker: SqlWorkerClient,
-    private readonly handle: number,
     opts: FileLayerOptions,
   ) {
+    this.spaceId = opened.meta.spaceId;
+    this.meta = opened.meta;
+    this.realPath = opened.file;
+    this.readOnlyReason = opened.readOnly;
+    this.handle = opened.handle;
     this.hasSecretKey = opts.secretKey !== undefined;
     this.id = `file:${path}`;
     this.label = path.split(/[\\/]/).pop() ?? path;
@@ -148,7 +166,7 @@ export class FileLayer implements PersistenceLayer, SyncStateStore {
   private static async start(
     file: string,
     opts: FileLayerOptions,
-    call: (worker: SqlWorkerClient, o: OpenOptions) => Promise<{ handle: number; meta: SpaceFileMeta }>,
+    call: (worker: SqlWorkerClient, o: OpenOptions) => Promise<Opened>,
   ): Promise<FileLayer> {
     const abs = path.resolve(file);
     const o: OpenOptions = {
@@ -159,8 +177,7 @@ export class FileLayer implements PersistenceLayer, SyncStateStore {
     };
     const worker = acquireWorker(opts.workerPath ?? defaultWorkerPath());
     try {
-      const { handle, meta } = await call(worker, o);
-      return new FileLayer(abs, meta.spaceId, meta, worker, handle, opts);
+      return new FileLayer(abs, await call(worker, o), worker, opts);
     } catch (e) {
       await releaseWorker(worker);
       throw e;
@@ -182,7 +199,7 @@ export class FileLayer implements PersistenceLayer, SyncStateStore {
     };
   }
 
-  /** Creates a new space file (fails with code EXISTS if there is a file at `file`). */
+  /** Creates a new space file (fails with code EXISTS if there is a file or a symbolic link at `file`). */
   static create(file: string, spaceId: string, opts: FileLayerOptions = {}): Promise<FileLayer> {
     return FileLayer.start(file, opts, (w, o) => w.request('create', { ...o, spaceId }));
   }
@@ -207,6 +224,11 @@ export class FileLayer implements PersistenceLayer, SyncStateStore {
 
   // ---------------------------------------------------------------------------------------------
   // Reads
+
+  /** See `readOnlyReason`. */
+  get readOnly(): boolean {
+    return this.readOnlyReason !== undefined;
+  }
 
   get closed(): boolean {
     return this.isClosed;
@@ -461,19 +483,28 @@ export class FileLayer implements PersistenceLayer, SyncStateStore {
     await this.refreshNow();
   }
 
+  /**
+   * Watches the folder of the real file (saves replace it by rename, so the file itself cannot
+   * be watched) and, when the layer was opened through a link, the link's folder too: a link
+   * pointed elsewhere is then reported (RELINKED, through `onError`) without waiting for a save.
+   */
   private startWatching(): void {
-    const dir = path.dirname(this.path);
-    const base = path.basename(this.path);
+    const names = new Set([this.realPath, this.path]);
+    for (const name of names) this.watchFolderOf(name);
+  }
+
+  private watchFolderOf(name: string): void {
+    const base = path.basename(name);
     try {
-      const w = fs.watch(dir, { persistent: false }, (_event, filename) => {
+      const w = fs.watch(path.dirname(name), { persistent: false }, (_event, filename) => {
         if (filename === null || filename === base) this.scheduleWatchRefresh();
       });
       w.on('error', () => {
         w.close();
-        if (this.watcher === w) this.watcher = undefined;
+        this.watchers.delete(w);
         this.startPolling();
       });
-      this.watcher = w;
+      this.watchers.add(w);
     } catch {
       this.startPolling();
     }
@@ -482,7 +513,7 @@ export class FileLayer implements PersistenceLayer, SyncStateStore {
   private startPolling(): void {
     if (this.isClosed || this.polling) return;
     this.polling = true;
-    fs.watchFile(this.path, { persistent: false, interval: 1000 }, this.onPoll);
+    fs.watchFile(this.realPath, { persistent: false, interval: 1000 }, this.onPoll);
   }
 
   private readonly onPoll = (): void => this.scheduleWatchRefresh();
@@ -500,9 +531,9 @@ export class FileLayer implements PersistenceLayer, SyncStateStore {
   }
 
   private stopWatching(): void {
-    this.watcher?.close();
-    this.watcher = undefined;
-    if (this.polling) fs.unwatchFile(this.path, this.onPoll);
+    for (const w of this.watchers) w.close();
+    this.watchers.clear();
+    if (this.polling) fs.unwatchFile(this.realPath, this.onPoll);
     this.polling = false;
     if (this.watchTimer) clearTimeout(this.watchTimer);
     this.watchTimer = undefined;

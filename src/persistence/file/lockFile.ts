@@ -106,7 +106,7 @@ export async function acquireLock(file: string, opts: LockOptions): Promise<Held
     try {
       fd = fs.openSync(lockPath, 'wx', 0o644);
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw ioError(file, 'create its lock file', e);
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw ioError(file, 'create its lock file', e, true);
     }
     if (fd !== undefined) {
       try {

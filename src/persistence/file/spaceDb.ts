@@ -602,7 +602,7 @@ export class SpaceDb {
     const key = this.secretKey;
     if (!key) throw new SpaceFileError(`${this.file}: cannot ${doing}: no secret key was given`, 'NO_KEY');
     if (this.keyCheckValue !== undefined && !keyCheckMatches(key, this.spaceId, this.keyCheckValue)) {
-      throw new SpaceFileError(`${this.file}: cannot ${doing}: the secret key is not the key this file's secrets were encrypted with`, 'WRONG_KEY');
+      throw new SpaceFileError(`${this.file}: cannot ${doing}: this file's secrets were written with another key`, 'WRONG_KEY');
     }
     return key;
   }
@@ -612,7 +612,7 @@ export class SpaceDb {
     try {
       rec = decryptSecret(key, this.spaceId, row);
     } catch {
-      throw new SpaceFileError(`${this.file}: cannot decrypt secret ${JSON.stringify(row.key)} (wrong secret key, or the file was tampered with)`, 'WRONG_KEY');
+      throw new SpaceFileError(`${this.file}: cannot decrypt secret ${JSON.stringify(row.key)}: this file's secrets were written with another key, or the file was tampered with`, 'WRONG_KEY');
     }
     const problem = checkSecretRecord(rec);
     if (problem) throw invalidData(this.file, `secret ${JSON.stringify(row.key)}: ${problem}`);

@@ -13,7 +13,8 @@ import type { SecretRecord } from '../contract';
 import { decodeOps } from '../../spaces/opCodec';
 import type { Op } from '../../spaces/ops';
 import { SpaceFileError, serializeError, type SerializedError } from './errors';
-import { forgetSeen, readPrefix, readWhole, removeOrphans, sameFile, statFile, writeAtomically, type SeenFile } from './fileIo';
+import { forgetSeen, readPrefix, readWhole, removeOrphans, sameFile, statFile, writeAtomically, writeRefusal, type SeenFile } from './fileIo';
+import { checkTarget, resolveForCreate, resolveForOpen } from './fileTarget';
 import { acquireLock, releaseLock, type LockOptions } from './lockFile';
 import { columnsTransferList } from './opColumns';
 import { isValidTreeId } from './schema';
@@ -21,12 +22,15 @@ import { SpaceDb, readMetaFromBytes, type MergeResult, type SpaceFileMeta } from
 import type { SyncActions } from './syncTables';
 import { isWasmModule, wasmApi, type WasmInstance, type WasmModule } from './wasm';
 import type { SqlWorkerData } from './workerPool';
-import type { Changes, FlushTimings, OpenOptions, TestFault, WorkerMethod, WorkerParams, WorkerRequest, WorkerResponse, WorkerResult } from './workerProtocol';
+import type { Changes, FlushTimings, OpenOptions, Opened, TestFault, WorkerMethod, WorkerParams, WorkerRequest, WorkerResponse, WorkerResult } from './workerProtocol';
 
 /** The first bytes `readMeta` looks at before falling back to the whole file. */
 const META_PREFIX_BYTES = 64 * 1024;
 
 interface Handle {
+  /** The name the layer was opened with (absolute; may be a symbolic link). */
+  readonly name: string;
+  /** The file `name` led to when opened (fileTarget.ts): the one read, locked and written. */
   readonly file: string;
   readonly db: SpaceDb;
   readonly lock: LockOptions;
@@ -92,38 +96,39 @@ function keyOf(o: OpenOptions): Uint8Array | undefined {
   return o.secretKey ? new Uint8Array(o.secretKey) : undefined;
 }
 
-function register(file: string, db: SpaceDb, seen: SeenFile | undefined, lock: LockOptions): { handle: number; meta: SpaceFileMeta } {
+function register(name: string, file: string, db: SpaceDb, seen: SeenFile | undefined, lock: LockOptions): Opened {
   const handle = nextHandle++;
-  handles.set(handle, { file, db, lock, seen, orphansSwept: false, queue: Promise.resolve(), faults: new Set() });
-  return { handle, meta: db.meta };
+  handles.set(handle, { name, file, db, lock, seen, orphansSwept: false, queue: Promise.resolve(), faults: new Set() });
+  return { handle, meta: db.meta, file, readOnly: writeRefusal(file)?.message };
 }
 
-async function open(o: OpenOptions): Promise<{ handle: number; meta: SpaceFileMeta }> {
+async function open(o: OpenOptions): Promise<Opened> {
   const SQL = await sql();
-  const { bytes, seen } = readWhole(o.path);
+  const file = resolveForOpen(o.path);
+  const { bytes, seen } = readWhole(file);
   try {
-    return register(o.path, SpaceDb.open(SQL, bytes, o.path, keyOf(o)), seen, lockOptions(o));
+    return register(o.path, file, SpaceDb.open(SQL, bytes, file, keyOf(o)), seen, lockOptions(o));
   } catch (e) {
     forgetSeen(seen);
     throw e;
   }
 }
 
-async function create(o: OpenOptions & { spaceId: string }): Promise<{ handle: number; meta: SpaceFileMeta }> {
+async function create(o: OpenOptions & { spaceId: string }): Promise<Opened> {
   if (!isValidTreeId(o.spaceId)) throw new SpaceFileError(`cannot create ${o.path}: bad space id ${JSON.stringify(o.spaceId)}`, 'INVALID_DATA');
   const SQL = await sql();
-  const db = SpaceDb.create(SQL, o.spaceId, o.path, keyOf(o));
+  const file = resolveForCreate(o.path);
+  const db = SpaceDb.create(SQL, o.spaceId, file, keyOf(o));
   let seen: SeenFile | undefined;
   try {
-    if (fs.existsSync(o.path)) throw new SpaceFileError(`${o.path} already exists`, 'EXISTS', 'EEXIST');
-    const lock = await acquireLock(o.path, lockOptions(o));
+    const lock = await acquireLock(file, lockOptions(o));
     try {
-      seen = writeAtomically(o.path, db.export(), true);
+      seen = writeAtomically(file, db.export(), true);
     } finally {
       releaseLock(lock);
     }
     db.dirty = false;
-    return register(o.path, db, seen, lockOptions(o));
+    return register(o.path, file, db, seen, lockOptions(o));
   } catch (e) {
     db.close();
     throw e;
@@ -149,6 +154,7 @@ const NO_CHANGES: MergeResult = { trees: [], secrets: [] };
 
 /** Merges the file on disk into the handle's database when it is not the file we last saw. */
 function mergeIfChanged(h: Handle): MergeResult {
+  checkTarget(h.name, h.file);
   const now = statFile(h.file);
   if (!now) return NO_CHANGES; // deleted: nothing to merge; the next flush writes it again
   if (h.seen && sameFile(h.seen, now)) return NO_CHANGES;
@@ -214,6 +220,9 @@ async function flush(
     if (h.faults.delete('fail-next-save')) throw new SpaceFileError(`${h.file}: injected write failure`, 'INJECTED');
     if (h.db.dirty || !statFile(h.file)) {
       t = performance.now();
+      // Renaming over a read-only file would succeed (the folder is writable): refuse first.
+      const refusal = writeRefusal(h.file);
+      if (refusal) throw refusal;
       const bytes = h.db.export();
       timings.exportMs = performance.now() - t;
       timings.bytes = bytes.length;
@@ -282,6 +291,9 @@ async function dispatch(req: WorkerRequest): Promise<Reply<WorkerMethod>> {
       const h = handleOf(p.handle);
       return serial(h, () => {
         takeLoadFault(h);
+        // A server layer stores what it receives here: with a read-only file it could keep nothing.
+        const refusal = writeRefusal(h.file);
+        if (refusal) throw new SpaceFileError(`${refusal.message}: it cannot keep what a server sends`, refusal.code, refusal.errno);
         const r = h.db.readSyncState(p.layer);
         return { result: r, transfer: r.outbox.flatMap(columnsTransferList) };
       });

@@ -18,6 +18,16 @@ export interface OpenOptions {
   readonly lockStaleMs: number;
 }
 
+/** An opened (or created) file's handle and meta. */
+export interface Opened {
+  readonly handle: number;
+  readonly meta: SpaceFileMeta;
+  /** The file read and written: the real path the name led to (symbolic links resolved). */
+  readonly file: string;
+  /** Why the file could not be written when it was opened (fileIo.ts `writeRefusal`), if so. */
+  readonly readOnly?: string;
+}
+
 /** What a refresh or a flush found in the file that this layer lacked. */
 export interface Changes {
   readonly ops: OpColumns[];
@@ -42,8 +52,8 @@ export interface FlushTimings {
 export type TestFault = 'fail-next-load' | 'fail-next-save';
 
 export interface WorkerMethods {
-  open: { params: OpenOptions; result: { handle: number; meta: SpaceFileMeta } };
-  create: { params: OpenOptions & { readonly spaceId: string }; result: { handle: number; meta: SpaceFileMeta } };
+  open: { params: OpenOptions; result: Opened };
+  create: { params: OpenOptions & { readonly spaceId: string }; result: Opened };
   readMeta: { params: { readonly path: string }; result: SpaceFileMeta };
   listTrees: { params: { readonly handle: number }; result: string[] };
   loadTree: { params: { readonly handle: number; readonly treeId: string }; result: OpColumns };
@@ -60,7 +70,10 @@ export interface WorkerMethods {
   };
   /** A server layer's stored sequence and outbox ops (syncTables.ts). */
   loadSyncState: { params: { readonly handle: number; readonly layer: string }; result: { seq: number; outbox: OpColumns[] } };
-  /** Merge the file if it changed on disk (no lock needed: files are replaced atomically). */
+  /**
+   * Merge the file if it changed on disk (no lock needed: files are replaced atomically).
+   * RELINKED when the layer's name now leads to another file (fileTarget.ts).
+   */
   refresh: { params: { readonly handle: number }; result: Changes };
   close: { params: { readonly handle: number }; result: null };
   injectFault: { params: { readonly handle: number; readonly fault: TestFault }; result: null };
