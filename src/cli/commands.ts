@@ -10,6 +10,7 @@ import type { AppTree, ImportNode, Position, Props } from '../spaces/appTree';
 import { isJsonValue, type JsonValue } from '../spaces/ops';
 import type { Space } from '../spaces/space';
 import { SpaceManager } from '../spaces/spaceManager';
+import { keySource } from './secretKey';
 import { runSync, type SyncIo } from './sync';
 import { UsageError } from './usage';
 
@@ -76,12 +77,35 @@ function position(values: Record<string, unknown>): Position | undefined {
   return after ? { after } : before ? { before } : undefined;
 }
 
-/** Opens FILE's space, runs `fn`, closes (flushing); fails when anything was left unsaved. */
-async function withSpace<T>(file: string, io: CliIo, fn: (space: Space) => Promise<T> | T): Promise<T> {
+/** What a command does with its file: only reads it or also writes it; needs its secrets or not. */
+interface Access {
+  readonly write: boolean;
+  readonly secrets?: boolean;
+}
+
+const READ: Access = { write: false };
+const WRITE: Access = { write: true };
+const READ_SECRETS: Access = { write: false, secrets: true };
+const WRITE_SECRETS: Access = { write: true, secrets: true };
+
+/**
+ * Opens FILE's space, runs `fn`, closes (flushing); fails when anything was left unsaved.
+ * Refuses before `fn` changes anything when the command writes and the file is read-only, or
+ * needs secrets the key cannot read (another key: a secret set then would be lost under both).
+ */
+async function withSpace<T>(file: string, io: CliIo, access: Access, fn: (space: Space) => Promise<T> | T): Promise<T> {
   const manager = new SpaceManager();
   try {
     const layer = await FileLayer.open(path.resolve(file), { secretKey: io.secretKey() });
+    if (access.write && layer.readOnlyReason !== undefined) {
+      await layer.close();
+      throw new Error(`${layer.readOnlyReason}; nothing was changed`);
+    }
     const space = await manager.open(layer.spaceId, [layer]);
+    if (access.secrets) {
+      const blocked = manager.layerStates(space.id).find((l) => l.state.secretsError !== undefined);
+      if (blocked) throw new Error(`${blocked.state.secretsError} (the key in use comes from ${keySource(io.env)}); nothing was changed`);
+    }
     const result = await fn(space);
     const unsaved = await manager.close(space.id);
     if (unsaved.length) throw new Error(`could not save ${file}: ${unsaved.map((u) => u.error ?? `${u.pendingOps} ops pending`).join('; ')}`);
@@ -116,7 +140,7 @@ export async function runCommand(argv: string[], io: CliIo): Promise<unknown> {
     }
     case 'info': {
       const { args } = parse(argv.slice(1), {}, ['FILE']);
-      return withSpace(args[0], io, async (space) => {
+      return withSpace(args[0], io, READ, async (space) => {
         const refs = space.appTreeRefs();
         let opCount = space.tree.opCount;
         for (const r of refs) opCount += (await appTree(space, r.id)).opCount;
@@ -130,13 +154,13 @@ export async function runCommand(argv: string[], io: CliIo): Promise<unknown> {
     case 'dump': {
       const { values, args } = parse(argv.slice(1), TREE, ['FILE']);
       const treeId = str(values, 'tree');
-      return withSpace(args[0], io, async (space) => (treeId ? (await appTree(space, treeId)).dump() : space.tree.dump()));
+      return withSpace(args[0], io, READ, async (space) => (treeId ? (await appTree(space, treeId)).dump() : space.tree.dump()));
     }
     case 'import': {
       const { values, args } = parse(argv.slice(1), { ...TREE, parent: { type: 'string' } }, ['FILE']);
       const treeId = str(values, 'tree', true);
       const nodes = parseImport(await io.stdin());
-      return withSpace(args[0], io, async (space) => {
+      return withSpace(args[0], io, WRITE, async (space) => {
         const t = await appTree(space, treeId);
         const ids = t.importNodes(str(values, 'parent') ?? t.rootId, nodes);
         return { ids, count: countNodes(nodes) };
@@ -159,13 +183,13 @@ async function runApp(sub: string | undefined, argv: string[], io: CliIo): Promi
       const { values, args } = parse(argv, { app: { type: 'string' }, name: { type: 'string' } }, ['FILE']);
       const appId = str(values, 'app', true);
       const name = str(values, 'name') ?? appId;
-      return withSpace(args[0], io, (space) => ({ treeId: space.createAppTree(appId, name).id }));
+      return withSpace(args[0], io, WRITE, (space) => ({ treeId: space.createAppTree(appId, name).id }));
     }
     case 'rename': {
       const { values, args } = parse(argv, { ...TREE, name: { type: 'string' } }, ['FILE']);
       const treeId = str(values, 'tree', true);
       const name = str(values, 'name', true);
-      return withSpace(args[0], io, (space) => {
+      return withSpace(args[0], io, WRITE, (space) => {
         space.renameAppTree(treeId, name);
         return { treeId, name };
       });
@@ -173,7 +197,7 @@ async function runApp(sub: string | undefined, argv: string[], io: CliIo): Promi
     case 'delete': {
       const { values, args } = parse(argv, TREE, ['FILE']);
       const treeId = str(values, 'tree', true);
-      return withSpace(args[0], io, (space) => {
+      return withSpace(args[0], io, WRITE, (space) => {
         space.deleteAppTree(treeId);
         return { treeId, deleted: true };
       });
@@ -190,7 +214,7 @@ async function runItem(sub: string | undefined, argv: string[], io: CliIo): Prom
       const { values, args } = parse(argv, { ...common, set: { type: 'string', multiple: true } }, ['FILE']);
       const treeId = str(values, 'tree', true);
       const props = assignments(values);
-      return withSpace(args[0], io, async (space) => {
+      return withSpace(args[0], io, WRITE, async (space) => {
         const t = await appTree(space, treeId);
         return { id: t.addItem(str(values, 'parent') ?? t.rootId, props, position(values)) };
       });
@@ -202,7 +226,7 @@ async function runItem(sub: string | undefined, argv: string[], io: CliIo): Prom
       const props: Record<string, JsonValue | undefined> = assignments(values);
       for (const k of (values.unset as string[] | undefined) ?? []) props[k] = undefined;
       if (Object.keys(props).length === 0) throw new UsageError('give at least one --set key=value or --unset key');
-      return withSpace(args[0], io, async (space) => {
+      return withSpace(args[0], io, WRITE, async (space) => {
         (await appTree(space, treeId)).setProps(id, props);
         return { id };
       });
@@ -212,7 +236,7 @@ async function runItem(sub: string | undefined, argv: string[], io: CliIo): Prom
       const treeId = str(values, 'tree', true);
       const id = str(values, 'id', true);
       const parent = str(values, 'parent');
-      return withSpace(args[0], io, async (space) => {
+      return withSpace(args[0], io, WRITE, async (space) => {
         const t = await appTree(space, treeId);
         const item = t.get(id);
         t.move(id, parent ?? item?.parentId ?? t.rootId, position(values));
@@ -223,7 +247,7 @@ async function runItem(sub: string | undefined, argv: string[], io: CliIo): Prom
       const { values, args } = parse(argv, common, ['FILE']);
       const treeId = str(values, 'tree', true);
       const id = str(values, 'id', true);
-      return withSpace(args[0], io, async (space) => {
+      return withSpace(args[0], io, WRITE, async (space) => {
         (await appTree(space, treeId)).delete(id);
         return { id, deleted: true };
       });
@@ -238,14 +262,14 @@ async function runSecret(sub: string | undefined, argv: string[], io: CliIo): Pr
     case 'set': {
       const { args } = parse(argv, {}, ['FILE', 'KEY']);
       const value = (await io.stdin()).replace(/\r?\n$/, '');
-      return withSpace(args[0], io, (space) => {
+      return withSpace(args[0], io, WRITE_SECRETS, (space) => {
         space.setSecret(args[1], value);
         return { key: args[1] };
       });
     }
     case 'get': {
       const { args } = parse(argv, {}, ['FILE', 'KEY']);
-      return withSpace(args[0], io, (space) => {
+      return withSpace(args[0], io, READ_SECRETS, (space) => {
         const value = space.getSecret(args[1]);
         if (value === undefined) throw new Error(`no secret named ${args[1]} in ${args[0]}`);
         return { key: args[1], value };
@@ -253,11 +277,11 @@ async function runSecret(sub: string | undefined, argv: string[], io: CliIo): Pr
     }
     case 'list': {
       const { args } = parse(argv, {}, ['FILE']);
-      return withSpace(args[0], io, (space) => ({ keys: space.secretNames() }));
+      return withSpace(args[0], io, READ_SECRETS, (space) => ({ keys: space.secretNames() }));
     }
     case 'delete': {
       const { args } = parse(argv, {}, ['FILE', 'KEY']);
-      return withSpace(args[0], io, (space) => ({ key: args[1], deleted: space.deleteSecret(args[1]) }));
+      return withSpace(args[0], io, WRITE_SECRETS, (space) => ({ key: args[1], deleted: space.deleteSecret(args[1]) }));
     }
     default:
       throw new UsageError(`unknown secret command ${JSON.stringify(sub ?? '')} (set, get, list, delete)`);

@@ -21,6 +21,11 @@ export function defaultKeyFile(env: NodeJS.ProcessEnv = process.env): string {
   return path.join(config, 'spaces', 'file.key');
 }
 
+/** Where `loadSecretKey` takes the key from, for messages: "$SPACES_KEY" or "the key file …". */
+export function keySource(env: NodeJS.ProcessEnv = process.env): string {
+  return env.SPACES_KEY ? '$SPACES_KEY' : `the key file ${defaultKeyFile(env)}`;
+}
+
 export function parseKey(text: string, from: string): Buffer {
   const hex = text.trim();
   if (!/^[0-9a-fA-F]{64}$/.test(hex)) throw new Error(`${from} must hold 64 hex digits (a 32-byte key)`);

@@ -11,16 +11,24 @@ export interface CliResult {
   stderr: string;
 }
 
-export function runCli(args: string[], opts: { stdin?: string; env?: NodeJS.ProcessEnv } = {}): Promise<CliResult> {
+export interface RunOptions {
+  stdin?: string;
+  env?: NodeJS.ProcessEnv;
+  /** Run as this user (needs root), e.g. to see what a user without root's privileges sees. */
+  user?: { readonly uid: number; readonly gid: number };
+}
+
+export function runCli(args: string[], opts: RunOptions = {}): Promise<CliResult> {
   return runScript(CLI, args, { ...opts, env: { SPACES_KEY: TEST_KEY, ...opts.env } });
 }
 
 /** Runs `node script ...args`, feeding `stdin`, and collects its output and exit code. */
-export function runScript(script: string, args: string[], opts: { stdin?: string; env?: NodeJS.ProcessEnv } = {}): Promise<CliResult> {
+export function runScript(script: string, args: string[], opts: RunOptions = {}): Promise<CliResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [script, ...args], {
       env: { ...process.env, ...opts.env },
       stdio: ['pipe', 'pipe', 'pipe'],
+      ...opts.user,
     });
     let stdout = '';
     let stderr = '';
@@ -33,7 +41,7 @@ export function runScript(script: string, args: string[], opts: { stdin?: string
 }
 
 /** Runs the CLI and parses its JSON output; fails with the CLI's stderr when it exits non-zero. */
-export async function cliJson<T = Record<string, unknown>>(args: string[], opts: { stdin?: string; env?: NodeJS.ProcessEnv } = {}): Promise<T> {
+export async function cliJson<T = Record<string, unknown>>(args: string[], opts: RunOptions = {}): Promise<T> {
   const r = await runCli(args, opts);
   if (r.code !== 0) throw new Error(`spaces ${args.join(' ')} exited ${r.code}: ${r.stderr}`);
   return JSON.parse(r.stdout) as T;

@@ -3,6 +3,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { FileLayer } from '../../src/persistence/file/fileLayer';
+import { cliJson, runCli } from '../helpers/cli';
+import { sha256 } from '../helpers/fileFixtures';
 import { Notes } from '../../src/spaces/apps/notes';
 import type { SpaceErrorEvent } from '../../src/spaces/spaceSession';
 import { SpaceManager } from '../../src/spaces/spaceManager';
@@ -51,5 +53,34 @@ describe('a space file whose secrets were written with another key', function ()
       await m.dispose();
       await check.dispose();
     }
+  });
+
+  it('CLI: secret set/get/list/delete with another key each exit 1 naming the cause; nothing is written; the first key still reads the value', async () => {
+    const file = path.join(dir, 'team.space');
+    const keyA = { SPACES_KEY: '1a'.repeat(32) };
+    const keyB = { SPACES_KEY: '2b'.repeat(32) };
+    await cliJson(['create', file], { env: keyA });
+    await cliJson(['secret', 'set', file, 'api.key'], { stdin: 'sk-a\n', env: keyA });
+    const before = sha256(file);
+
+    const commands: Array<[string[], string?]> = [
+      [['secret', 'set', file, 'api.key'], 'sk-b'],
+      [['secret', 'set', file, 'other.key'], 'x'],
+      [['secret', 'get', file, 'api.key']],
+      [['secret', 'list', file]],
+      [['secret', 'delete', file, 'api.key']],
+    ];
+    for (const [args, stdin] of commands) {
+      const r = await runCli(args, { stdin, env: keyB });
+      const what = `spaces ${args.slice(0, 2).join(' ')} with another key`;
+      assert.equal(r.code, 1, `${what}: ${r.stdout}${r.stderr}`);
+      assert.match(r.stderr, /this file's secrets were written with another key/, what);
+      assert.match(r.stderr, /\$SPACES_KEY/, `${what}: says where the key came from`);
+      assert.equal(r.stdout, '', `${what} printed a result`);
+      assert.equal(sha256(file), before, `${what} changed the file`);
+    }
+
+    assert.deepEqual(await cliJson(['secret', 'get', file, 'api.key'], { env: keyA }), { key: 'api.key', value: 'sk-a' });
+    assert.deepEqual(await cliJson(['secret', 'list', file], { env: keyA }), { keys: ['api.key'] });
   });
 });
