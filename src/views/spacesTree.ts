@@ -132,7 +132,9 @@ export class SpacesTreeProvider implements vscode.TreeDataProvider<SpacesNode>, 
         const problem = (s: (typeof states)[number]) =>
           s.state.status !== 'ready' ? `${s.state.status}${s.state.error ? `: ${s.state.error}` : ''}` : `secrets unavailable: ${s.state.secretsError}`;
         const sync = this.sync?.state(node.spaceId);
-        const notes = [...(sync ? [treeDescription(sync)] : []), ...bad.map(problem)];
+        const entry = this.model.entry(node.uri)?.state;
+        const readOnly = entry?.kind === 'open' && entry.layer.readOnly ? ['read-only'] : [];
+        const notes = [...readOnly, ...(sync ? [treeDescription(sync)] : []), ...bad.map(problem)];
         item.description = notes.length ? `${rel(node.uri)} — ${notes.join('; ')}` : rel(node.uri);
         const problems = bad.length ? `\n\n${bad.map((s) => `⚠ ${s.label}: ${problem(s)}`).join('\n\n')}` : '';
         const server = sync ? `\n\nteam server \`${sync.url}\`: ${treeDescription(sync)}${sync.reason ? ` (${sync.reason.replace(/[`*_[\]<>]/g, ' ')})` : ''}` : '';

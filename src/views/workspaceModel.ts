@@ -185,6 +185,11 @@ export class WorkspaceModel implements vscode.Disposable {
       layer.onError((e) => this.log.warn(`${uri.fsPath}: ${e.message}`));
       this.set(uri, { kind: 'open', spaceId: layer.spaceId, layer });
       this.log.info(`opened ${uri.fsPath} (space ${space.id}, "${space.name}")`);
+      if (layer.readOnlyReason !== undefined) {
+        // Shown, not only logged: edits of this space stay unsaved (the view marks its layer) until the file is writable.
+        this.log.warn(layer.readOnlyReason);
+        void vscode.window.showWarningMessage(`Spaces: ${path.basename(uri.fsPath)} is read-only. It is shown, but edits to "${space.name}" cannot be saved to it.`);
+      }
       return space;
     } catch (e) {
       this.log.warn(`cannot open the space in ${uri.fsPath}: ${errorMessage(e)}`);

@@ -190,6 +190,29 @@ suite('Spaces extension', () => {
     await until('the space to open', async () => (await rootFor(file))?.kind === 'space');
   });
 
+  test('a read-only space file opens marked read-only; an edit is not saved to it, and the view says why', async () => {
+    // Made read-only outside the workspace and moved in, so that it is read-only when it opens.
+    const staged = path.join(path.dirname(fixture.workspace), 'frozen.space.staged');
+    const file = path.join(fixture.workspace, 'frozen.space');
+    const { spaceId } = (await spaces('create', staged, '--name', 'Frozen')) as { spaceId: string };
+    fs.chmodSync(staged, 0o444);
+    const before = fs.readFileSync(staged);
+    fs.renameSync(staged, file);
+    const frozen = await until('the read-only space in the tree', async () => {
+      const n = await rootFor(file);
+      return n && n.kind === 'space' ? n : undefined;
+    });
+    assert.match(String(item(frozen).description), /read-only/);
+
+    await vscode.commands.executeCommand('spaces.addAppTree', { spaceId, appId: 'notes', name: 'Not saved' });
+    await until('the refused save in the view', async () => /is read-only/.test(String(item((await rootFor(file)) as SpacesNode).description)));
+    assert.ok(fs.readFileSync(file).equals(before), 'the read-only file was changed');
+    assert.equal(fs.statSync(file).mode & 0o777, 0o444);
+
+    fs.rmSync(file);
+    await until('the deleted file to leave the tree', async () => !(await rootFor(file)));
+  });
+
   // Last: it closes everything.
   test('deactivate flushes every open space to its file', async () => {
     const space = api.manager.get(fixture.alpha.spaceId);
