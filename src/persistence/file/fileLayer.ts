@@ -476,7 +476,8 @@ export class FileLayer implements PersistenceLayer, SyncStateStore {
   /**
    * Re-reads the file if another process changed it, merges what it has that this layer lacks,
    * and reports the new ops through `onIncoming` (and secrets through `onIncomingSecrets`).
-   * Cheap when the file did not change (one stat).
+   * Cheap when the file did not change (resolving its name, one stat). Rejects with RELINKED
+   * when the name now leads to another file than the one opened (see fileTarget.ts).
    */
   async refresh(): Promise<void> {
     this.assertOpen('refresh');
