@@ -55,6 +55,11 @@ export function forgetSeen(seen: SeenFile | undefined): void {
   }
 }
 
+/** The write permission bits of owner, group and others. */
+const WRITE_BITS = 0o222;
+/** The permission bits shown in a message (rwx of owner, group, others). */
+const PERMISSION_BITS = 0o777;
+
 /**
  * Why `file` may not be written, or undefined when it may (or does not exist: then writing
  * creates it). A file with no write permission bit for anyone is read-only even for root, who
@@ -70,7 +75,7 @@ export function writeRefusal(file: string): SpaceFileError | undefined {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw ioError(file, 'read the file status', e);
   }
-  if ((mode & 0o222) === 0) return readOnlyError(file, `mode ${(mode & 0o777).toString(8).padStart(4, '0')}: no write permission`, 'EACCES');
+  if ((mode & WRITE_BITS) === 0) return readOnlyError(file, `mode ${(mode & PERMISSION_BITS).toString(8).padStart(4, '0')}: no write permission`, 'EACCES');
   return accessRefusal(file, file, 'this user has no write permission') ?? accessRefusal(file, path.dirname(file), 'this user cannot write its folder');
 }
 
