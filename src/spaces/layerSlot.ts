@@ -198,7 +198,9 @@ export class LayerSlot {
     this.recover(this).then(
       (ok) => {
         if (!ok) return this.scheduleRetry();
-        this.attempt = 0;
+        // A load that works proves the layer readable, not writable (a read-only file): with work
+        // queued or in flight, the backoff resets only when a save succeeds (pump).
+        if (!this.pumping && this.queue.size === 0 && this.queuedSecrets.size === 0) this.attempt = 0;
         this.kick();
       },
       () => this.scheduleRetry(),

@@ -477,6 +477,31 @@ describe('SpaceManager', function () {
       assert.equal(layerState(m, spaceId, lb.id)?.error, undefined);
     });
 
+    it('a layer that loads but cannot save (a read-only file) backs off: a retried load that works does not reset the backoff', async function () {
+      const store = new MemoryStore('ro');
+      const { spaceId, notesId } = await seedSpace([store]);
+      const baseMs = 20;
+      const m = fx.manager({ retry: { baseMs, maxMs: 60_000 } });
+      const layer = new MemoryLayer(spaceId, { store, faults: { failSaves: Infinity, error: 'read-only' } });
+      const space = await m.open(spaceId, [layer]);
+      const degradedAt: number[] = [];
+      const sixth = new Promise<void>((resolve) =>
+        m.onDidChangeLayerState((e) => {
+          if (e.layerId !== layer.id || e.state.status !== 'degraded') return;
+          degradedAt.push(performance.now());
+          if (degradedAt.length === 6) resolve();
+        }),
+      );
+      new Notes(await space.openAppTree(notesId)).add('never saved');
+      await sixth;
+      // Retry k waits at least baseMs·2^k / 2 (10, 20, 40, 80, 160 ms): ≥ 310 ms from the first
+      // failure to the sixth. A backoff reset by each working load retries every 10–20 ms.
+      const elapsed = degradedAt[5] - degradedAt[0];
+      const floor = [0, 1, 2, 3, 4].reduce((sum, k) => sum + (baseMs * 2 ** k) / 2, 0);
+      assert.ok(elapsed >= floor, `six failed saves within ${elapsed.toFixed(0)} ms: the backoff was reset (expected ≥ ${floor} ms)`);
+      assert.ok(layer.faults.injected >= 6, `${layer.faults.injected} saves failed`);
+    });
+
     it('onDidChangeLayerState reports a layer degraded by a failed load at open, with the reason', async function () {
       const sa = new MemoryStore('ea');
       const sb = new MemoryStore('eb');
