@@ -7,8 +7,8 @@
  *   server.syncUrl  // ws://127.0.0.1:PORT/v1/sync
  *   await server.close();                                      // graceful, idempotent
  *
- * One server per data directory (DIR/server.lock): the server is the only writer of the spaces in
- * it (the `token` commands may run next to it).
+ * One server per data directory (an OS lock on DIR/server.lock.db, see store/dirLock.ts): the
+ * server is the only writer of the spaces in it (the `token` commands may run next to it).
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
