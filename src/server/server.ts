@@ -18,10 +18,11 @@ import { CloseCode, PROTOCOL_LIMITS, SYNC_PATH } from '../protocol/messages';
 import type { Event } from '../spaces/events';
 import { SpaceManager } from '../spaces/spaceManager';
 import { ClientConnection, DEFAULT_CONNECTION_LIMITS, type ConnectionContext, type ConnectionLimits } from './connection';
-import { bearerToken, handleHttp, type HttpContext } from './http';
+import { answerClientError, bearerToken, serveHttp, type HttpContext } from './http';
 import { errorText, jsonLogger, type Logger } from './log';
 import { Metrics } from './metrics';
 import { rateLimits, type RateLimits } from './rateLimit';
+import { parseRequestTarget } from './requestTarget';
 import { SpaceRegistry } from './spaceRegistry';
 import { lockDataDir } from './store/dirLock';
 import { ServerStore } from './store/serverStore';
@@ -113,16 +114,17 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   };
 
   const wss = new WebSocketServer({ noServer: true, maxPayload: PROTOCOL_LIMITS.maxFrameBytes, perMessageDeflate: false, clientTracking: false });
-  const server = http.createServer((req, res) => void handleHttp(req, res, httpCtx));
+  const server = http.createServer((req, res) => serveHttp(req, res, httpCtx));
   let closing: Promise<void> | undefined;
 
   const refuseUpgrade = (socket: Duplex, status: string): void => {
     socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
   };
-  server.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
-    socket.on('error', (e) => logger.debug('upgrade socket error', { error: errorText(e) }));
+  const acceptUpgrade = (req: http.IncomingMessage, socket: Duplex, head: Buffer): void => {
     if (closing) return refuseUpgrade(socket, '503 Service Unavailable');
-    if (new URL(req.url ?? '/', 'http://server').pathname !== SYNC_PATH) return refuseUpgrade(socket, '404 Not Found');
+    const target = parseRequestTarget(req.url);
+    if (!target.ok) return refuseUpgrade(socket, '400 Bad Request');
+    if (target.pathname !== SYNC_PATH) return refuseUpgrade(socket, '404 Not Found');
     wss.handleUpgrade(req, socket, head, (ws) => {
       if (closing) {
         ws.close(CloseCode.goingAway, 'server shutting down');
@@ -130,10 +132,19 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       }
       connections.add(new ClientConnection(ws, req, connCtx, bearerToken(req)));
     });
+  };
+  server.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
+    socket.on('error', (e) => logger.debug('upgrade socket error', { error: errorText(e) }));
+    // The error boundary of the upgrade path: whatever the request holds, one socket fails, never the process.
+    try {
+      acceptUpgrade(req, socket, head);
+    } catch (e) {
+      metrics.fault('upgrade');
+      logger.error('upgrade fault', { error: errorText(e) });
+      socket.destroy();
+    }
   });
-  server.on('clientError', (_e, socket) => {
-    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
-  });
+  server.on('clientError', (e: Error, socket: Duplex) => answerClientError(e, socket, httpCtx));
 
   try {
     await new Promise<void>((resolve, reject) => {
