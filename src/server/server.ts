@@ -26,6 +26,7 @@ import { parseRequestTarget } from './requestTarget';
 import { SpaceRegistry } from './spaceRegistry';
 import { lockDataDir } from './store/dirLock';
 import { ServerStore } from './store/serverStore';
+import { TokenWatch, tokenRecheckInterval } from './tokenWatch';
 
 export interface ServerOptions {
   /** Directory of the database and server.key (created when missing). */
@@ -44,6 +45,8 @@ export interface ServerOptions {
   readonly shutdownGraceMs?: number;
   readonly rateLimits?: Partial<RateLimits>;
   readonly connectionLimits?: Partial<ConnectionLimits>;
+  /** How often open sockets' tokens are re-checked against the store (revocation, role, expiry). Default 250 ms. */
+  readonly tokenRecheckMs?: number;
   /** Default: JSON lines on stdout at level info. */
   readonly logger?: Logger;
   /** 32-byte key for secrets at rest; default: DIR/server.key (created 0600). */
@@ -78,6 +81,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const shutdownGraceMs = opts.shutdownGraceMs ?? 5_000;
   const limits: ConnectionLimits = { ...DEFAULT_CONNECTION_LIMITS, ...opts.connectionLimits };
   const rates = rateLimits(opts.rateLimits);
+  const tokenRecheckMs = tokenRecheckInterval(opts.tokenRecheckMs);
 
   const store = ServerStore.open(opts.dataDir, { secretKey: opts.secretKey });
   let unlock: () => void;
@@ -173,6 +177,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     }
   }, pingIntervalMs);
   heartbeat.unref();
+  const tokenWatch = new TokenWatch({ tokens: store.tokens, intervalMs: tokenRecheckMs, holders: () => connections, logger });
 
   const port = (server.address() as AddressInfo).port;
   const urlHost = host.includes(':') ? `[${host}]` : host;
@@ -182,6 +187,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     closing ??= (async () => {
       logger.info('shutting down', { connections: connections.size, spacesLoaded: registry.loadedCount });
       clearInterval(heartbeat);
+      tokenWatch.dispose();
       const serverClosed = new Promise<void>((resolve) => server.close(() => resolve()));
       for (const c of connections) c.stopReading();
       await registry.flush();
