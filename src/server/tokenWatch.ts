@@ -11,9 +11,10 @@
  * (default 250 ms) of the command's commit.
  */
 import { errorText, type Logger } from './log';
-import type { TokenInfo, TokenStore } from './store/tokenStore';
+import { TokenError, type TokenInfo, type TokenStore } from './store/tokenStore';
 
 export const DEFAULT_TOKEN_RECHECK_MS = 250;
+const RETRY = Symbol('retry');
 /** Below this the poll would only burn CPU: a commit takes longer than that anyway. */
 export const MIN_TOKEN_RECHECK_MS = 10;
 
@@ -65,22 +66,37 @@ export class TokenWatch {
     for (const h of Array.from(this.opts.holders())) {
       const current = h.tokenInfo;
       if (!current) continue;
-      if (!changed) {
-        h.applyToken(current, now); // expiry only
-        continue;
+      if (changed && !fresh.has(current.id)) {
+        const looked = this.lookUp(current.id);
+        if (looked === RETRY) {
+          this.stamp = Number.NaN; // read everything again next round
+          continue;
+        }
+        fresh.set(current.id, looked);
       }
-      if (!fresh.has(current.id)) fresh.set(current.id, this.lookUp(current.id));
-      h.applyToken(fresh.get(current.id), now);
+      try {
+        h.applyToken(changed ? fresh.get(current.id) : current, now); // unchanged: expiry only
+      } catch (e) {
+        // A timer callback that throws would end the process: one socket's failure stays its own.
+        this.opts.logger.error('token re-check of a socket failed', { tokenId: current.id, error: errorText(e) });
+      }
     }
   }
 
-  /** The stored token; a row that cannot be read any more (e.g. an unknown role) grants nothing. */
-  private lookUp(id: string): TokenInfo | undefined {
+  /**
+   * The stored token. A row that cannot be understood any more (an unknown role) grants nothing;
+   * a failed read (the database, not the token) is tried again next round, closing nobody.
+   */
+  private lookUp(id: string): TokenInfo | undefined | typeof RETRY {
     try {
       return this.opts.tokens.get(id);
     } catch (e) {
-      this.opts.logger.warn('token unreadable; its sockets are closed', { tokenId: id, error: errorText(e) });
-      return undefined;
+      if (e instanceof TokenError) {
+        this.opts.logger.warn('token unreadable; its sockets are closed', { tokenId: id, error: errorText(e) });
+        return undefined;
+      }
+      this.opts.logger.warn('token re-check failed', { tokenId: id, error: errorText(e) });
+      return RETRY;
     }
   }
 
