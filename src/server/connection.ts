@@ -422,8 +422,8 @@ export class ClientConnection implements Subscriber {
     const current = this.tokenInfo;
     if (!current) return;
     const problem = fresh ? tokenProblem(fresh, now) : 'revoked';
-    if (problem || !fresh) {
-      this.closeWith(CloseCode.unauthorized, `token ${problem ?? 'revoked'}`);
+    if (!fresh || problem) {
+      this.closeWith(CloseCode.unauthorized, `token ${problem}`);
       return;
     }
     this.token = fresh; // expiry included: the stored one rules
