@@ -163,6 +163,25 @@ describe('team server: token changes on open sockets', function () {
     for (const b of w.refused) for (const op of b) assert.ok(!stored.has(opKey(op)), `refused op ${opKey(op)} was stored`);
     for (const b of w.acked) for (const op of b) assert.ok(stored.has(opKey(op)), `acknowledged op ${opKey(op)} is missing`);
   });
+
+  it('token set-role prints the updated token; an unknown id exits 1, a bad role or a missing id 2', async () => {
+    const t = makeToken(dir, 'write', '*', { user: 'carol' });
+    const r = await runScript(SERVER_JS, ['token', 'set-role', '--data', dir, '--role', 'admin', t.id]);
+    assert.equal(r.code, 0, r.stderr);
+    const printed = JSON.parse(r.stdout) as Record<string, unknown>;
+    assert.equal(printed.id, t.id);
+    assert.equal(printed.role, 'admin');
+    assert.equal(printed.token, undefined, 'never the token itself');
+    assert.equal(withStore(dir, (s) => s.tokens.get(t.id)?.role), 'admin');
+    const unknown = await runScript(SERVER_JS, ['token', 'set-role', '--data', dir, '--role', 'read', 'nope']);
+    assert.equal(unknown.code, 1);
+    assert.match(unknown.stderr, /no token with id "nope"/);
+    for (const args of [['--role', 'root', t.id], ['--role', 'read'], ['--role', 'read', t.id, 'extra']]) {
+      const bad = await runScript(SERVER_JS, ['token', 'set-role', '--data', dir, ...args]);
+      assert.equal(bad.code, 2, `${args.join(' ')}: ${bad.stderr}`);
+    }
+    assert.equal(withStore(dir, (s) => s.tokens.get(t.id)?.role), 'admin', 'refused commands changed nothing');
+  });
 });
 
 describe('team server: token expiry and scope on open sockets (in process)', function () {
