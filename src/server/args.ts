@@ -11,6 +11,8 @@ Usage:
       Prints the new token once (JSON); only its SHA-256 is stored.
   spaces-server token list --data DIR        (ids, users, spaces, roles, dates; never tokens)
   spaces-server token revoke --data DIR ID
+  spaces-server token set-role --data DIR --role read|write|admin ID
+      Revocations and role changes reach open sockets of a running server within about 250 ms.
 
 Exit codes: 0 ok, 1 failure, 2 usage error. SIGTERM or SIGINT stops the server gracefully.
 `;

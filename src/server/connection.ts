@@ -407,6 +407,35 @@ export class ClientConnection implements Subscriber {
     this.ws.ping();
   }
 
+  /** The token this socket authenticated with; undefined before hello and once closed. */
+  get tokenInfo(): TokenInfo | undefined {
+    return this.state === 'ready' ? this.token : undefined;
+  }
+
+  /**
+   * The server's token watch (tokenWatch.ts) hands over the token as stored now (undefined: it no
+   * longer exists). Revoked, expired or gone: the socket is closed with 4401. Otherwise the stored
+   * token replaces ours, so its role rules from the next message on (a write with a lowered role
+   * gets `forbidden`), and subscriptions to spaces it no longer covers end with `forbidden`.
+   */
+  applyToken(fresh: TokenInfo | undefined, now: number): void {
+    const current = this.tokenInfo;
+    if (!current) return;
+    const problem = fresh ? tokenProblem(fresh, now) : 'revoked';
+    if (!fresh || problem) {
+      this.closeWith(CloseCode.unauthorized, `token ${problem}`);
+      return;
+    }
+    this.token = fresh; // expiry included: the stored one rules
+    if (fresh.role === current.role && fresh.space === current.space) return;
+    this.ctx.logger.info('token changed', { conn: this.id, tokenId: fresh.id, role: fresh.role, was: current.role });
+    for (const sub of Array.from(this.subs.values())) {
+      if (roleIn(fresh, sub.host.spaceId)) continue;
+      this.dropSubscription(sub);
+      this.sendError('forbidden', 'this token no longer gives access to the space; subscription ended', sub.host.spaceId);
+    }
+  }
+
   // ---- closing -------------------------------------------------------------------------
 
   private noteClose(code: number, reason: string): void {

@@ -6,11 +6,13 @@
  *   POST /v1/spaces   → creates a space {name, id?}
  * Errors are JSON {"error": message}.
  */
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
 import { newVertexId, TreeError, type AppTree } from '../spaces/appTree';
 import { Space } from '../spaces/space';
 import { errorText, type Logger } from './log';
 import type { Metrics } from './metrics';
+import { parseRequestTarget } from './requestTarget';
 import { SpaceExistsError, type ServerStore } from './store/serverStore';
 import { ALL_SPACES, canWrite, roleIn, type TokenInfo } from './store/tokenStore';
 
@@ -73,8 +75,12 @@ function readBody(req: IncomingMessage): Promise<string> {
   });
 }
 
-function send(res: ServerResponse, ctx: HttpContext, status: number, body: string, type: string, headers: Record<string, string> = {}): void {
+function countResponse(ctx: HttpContext, status: number): void {
   ctx.metrics.httpResponses.set(String(status), (ctx.metrics.httpResponses.get(String(status)) ?? 0) + 1);
+}
+
+function send(res: ServerResponse, ctx: HttpContext, status: number, body: string, type: string, headers: Record<string, string> = {}): void {
+  countResponse(ctx, status);
   res.writeHead(status, { 'Content-Type': type, 'Content-Length': Buffer.byteLength(body), 'Cache-Control': 'no-store', ...headers });
   res.end(body);
 }
@@ -125,9 +131,13 @@ async function createSpace(req: IncomingMessage, token: TokenInfo, ctx: HttpCont
 }
 
 export async function handleHttp(req: IncomingMessage, res: ServerResponse, ctx: HttpContext): Promise<void> {
-  const url = new URL(req.url ?? '/', 'http://server');
-  const route = `${req.method ?? 'GET'} ${url.pathname}`;
+  let route = `${req.method ?? 'GET'} (unparsed target)`;
   try {
+    // Parsing what the peer sent happens inside the error boundary: a bad target is a 400.
+    const target = parseRequestTarget(req.url);
+    if (!target.ok) throw new HttpError(400, target.reason, { Connection: 'close' });
+    const { pathname } = target;
+    route = `${req.method ?? 'GET'} ${pathname}`;
     switch (route) {
       case 'GET /healthz':
         return sendJson(res, ctx, 200, { ok: true });
@@ -141,11 +151,11 @@ export async function handleHttp(req: IncomingMessage, res: ServerResponse, ctx:
       }
     }
     const allow: Record<string, string> = { '/healthz': 'GET', '/metrics': 'GET', '/v1/spaces': 'GET, POST', '/v1/sync': 'GET' };
-    if (url.pathname in allow) {
-      if (url.pathname === '/v1/sync') throw new HttpError(426, 'this endpoint speaks WebSocket only', { Upgrade: 'websocket' });
-      throw new HttpError(405, `${req.method} is not allowed on ${url.pathname}`, { Allow: allow[url.pathname] });
+    if (Object.hasOwn(allow, pathname)) {
+      if (pathname === '/v1/sync') throw new HttpError(426, 'this endpoint speaks WebSocket only', { Upgrade: 'websocket' });
+      throw new HttpError(405, `${req.method} is not allowed on ${pathname}`, { Allow: allow[pathname] });
     }
-    throw new HttpError(404, `nothing at ${url.pathname}`);
+    throw new HttpError(404, `nothing at ${pathname}`);
   } catch (e) {
     if (e instanceof HttpError) return sendJson(res, ctx, e.status, { error: e.message }, e.headers);
     ctx.metrics.fault('http');
@@ -153,4 +163,26 @@ export async function handleHttp(req: IncomingMessage, res: ServerResponse, ctx:
     if (!res.headersSent) sendJson(res, ctx, 500, { error: 'internal server error' });
     else res.destroy();
   }
+}
+
+/** The request listener: handleHttp behind a last boundary, so an answer that fails ends one socket, never the process. */
+export function serveHttp(req: IncomingMessage, res: ServerResponse, ctx: HttpContext): void {
+  handleHttp(req, res, ctx).catch((e: unknown) => {
+    ctx.metrics.fault('http');
+    ctx.logger.error('http fault', { error: errorText(e) });
+    res.destroy();
+  });
+}
+
+/**
+ * A request Node's parser refused (bad request line, bad header bytes, headers over the limit):
+ * answered like every other error, as JSON, then the socket is closed.
+ */
+export function answerClientError(e: Error, socket: Duplex, ctx: HttpContext): void {
+  if (!socket.writable) return;
+  const code = (e as NodeJS.ErrnoException).code;
+  const status = code === 'HPE_HEADER_OVERFLOW' ? 431 : 400;
+  const body = JSON.stringify({ error: status === 431 ? 'the request line and headers are too large' : 'malformed HTTP request' });
+  countResponse(ctx, status);
+  socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
 }

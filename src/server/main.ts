@@ -71,8 +71,23 @@ function tokenCommand(argv: string[]): number {
       out({ id, revoked: true });
       return 0;
     }
+    case 'set-role': {
+      only(['data', 'role']);
+      if (rest.length !== 1) throw new UsageError('token set-role needs exactly one token id');
+      noMorePositionals(p, 2, 'token set-role');
+      const role = required(p, 'role');
+      if (!isRole(role)) throw new UsageError('--role must be read, write or admin');
+      const id = rest[0];
+      const updated = withStore(required(p, 'data'), (s) => (s.tokens.setRole(id, role) ? s.tokens.get(id) : undefined));
+      if (!updated) {
+        process.stderr.write(`spaces-server: no token with id ${JSON.stringify(id)}\n`);
+        return 1;
+      }
+      out(publicToken(updated));
+      return 0;
+    }
     case undefined:
-      throw new UsageError('token needs a subcommand: create, list or revoke');
+      throw new UsageError('token needs a subcommand: create, list, revoke or set-role');
     default:
       throw new UsageError(`unknown token subcommand ${JSON.stringify(sub)}`);
   }

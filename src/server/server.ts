@@ -7,8 +7,8 @@
  *   server.syncUrl  // ws://127.0.0.1:PORT/v1/sync
  *   await server.close();                                      // graceful, idempotent
  *
- * One server per data directory (DIR/server.lock): the server is the only writer of the spaces in
- * it (the `token` commands may run next to it).
+ * One server per data directory (an OS lock on DIR/server.lock.db, see store/dirLock.ts): the
+ * server is the only writer of the spaces in it (the `token` commands may run next to it).
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -18,13 +18,15 @@ import { CloseCode, PROTOCOL_LIMITS, SYNC_PATH } from '../protocol/messages';
 import type { Event } from '../spaces/events';
 import { SpaceManager } from '../spaces/spaceManager';
 import { ClientConnection, DEFAULT_CONNECTION_LIMITS, type ConnectionContext, type ConnectionLimits } from './connection';
-import { bearerToken, handleHttp, type HttpContext } from './http';
+import { answerClientError, bearerToken, serveHttp, type HttpContext } from './http';
 import { errorText, jsonLogger, type Logger } from './log';
 import { Metrics } from './metrics';
 import { rateLimits, type RateLimits } from './rateLimit';
+import { parseRequestTarget } from './requestTarget';
 import { SpaceRegistry } from './spaceRegistry';
 import { lockDataDir } from './store/dirLock';
 import { ServerStore } from './store/serverStore';
+import { TokenWatch, tokenRecheckInterval } from './tokenWatch';
 
 export interface ServerOptions {
   /** Directory of the database and server.key (created when missing). */
@@ -43,6 +45,8 @@ export interface ServerOptions {
   readonly shutdownGraceMs?: number;
   readonly rateLimits?: Partial<RateLimits>;
   readonly connectionLimits?: Partial<ConnectionLimits>;
+  /** How often open sockets' tokens are re-checked against the store (revocation, role, expiry). Default 250 ms. */
+  readonly tokenRecheckMs?: number;
   /** Default: JSON lines on stdout at level info. */
   readonly logger?: Logger;
   /** 32-byte key for secrets at rest; default: DIR/server.key (created 0600). */
@@ -77,6 +81,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const shutdownGraceMs = opts.shutdownGraceMs ?? 5_000;
   const limits: ConnectionLimits = { ...DEFAULT_CONNECTION_LIMITS, ...opts.connectionLimits };
   const rates = rateLimits(opts.rateLimits);
+  const tokenRecheckMs = tokenRecheckInterval(opts.tokenRecheckMs);
 
   const store = ServerStore.open(opts.dataDir, { secretKey: opts.secretKey });
   let unlock: () => void;
@@ -113,16 +118,17 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   };
 
   const wss = new WebSocketServer({ noServer: true, maxPayload: PROTOCOL_LIMITS.maxFrameBytes, perMessageDeflate: false, clientTracking: false });
-  const server = http.createServer((req, res) => void handleHttp(req, res, httpCtx));
+  const server = http.createServer((req, res) => serveHttp(req, res, httpCtx));
   let closing: Promise<void> | undefined;
 
   const refuseUpgrade = (socket: Duplex, status: string): void => {
     socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
   };
-  server.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
-    socket.on('error', (e) => logger.debug('upgrade socket error', { error: errorText(e) }));
+  const acceptUpgrade = (req: http.IncomingMessage, socket: Duplex, head: Buffer): void => {
     if (closing) return refuseUpgrade(socket, '503 Service Unavailable');
-    if (new URL(req.url ?? '/', 'http://server').pathname !== SYNC_PATH) return refuseUpgrade(socket, '404 Not Found');
+    const target = parseRequestTarget(req.url);
+    if (!target.ok) return refuseUpgrade(socket, '400 Bad Request');
+    if (target.pathname !== SYNC_PATH) return refuseUpgrade(socket, '404 Not Found');
     wss.handleUpgrade(req, socket, head, (ws) => {
       if (closing) {
         ws.close(CloseCode.goingAway, 'server shutting down');
@@ -130,10 +136,19 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       }
       connections.add(new ClientConnection(ws, req, connCtx, bearerToken(req)));
     });
+  };
+  server.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
+    socket.on('error', (e) => logger.debug('upgrade socket error', { error: errorText(e) }));
+    // The error boundary of the upgrade path: whatever the request holds, one socket fails, never the process.
+    try {
+      acceptUpgrade(req, socket, head);
+    } catch (e) {
+      metrics.fault('upgrade');
+      logger.error('upgrade fault', { error: errorText(e) });
+      socket.destroy();
+    }
   });
-  server.on('clientError', (_e, socket) => {
-    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
-  });
+  server.on('clientError', (e: Error, socket: Duplex) => answerClientError(e, socket, httpCtx));
 
   try {
     await new Promise<void>((resolve, reject) => {
@@ -162,6 +177,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     }
   }, pingIntervalMs);
   heartbeat.unref();
+  const tokenWatch = new TokenWatch({ tokens: store.tokens, intervalMs: tokenRecheckMs, holders: () => connections, logger });
 
   const port = (server.address() as AddressInfo).port;
   const urlHost = host.includes(':') ? `[${host}]` : host;
@@ -171,6 +187,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     closing ??= (async () => {
       logger.info('shutting down', { connections: connections.size, spacesLoaded: registry.loadedCount });
       clearInterval(heartbeat);
+      tokenWatch.dispose();
       const serverClosed = new Promise<void>((resolve) => server.close(() => resolve()));
       for (const c of connections) c.stopReading();
       await registry.flush();

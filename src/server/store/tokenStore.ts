@@ -122,6 +122,21 @@ export class TokenStore {
     return r.changes > 0;
   }
 
+  /** Gives a token another role; false when there is no token with that id. */
+  setRole(id: string, role: Role): boolean {
+    if (!isRole(role)) throw new TokenError(`role must be one of ${ROLES.join(', ')}`);
+    return this.db.prepare('UPDATE tokens SET role = ? WHERE id = ?').run(role, id).changes > 0;
+  }
+
+  /**
+   * A number that changes whenever another connection to the database committed (SQLite's
+   * `data_version`): the `token` commands, run next to the server, change it; the server's own
+   * writes do not. Reading it costs no I/O beyond a look at the WAL index, so it can be polled.
+   */
+  changeStamp(): number {
+    return this.db.pragma('data_version', { simple: true }) as number;
+  }
+
   /** Looks a presented token up by its hash and checks it is neither expired nor revoked. */
   verify(token: string, now = Date.now()): TokenCheck {
     if (!token.startsWith(TOKEN_PREFIX) || token.length > 200) return { ok: false, reason: 'unknown' };
