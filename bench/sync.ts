@@ -68,6 +68,8 @@ const { values: opt } = parseArgs({
     'batch-ops': { type: 'string', default: '40' },
     /** Where the servers' data directories go (e.g. /dev/shm to take fsync out of the picture). */
     'data-root': { type: 'string', default: os.tmpdir() },
+    /** The server binary (e.g. a build of another commit, for before/after figures). */
+    'server-js': { type: 'string', default: path.join(__dirname, '..', '..', 'dist', 'server.js') },
     'child-server': { type: 'string' },
     'child-rates': { type: 'string', default: '{}' },
     // slow: sockets that subscribe to a big space and stop reading (see benchSlow).
@@ -138,7 +140,7 @@ interface ServerProc {
 async function startServerProc(dataDir: string, rates?: Record<string, number>, serveArgs: readonly string[] = []): Promise<ServerProc> {
   const args = rates
     ? ['--max-old-space-size=4096', __filename, '--child-server', dataDir, '--child-rates', JSON.stringify(rates)]
-    : ['--max-old-space-size=4096', path.join(__dirname, '..', '..', 'dist', 'server.js'), 'serve', '--port', '0', '--data', dataDir, '--log-level', 'info', ...serveArgs];
+    : ['--max-old-space-size=4096', path.resolve(String(opt['server-js'])), 'serve', '--port', '0', '--data', dataDir, '--log-level', 'info', ...serveArgs];
   const t0 = performance.now();
   const child: ChildProcess = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
@@ -831,10 +833,17 @@ async function benchSlow(): Promise<void> {
     const w = new Writer(wc, 'probew', probe.spaceId, probe.treeId, probe.treeOps, sent);
     log(`slow: ${n} stalled readers on a space of ${round(bigBytes / 1e6, 1)} MB (${caps} caps)`);
     const statuses = new Map<number, number>();
+    /** [sockets opened, server RSS MB] after each chunk of connections. */
+    const rssByReaders: Array<[number, number]> = [];
     let rssMax = 0;
     let openErrors = 0;
     const sampler = setInterval(() => {
-      if (died === undefined) rssMax = Math.max(rssMax, procMemMB(server.pid).rssMB);
+      try {
+        const rss = procMemMB(server.pid).rssMB;
+        if (Number.isFinite(rss)) rssMax = Math.max(rssMax, rss);
+      } catch {
+        // the process is gone
+      }
     }, 250);
     try {
       const tOpen = performance.now();
@@ -851,6 +860,11 @@ async function benchSlow(): Promise<void> {
           if (!r) continue;
           readers.push(r);
           statuses.set(r.answer.status, (statuses.get(r.answer.status) ?? 0) + 1);
+        }
+        try {
+          rssByReaders.push([readers.length, procMemMB(server.pid).rssMB]);
+        } catch {
+          // the process is gone
         }
       }
       const openSeconds = (performance.now() - tOpen) / 1000;
@@ -898,6 +912,7 @@ async function benchSlow(): Promise<void> {
         serverDiedAfterSeconds: died === undefined ? null : round((died - t0) / 1000, 1),
         rssMBBefore: mem0.rssMB,
         rssMBMaxSampled: rssMax,
+        rssMBByReaders: rssByReaders,
         ...mem,
         probeEdits: seconds * 10,
         lateTicks: late,

@@ -10,7 +10,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { newVertexId, TreeError, type AppTree } from '../spaces/appTree';
 import { Space } from '../spaces/space';
 import { errorText, type Logger } from './log';
-import type { Metrics } from './metrics';
+import type { Gauges, Metrics } from './metrics';
 import { SpaceExistsError, type ServerStore } from './store/serverStore';
 import { ALL_SPACES, canWrite, roleIn, type TokenInfo } from './store/tokenStore';
 
@@ -23,7 +23,7 @@ export interface HttpContext {
   readonly logger: Logger;
   /** The peer id the server writes its own ops under (the SpaceManager's). */
   readonly peerId: string;
-  gauges(): { connections: number; spacesLoaded: number; subscriptions: number };
+  gauges(): Gauges;
 }
 
 class HttpError extends Error {

@@ -18,6 +18,8 @@ import { CloseCode, PROTOCOL_LIMITS, SYNC_PATH } from '../protocol/messages';
 import type { Event } from '../spaces/events';
 import { SpaceManager } from '../spaces/spaceManager';
 import { ClientConnection, DEFAULT_CONNECTION_LIMITS, type ConnectionContext, type ConnectionLimits } from './connection';
+import { ConnectionCaps, DEFAULT_CONNECTION_CAPS, type ConnectionCapLimits, type UpgradeRefusal } from './connectionCaps';
+import { CatchUpCache } from './frameCache';
 import { bearerToken, handleHttp, type HttpContext } from './http';
 import { errorText, jsonLogger, type Logger } from './log';
 import { Metrics } from './metrics';
@@ -43,6 +45,10 @@ export interface ServerOptions {
   readonly shutdownGraceMs?: number;
   readonly rateLimits?: Partial<RateLimits>;
   readonly connectionLimits?: Partial<ConnectionLimits>;
+  /** Connections in all, per remote address and per token (connectionCaps.ts). */
+  readonly connectionCaps?: Partial<ConnectionCapLimits>;
+  /** Bytes of encoded catch-up frames kept for sharing between sockets. Default 32 MiB. */
+  readonly catchUpCacheBytes?: number;
   /** Default: JSON lines on stdout at level info. */
   readonly logger?: Logger;
   /** 32-byte key for secrets at rest; default: DIR/server.key (created 0600). */
@@ -70,6 +76,21 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
+/** Default of ServerOptions.catchUpCacheBytes: a few big spaces' catch-up (an 8 MB space is ~8 MB of frames). */
+const DEFAULT_CATCH_UP_CACHE_BYTES = 32 * 1024 * 1024;
+
+/** How often sockets' output is checked for slow consumers: a quarter of the time they get, at most 1 s. */
+function outputSweepMs(slowConsumerMs: number): number {
+  return Math.max(10, Math.min(1_000, Math.floor(slowConsumerMs / 4)));
+}
+
+/** The HTTP answer to an upgrade refused by a connection cap. */
+function refusedUpgradeResponse(r: UpgradeRefusal): string {
+  const body = JSON.stringify({ error: r.message, reason: r.reason, retryAfterSeconds: r.retryAfterS });
+  const status = r.status === 503 ? '503 Service Unavailable' : '429 Too Many Requests';
+  return `HTTP/1.1 ${status}\r\nConnection: close\r\nRetry-After: ${r.retryAfterS}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
+}
+
 export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const logger = opts.logger ?? jsonLogger('info');
   const host = opts.host ?? '127.0.0.1';
@@ -88,9 +109,11 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   }
   if (store.keyFileMode !== undefined) logger.warn('server.key is readable by other users; chmod 600 it', { mode: store.keyFileMode.toString(8) });
   const metrics = new Metrics();
+  const caps = new ConnectionCaps({ ...DEFAULT_CONNECTION_CAPS, ...opts.connectionCaps }, metrics);
+  const catchUpCache = new CatchUpCache(opts.catchUpCacheBytes ?? DEFAULT_CATCH_UP_CACHE_BYTES);
   const manager = new SpaceManager();
   manager.onDidError((e) => logger.warn('space error', { spaceId: e.spaceId, layerId: e.layerId, error: e.message }));
-  const registry = new SpaceRegistry({ store, manager, metrics, logger, idleUnloadMs: opts.idleUnloadMs ?? 60_000 });
+  const registry = new SpaceRegistry({ store, manager, metrics, logger, catchUpCache, idleUnloadMs: opts.idleUnloadMs ?? 60_000 });
   const connections = new Set<ClientConnection>();
 
   const connCtx: ConnectionContext = {
@@ -102,14 +125,28 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     rateLimits: rates,
     limits,
     helloTimeoutMs: opts.helloTimeoutMs ?? PROTOCOL_LIMITS.helloTimeoutMs,
-    onClosed: (c) => connections.delete(c),
+    caps,
+    onClosed: (c) => {
+      connections.delete(c);
+      caps.release(c);
+    },
+  };
+  const queuedGauges = (): { bytesQueued: number; socketBytesQueuedMax: number } => {
+    let bytesQueued = 0;
+    let socketBytesQueuedMax = 0;
+    for (const c of connections) {
+      const q = c.queuedBytes;
+      bytesQueued += q;
+      socketBytesQueuedMax = Math.max(socketBytesQueuedMax, q);
+    }
+    return { bytesQueued, socketBytesQueuedMax };
   };
   const httpCtx: HttpContext = {
     store,
     metrics,
     logger,
     peerId: manager.peerId,
-    gauges: () => ({ connections: connections.size, spacesLoaded: registry.loadedCount, subscriptions: registry.subscriptionCount }),
+    gauges: () => ({ connections: connections.size, spacesLoaded: registry.loadedCount, subscriptions: registry.subscriptionCount, ...queuedGauges(), catchUp: catchUpCache.stats }),
   };
 
   const wss = new WebSocketServer({ noServer: true, maxPayload: PROTOCOL_LIMITS.maxFrameBytes, perMessageDeflate: false, clientTracking: false });
@@ -123,12 +160,20 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     socket.on('error', (e) => logger.debug('upgrade socket error', { error: errorText(e) }));
     if (closing) return refuseUpgrade(socket, '503 Service Unavailable');
     if (new URL(req.url ?? '/', 'http://server').pathname !== SYNC_PATH) return refuseUpgrade(socket, '404 Not Found');
+    const address = req.socket.remoteAddress ?? '';
+    const refusal = caps.checkUpgrade(address);
+    if (refusal) {
+      socket.end(refusedUpgradeResponse(refusal));
+      return;
+    }
     wss.handleUpgrade(req, socket, head, (ws) => {
       if (closing) {
         ws.close(CloseCode.goingAway, 'server shutting down');
         return;
       }
-      connections.add(new ClientConnection(ws, req, connCtx, bearerToken(req)));
+      const c = new ClientConnection(ws, req, connCtx, bearerToken(req));
+      caps.admit(c, address);
+      connections.add(c);
     });
   });
   server.on('clientError', (_e, socket) => {
@@ -162,6 +207,12 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     }
   }, pingIntervalMs);
   heartbeat.unref();
+  // Slow consumers: sockets whose queued output does not move (connection.ts checkOutput).
+  const outputSweep = setInterval(() => {
+    const now = Date.now();
+    for (const c of connections) c.checkOutput(now);
+  }, outputSweepMs(limits.slowConsumerMs));
+  outputSweep.unref();
 
   const port = (server.address() as AddressInfo).port;
   const urlHost = host.includes(':') ? `[${host}]` : host;
@@ -171,6 +222,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     closing ??= (async () => {
       logger.info('shutting down', { connections: connections.size, spacesLoaded: registry.loadedCount });
       clearInterval(heartbeat);
+      clearInterval(outputSweep);
       const serverClosed = new Promise<void>((resolve) => server.close(() => resolve()));
       for (const c of connections) c.stopReading();
       await registry.flush();
