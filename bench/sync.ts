@@ -829,7 +829,8 @@ async function benchSlow(): Promise<void> {
     await rc.subscribe(probe.spaceId, probe.lastSeq);
     const sent = new Map<string, number>();
     const lat: number[] = [];
-    watchEdits(rc, probe.spaceId, sent, lat);
+    const sentTimes: number[] = [];
+    watchEdits(rc, probe.spaceId, sent, lat, undefined, sentTimes);
     const w = new Writer(wc, 'probew', probe.spaceId, probe.treeId, probe.treeOps, sent);
     log(`slow: ${n} stalled readers on a space of ${round(bigBytes / 1e6, 1)} MB (${caps} caps)`);
     const statuses = new Map<number, number>();
@@ -917,6 +918,7 @@ async function benchSlow(): Promise<void> {
         probeEdits: seconds * 10,
         lateTicks: late,
         editToVisibleMs: st,
+        p99MsPerSecond: perSecondP99(lat, sentTimes, tWindow),
         ackMs: ack,
         healthzMs: hz,
         healthFailures,

@@ -28,6 +28,16 @@ export interface ConnectionCapLimits {
  */
 export const DEFAULT_CONNECTION_CAPS: ConnectionCapLimits = { total: 10_000, perAddress: 1_000, perToken: 500 };
 
+/** The caps of `given` over the defaults (undefined keeps a default); each must be a positive integer. */
+export function connectionCapLimits(given: Partial<ConnectionCapLimits> = {}): ConnectionCapLimits {
+  const pick = (k: keyof ConnectionCapLimits): number => {
+    const v = given[k] ?? DEFAULT_CONNECTION_CAPS[k];
+    if (!Number.isSafeInteger(v) || v < 1) throw new RangeError(`connection cap ${k} must be a positive integer (got ${v})`);
+    return v;
+  };
+  return { total: pick('total'), perAddress: pick('perAddress'), perToken: pick('perToken') };
+}
+
 /** `Retry-After` seconds of a refused upgrade: the server is full / this address has enough. */
 export const RETRY_AFTER_FULL_S = 30;
 export const RETRY_AFTER_ADDRESS_S = 10;

@@ -18,7 +18,7 @@ import { CloseCode, PROTOCOL_LIMITS, SYNC_PATH } from '../protocol/messages';
 import type { Event } from '../spaces/events';
 import { SpaceManager } from '../spaces/spaceManager';
 import { ClientConnection, DEFAULT_CONNECTION_LIMITS, type ConnectionContext, type ConnectionLimits } from './connection';
-import { ConnectionCaps, DEFAULT_CONNECTION_CAPS, type ConnectionCapLimits, type UpgradeRefusal } from './connectionCaps';
+import { ConnectionCaps, connectionCapLimits, type ConnectionCapLimits, type UpgradeRefusal } from './connectionCaps';
 import { CatchUpCache } from './frameCache';
 import { bearerToken, handleHttp, type HttpContext } from './http';
 import { errorText, jsonLogger, type Logger } from './log';
@@ -98,6 +98,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const shutdownGraceMs = opts.shutdownGraceMs ?? 5_000;
   const limits: ConnectionLimits = { ...DEFAULT_CONNECTION_LIMITS, ...opts.connectionLimits };
   const rates = rateLimits(opts.rateLimits);
+  const capLimits = connectionCapLimits(opts.connectionCaps);
 
   const store = ServerStore.open(opts.dataDir, { secretKey: opts.secretKey });
   let unlock: () => void;
@@ -109,7 +110,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   }
   if (store.keyFileMode !== undefined) logger.warn('server.key is readable by other users; chmod 600 it', { mode: store.keyFileMode.toString(8) });
   const metrics = new Metrics();
-  const caps = new ConnectionCaps({ ...DEFAULT_CONNECTION_CAPS, ...opts.connectionCaps }, metrics);
+  const caps = new ConnectionCaps(capLimits, metrics);
   const catchUpCache = new CatchUpCache(opts.catchUpCacheBytes ?? DEFAULT_CATCH_UP_CACHE_BYTES);
   const manager = new SpaceManager();
   manager.onDidError((e) => logger.warn('space error', { spaceId: e.spaceId, layerId: e.layerId, error: e.message }));

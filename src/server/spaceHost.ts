@@ -250,6 +250,7 @@ export class SpaceHost implements LayerWriter {
       this.sendDueAcks(sub);
       return true;
     }
+    if (start >= this.lastSeq) return false; // caught up (every stored batch went through this host)
     // The frame must stop before the subscriber's own batch (its ack takes that place).
     const cut = head?.own ? head.seq - 1 : Infinity;
     const cache = this.ctx.catchUpCache;
