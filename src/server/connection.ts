@@ -255,10 +255,11 @@ export class ClientConnection implements Subscriber {
   /**
    * Called by the server's output sweep: a socket that has had bytes queued and let none of
    * them go for `slowConsumerMs` is closed with 4001 (the client reconnects later). Writing
-   * progress also counts as a sign of life for the heartbeat (reading may be paused).
+   * progress also counts as a sign of life for the heartbeat (reading may be paused). With
+   * `mayClose` false a due close waits for the next check. True when it closed the socket.
    */
-  checkOutput(now: number): void {
-    if (this.state === 'closed') return;
+  checkOutput(now: number, mayClose = true): boolean {
+    if (this.state === 'closed') return false;
     const queued = this.queuedBytes;
     const backlog = this.kernelBacklog();
     if (queued === 0 || this.writesDone !== this.outSeen.writes || backlog < this.outSeen.backlog) {
@@ -271,10 +272,10 @@ export class ClientConnection implements Subscriber {
     this.outSeen.writes = this.writesDone;
     this.outSeen.backlog = backlog;
     const stalledMs = now - this.outSeen.progressAt;
-    if (queued > 0 && stalledMs >= this.ctx.limits.slowConsumerMs) {
-      this.ctx.metrics.slowConsumersClosed++;
-      this.closeWith(CloseCode.slowConsumer, `slow consumer: ${queued} bytes waiting, none read for ${Math.round(stalledMs / 1000)} s`);
-    }
+    if (!mayClose || queued === 0 || stalledMs < this.ctx.limits.slowConsumerMs) return false;
+    this.ctx.metrics.slowConsumersClosed++;
+    this.closeWith(CloseCode.slowConsumer, `slow consumer: ${queued} bytes waiting, none read for ${Math.round(stalledMs / 1000)} s`);
+    return true;
   }
 
   sendError(code: ErrorCode, message: string, spaceId?: string, ref?: number): void {

@@ -84,6 +84,9 @@ function outputSweepMs(slowConsumerMs: number): number {
   return Math.max(10, Math.min(1_000, Math.floor(slowConsumerMs / 4)));
 }
 
+/** Slow consumers closed per output sweep at most (the rest wait for the next sweep). */
+const SLOW_CLOSES_PER_SWEEP = 200;
+
 /** The HTTP answer to an upgrade refused by a connection cap. */
 function refusedUpgradeResponse(r: UpgradeRefusal): string {
   const body = JSON.stringify({ error: r.message, reason: r.reason, retryAfterSeconds: r.retryAfterS });
@@ -209,9 +212,11 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   }, pingIntervalMs);
   heartbeat.unref();
   // Slow consumers: sockets whose queued output does not move (connection.ts checkOutput).
+  // Sockets that stalled together are closed a batch per sweep, not all in one event-loop turn.
   const outputSweep = setInterval(() => {
     const now = Date.now();
-    for (const c of connections) c.checkOutput(now);
+    let closed = 0;
+    for (const c of connections) if (c.checkOutput(now, closed < SLOW_CLOSES_PER_SWEEP)) closed++;
   }, outputSweepMs(limits.slowConsumerMs));
   outputSweep.unref();
 

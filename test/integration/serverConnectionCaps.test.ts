@@ -71,7 +71,7 @@ describe('team server: connection caps', function () {
     const over = await StalledReader.connect(t.server.url);
     assert.equal(over.answer.status, 101);
     over.send({ type: 'hello', protocol: 1, token: reader, peerIds: ['d'] });
-    await over.whenEnded();
+    await within(10_000, over.whenEnded(), 'the server to close the connection over the cap');
     assert.equal(over.closeCode, CloseCode.tooManyConnections);
     assert.equal(await metric(t.server.url, 'spaces_server_connections_refused_total{reason="token"}'), 1);
     // A place frees up when one of the token's connections closes.
@@ -87,7 +87,7 @@ describe('team server: connection caps', function () {
     disposables.push(conn);
     const down = new Promise<ConnectionDown>((resolve) => conn.onDown(resolve));
     conn.start();
-    const d = await down;
+    const d = await within(10_000, down, 'the refused connection to be reported');
     assert.equal(d.code, 429);
     assert.equal(d.fatal, false);
     // Full jitter alone would be at most backoffBaseMs (10 ms) on a first attempt.
@@ -122,6 +122,16 @@ describe('team server: connection caps', function () {
     assert.equal((await b.space.openAppTree(notes.id)).getProp(item, 'text'), 'from a');
   });
 });
+
+/** `p`, or a readable failure naming `what` after `ms` (a hang is a failure, not a timeout). */
+async function within<T>(ms: number, p: Promise<T>, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([p, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`waited ${ms} ms for ${what}`)), ms)))]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
 
 /** Polls `cond` until true (bounded); the interval paces a metrics probe, it does not synchronise. */
 async function waitForUntil(cond: () => Promise<boolean>, ms = 20_000): Promise<void> {
