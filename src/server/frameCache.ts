@@ -55,9 +55,13 @@ export class CatchUpCache {
     return f;
   }
 
-  /** Keeps a frame; one larger than a quarter of the budget is not kept (it would evict the rest). */
+  /**
+   * Keeps a frame, evicting the least recently used ones to make room. Big frames (a single
+   * batch of up to 8 MiB) are kept too: they are the ones that must not be built per socket.
+   * Only a frame larger than the whole budget is not kept.
+   */
   put(spaceId: string, start: number, f: CachedFrame): void {
-    if (f.frame.length > this.maxBytes / 4) return;
+    if (f.frame.length > this.maxBytes) return;
     const k = CatchUpCache.key(spaceId, start);
     const old = this.frames.get(k);
     if (old) {

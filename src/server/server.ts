@@ -76,7 +76,10 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
-/** Default of ServerOptions.catchUpCacheBytes: a few big spaces' catch-up (an 8 MB space is ~8 MB of frames). */
+/**
+ * Default of ServerOptions.catchUpCacheBytes: the frames of a few big spaces' catch-up (an 8 MB
+ * space is about 8 MB of frames), and more than the largest frame (8 MiB, one batch).
+ */
 const DEFAULT_CATCH_UP_CACHE_BYTES = 32 * 1024 * 1024;
 
 /** How often sockets' output is checked for slow consumers: a quarter of the time they get, at most 1 s. */
