@@ -12,7 +12,7 @@ import { CloseCode } from '../../src/protocol/messages';
 import { RETRY_AFTER_ADDRESS_S, RETRY_AFTER_FULL_S } from '../../src/server/connectionCaps';
 import { StalledReader } from '../helpers/stalledReader';
 import { SyncClient, waitForState } from '../helpers/syncClients';
-import { metric, startTestServer, tempDir, type TestServer } from '../helpers/syncServer';
+import { TestClient, makeToken, metric, spawnServer, startTestServer, tempDir, type TestServer } from '../helpers/syncServer';
 
 /** The refused upgrade's answer, read over a raw socket. */
 async function refused(url: string): Promise<{ status: number; retryAfter: string | undefined; body: { error: string; reason: string } }> {
@@ -120,6 +120,40 @@ describe('team server: connection caps', function () {
     await waitForState(b.server, 'connected');
     await b.settle();
     assert.equal((await b.space.openAppTree(notes.id)).getProp(item, 'text'), 'from a');
+  });
+});
+
+describe('spaces-server serve: connection cap flags', function () {
+  this.timeout(60_000);
+
+  it('--max-connections and --max-connections-per-token set the caps (with --slow-consumer-seconds given too)', async function () {
+    const dir = tempDir('spaces-caps-cli-');
+    const admin = makeToken(dir, 'admin').token;
+    const s = await spawnServer(dir, ['--max-connections', '3', '--max-connections-per-token', '1', '--slow-consumer-seconds', '5']);
+    const clients: TestClient[] = [];
+    try {
+      clients.push((await TestClient.open(s.syncUrl, admin, ['a'])).client);
+      const second = await TestClient.connect(s.syncUrl);
+      clients.push(second);
+      second.send({ type: 'hello', protocol: 1, token: admin, peerIds: ['b'] });
+      assert.equal((await second.whenClosed()).code, CloseCode.tooManyConnections);
+      clients.push(await TestClient.connect(s.syncUrl), await TestClient.connect(s.syncUrl));
+      assert.equal((await refused(s.url)).status, 503);
+    } finally {
+      await Promise.all(clients.map((c) => c.close()));
+      s.child.kill('SIGTERM');
+      await s.exited;
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('refuses a cap that is not a positive integer (usage error, exit 2)', async function () {
+    const dir = tempDir('spaces-caps-cli-');
+    try {
+      await assert.rejects(spawnServer(dir, ['--max-connections-per-address', '0']), /must be an integer from 1/);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 
