@@ -8,13 +8,16 @@
 import * as assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { CloseCode } from '../../src/protocol/messages';
+import { DEFAULT_CONNECTION_LIMITS } from '../../src/server/connection';
 import { newVertexId } from '../../src/spaces/appTree';
 import { rootOp, setOp } from '../conformance/opFixtures';
 import { StalledReader } from '../helpers/stalledReader';
 import { SyncClient, converge } from '../helpers/syncClients';
-import { metric, startTestServer, tempDir, type TestServer } from '../helpers/syncServer';
+import { TestClient, makeToken, metric, spawnServer, startTestServer, tempDir, type TestServer } from '../helpers/syncServer';
 
 const HIGH_WATER = 512 * 1024;
+/** DEFAULT_CONNECTION_LIMITS.outLowWater: a stalled socket backs up past it. */
+const DEFAULT_LOW_WATER = DEFAULT_CONNECTION_LIMITS.outLowWater;
 const LOW_WATER = 128 * 1024;
 /** The big space: batches of 16 ops of 16 KB values (each batch over the coalescing budget: a frame alone). */
 const BATCHES = 48;
@@ -42,8 +45,8 @@ async function until<T>(what: string, probe: () => Promise<T>, done: (v: T) => b
 }
 
 /** Writes the big space through a writer socket: BATCHES batches on one tree, each acknowledged. */
-async function writeBigSpace(t: TestServer, spaceId: string): Promise<void> {
-  const w = await t.open(t.admin, ['big']);
+async function writeBigSpace(t: { syncUrl: string; admin: string }, spaceId: string): Promise<void> {
+  const { client: w } = await TestClient.open(t.syncUrl, t.admin, ['big']);
   await w.subscribe(spaceId);
   const tree = newVertexId();
   const value = 'x'.repeat(VALUE_BYTES);
@@ -55,6 +58,17 @@ async function writeBigSpace(t: TestServer, spaceId: string): Promise<void> {
   }
   await w.close();
 }
+
+/** The resident set of a process, from /proc (Linux). */
+function rssBytes(pid: number): number {
+  const kb = /^VmRSS:\s+(\d+) kB/m.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1];
+  if (kb === undefined) throw new Error(`no VmRSS for pid ${pid}`);
+  return Number(kb) * 1024;
+}
+
+/** RSS the server may gain for STALLED_SOCKETS stalled readers (before the bound: about 5.5 MB each). */
+const STALLED_SOCKETS = 100;
+const MAX_RSS_GROWTH = 128 * 1024 * 1024;
 
 describe('team server: clients that stop reading', function () {
   this.timeout(120_000);
@@ -77,7 +91,7 @@ describe('team server: clients that stop reading', function () {
     t = await startTestServer({ connectionLimits: { outHighWater: HIGH_WATER, outLowWater: LOW_WATER, slowConsumerMs: 10 * 60_000 } });
     const server = t;
     const big = await server.createSpace('Big');
-    await writeBigSpace(server, big);
+    await writeBigSpace({ syncUrl: server.server.syncUrl, admin: server.admin }, big);
     const reader = server.token('read');
     for (let i = 0; i < N; i++) readers.push(await StalledReader.subscribeAndStall(server.server.url, reader, big, 0, `stalled${i}`));
     assert.ok(readers.every((r) => r.accepted));
@@ -129,7 +143,7 @@ describe('team server: clients that stop reading', function () {
     t = await startTestServer({ connectionLimits: { outHighWater: HIGH_WATER, outLowWater: LOW_WATER, slowConsumerMs, closeGraceMs: 500 } });
     const server = t;
     const big = await server.createSpace('Big');
-    await writeBigSpace(server, big);
+    await writeBigSpace({ syncUrl: server.server.syncUrl, admin: server.admin }, big);
     const reader = server.token('read');
     const url = server.server.url;
     const stalled = await StalledReader.subscribeAndStall(url, reader, big, 0, 'stalled');
@@ -150,5 +164,38 @@ describe('team server: clients that stop reading', function () {
     await until('the TCP connection ends', () => Promise.resolve(stalled.isEnded), (e) => e);
     if (stalled.closeCode !== undefined) assert.equal(stalled.closeCode, CloseCode.slowConsumer);
     assert.equal(fresh.isClosed, false);
+  });
+
+  it(`${STALLED_SOCKETS} stalled readers of one token add little to the RSS of the server process (default limits)`, async function () {
+    const admin = makeToken(dir, 'admin').token;
+    const reader = makeToken(dir, 'read').token;
+    const s = await spawnServer(dir);
+    try {
+      const res = await fetch(`${s.url}/v1/spaces`, { method: 'POST', headers: { Authorization: `Bearer ${admin}` }, body: JSON.stringify({ name: 'Big' }) });
+      const big = ((await res.json()) as { id: string }).id;
+      await writeBigSpace({ syncUrl: s.syncUrl, admin }, big);
+      const pid = s.child.pid as number;
+      const before = rssBytes(pid);
+      let peak = before;
+      for (let i = 0; i < STALLED_SOCKETS; i += 10) {
+        const batch = await Promise.all(Array.from({ length: 10 }, (_, j) => StalledReader.subscribeAndStall(s.url, reader, big, 0, `s${i + j}`)));
+        readers.push(...batch);
+        peak = Math.max(peak, rssBytes(pid));
+      }
+      const grown = (): string => `the server's RSS grew by ${((peak - before) / 1048576).toFixed(0)} MiB for ${STALLED_SOCKETS} stalled sockets`;
+      assert.ok(peak - before < MAX_RSS_GROWTH, grown());
+      // And once every socket has backed up (its catch-up waits for a drain that does not come).
+      await until('the stalled sockets back up', () => metricOr0(s.url, 'spaces_server_bytes_queued'), (q) => q >= STALLED_SOCKETS * DEFAULT_LOW_WATER);
+      peak = Math.max(peak, rssBytes(pid));
+      const growth = peak - before;
+      assert.ok(growth < MAX_RSS_GROWTH, grown());
+      const health = await fetch(`${s.url}/healthz`);
+      assert.equal(health.status, 200);
+      if (this.test) this.test.title += ` [RSS +${(growth / 1048576).toFixed(0)} MiB]`;
+    } finally {
+      for (const r of readers.splice(0)) r.destroy();
+      s.child.kill('SIGTERM');
+      await s.exited;
+    }
   });
 });
