@@ -105,6 +105,8 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const limits: ConnectionLimits = { ...DEFAULT_CONNECTION_LIMITS, ...opts.connectionLimits };
   const rates = rateLimits(opts.rateLimits);
   const capLimits = connectionCapLimits(opts.connectionCaps);
+  const cacheBytes = opts.catchUpCacheBytes ?? DEFAULT_CATCH_UP_CACHE_BYTES;
+  if (!Number.isSafeInteger(cacheBytes) || cacheBytes < 0) throw new RangeError(`catchUpCacheBytes must be a non-negative integer (got ${cacheBytes})`);
 
   const store = ServerStore.open(opts.dataDir, { secretKey: opts.secretKey });
   let unlock: () => void;
@@ -117,7 +119,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   if (store.keyFileMode !== undefined) logger.warn('server.key is readable by other users; chmod 600 it', { mode: store.keyFileMode.toString(8) });
   const metrics = new Metrics();
   const caps = new ConnectionCaps(capLimits, metrics);
-  const catchUpCache = new CatchUpCache(opts.catchUpCacheBytes ?? DEFAULT_CATCH_UP_CACHE_BYTES);
+  const catchUpCache = new CatchUpCache(cacheBytes);
   const manager = new SpaceManager();
   manager.onDidError((e) => logger.warn('space error', { spaceId: e.spaceId, layerId: e.layerId, error: e.message }));
   const registry = new SpaceRegistry({ store, manager, metrics, logger, catchUpCache, idleUnloadMs: opts.idleUnloadMs ?? 60_000 });
