@@ -3,7 +3,7 @@
  * /proc/<pid> apart from the clients'), the clients are raw protocol clients (`ws`) in this
  * process. One JSON line per result on stdout, progress on stderr.
  *
- *   npm run bench:sync -- [--only fanout,join,capacity,cold,resume] [sizes below]
+ *   npm run bench:sync -- [--only fanout,join,capacity,cold,resume,slow] [sizes below]
  *
  * - fanout: 1 writer + `--readers` readers on one space; `--edits` notes item adds at `--rate`/s;
  *   edit→visible latency at every reader (send → receipt of the `ops` frame). Target p99 ≤ 25 ms.
@@ -16,6 +16,10 @@
  *   the server starts; first client hello → synced on one space. Target ≤ 1 s.
  * - resume: a client that synced, then missed `--resume-ops` ops, subscribes since its seq:
  *   bytes received vs a whole-space clone.
+ * - slow (only with --only): `--slow-readers` sockets with one read token subscribe to a space of
+ *   `--slow-mb` MB and stop reading at the TCP level; server RSS, and edit→visible / ack / healthz
+ *   latency of other clients meanwhile, for `--slow-seconds`. `--slow-caps raised` lets every
+ *   socket in, `default` keeps the server's connection caps. Target: RSS < 1 GiB, p99 ≤ 50 ms.
  * `--data-root DIR` puts the data directories elsewhere than the temp dir (/dev/shm: no fsync cost).
  *
  * Edits are real notes ops (AppTree.addItem: a move and the `text`, `done`, `order` properties),
@@ -43,6 +47,7 @@ import { AppTree, newVertexId } from '../src/spaces/appTree';
 import { encodeOps } from '../src/spaces/opCodec';
 import type { Op } from '../src/spaces/ops';
 import { Space } from '../src/spaces/space';
+import { StalledReader } from '../test/helpers/stalledReader';
 
 const { values: opt } = parseArgs({
   options: {
@@ -63,8 +68,16 @@ const { values: opt } = parseArgs({
     'batch-ops': { type: 'string', default: '40' },
     /** Where the servers' data directories go (e.g. /dev/shm to take fsync out of the picture). */
     'data-root': { type: 'string', default: os.tmpdir() },
+    /** The server binary (e.g. a build of another commit, for before/after figures). */
+    'server-js': { type: 'string', default: path.join(__dirname, '..', '..', 'dist', 'server.js') },
     'child-server': { type: 'string' },
     'child-rates': { type: 'string', default: '{}' },
+    // slow: sockets that subscribe to a big space and stop reading (see benchSlow).
+    'slow-readers': { type: 'string', default: '2000' },
+    'slow-mb': { type: 'string', default: '8' },
+    'slow-seconds': { type: 'string', default: '40' },
+    /** raised: caps raised so every slow reader is admitted; default: the server's defaults; none: no cap flags (a server without them). */
+    'slow-caps': { type: 'string', default: 'raised' },
   },
 });
 
@@ -119,13 +132,15 @@ interface ServerProc {
   readonly url: string;
   /** Spawn → `listening` line, ms. */
   readonly startMs: number;
+  /** Resolves when the process has exited (a crash included). */
+  readonly exited: Promise<void>;
   stop(): Promise<void>;
 }
 
-async function startServerProc(dataDir: string, rates?: Record<string, number>): Promise<ServerProc> {
+async function startServerProc(dataDir: string, rates?: Record<string, number>, serveArgs: readonly string[] = []): Promise<ServerProc> {
   const args = rates
     ? ['--max-old-space-size=4096', __filename, '--child-server', dataDir, '--child-rates', JSON.stringify(rates)]
-    : ['--max-old-space-size=4096', path.join(__dirname, '..', '..', 'dist', 'server.js'), 'serve', '--port', '0', '--data', dataDir, '--log-level', 'info'];
+    : ['--max-old-space-size=4096', path.resolve(String(opt['server-js'])), 'serve', '--port', '0', '--data', dataDir, '--log-level', 'info', ...serveArgs];
   const t0 = performance.now();
   const child: ChildProcess = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
@@ -157,6 +172,7 @@ async function startServerProc(dataDir: string, rates?: Record<string, number>):
     pid: child.pid as number,
     ...listening,
     startMs,
+    exited,
     stop: async () => {
       child.kill('SIGTERM');
       await bounded('server stop', 30_000, exited).catch(() => child.kill('SIGKILL'));
@@ -748,6 +764,182 @@ async function benchResume(): Promise<void> {
   }
 }
 
+/** One sample of `GET /metrics` (prefix included), or undefined. */
+async function metricsOf(url: string): Promise<Map<string, number> | undefined> {
+  try {
+    const text = await (await fetch(`${url}/metrics`, { signal: AbortSignal.timeout(5_000) })).text();
+    const out = new Map<string, number>();
+    for (const line of text.split('\n')) {
+      if (!line || line.startsWith('#')) continue;
+      const i = line.lastIndexOf(' ');
+      out.set(line.slice(0, i), Number(line.slice(i + 1)));
+    }
+    return out;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The metrics whose name starts with one of `prefixes`, for the result line. */
+function pickMetrics(m: Map<string, number> | undefined, prefixes: readonly string[]): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [k, v] of m ?? []) if (prefixes.some((p) => k.startsWith(`spaces_server_${p}`))) out[k.slice('spaces_server_'.length)] = v;
+  return out;
+}
+
+/**
+ * slow: `--slow-readers` sockets with one read token subscribe since 0 to a space of about
+ * `--slow-mb` MB and stop reading at the TCP level (StalledReader). Meanwhile a writer and a
+ * reader on another space make 10 edits/s (edit→visible and ack latency) and /healthz is asked
+ * 10 times/s; the server's RSS is sampled every 250 ms from /proc. Target: RSS < 1 GiB, p99 ≤ 50 ms.
+ */
+async function benchSlow(): Promise<void> {
+  const n = Number(opt['slow-readers']);
+  const mb = Number(opt['slow-mb']);
+  const seconds = Number(opt['slow-seconds']);
+  const caps = String(opt['slow-caps']);
+  const { dir, store, token } = newDataDir('slow');
+  const readToken = store.tokens.create({ user: 'slow-reader', space: '*', role: 'read' }).token;
+  log(`slow: writing a space of about ${mb} MB`);
+  const bigTree = newVertexId();
+  const big = seedSpace(store, 'big', { treeId: bigTree, ops: notesOps(bigTree, Math.round((mb * 1e6) / 80)) });
+  let bigBytes = 0;
+  store.readBatches(big.spaceId, 0, Number.MAX_SAFE_INTEGER, (b) => ((bigBytes += b.opsJson.length), true));
+  const probeTree = newVertexId();
+  const probe = seedSpace(store, 'probe', { treeId: probeTree, ops: notesOps(probeTree, 200) });
+  store.close();
+  const capArgs =
+    caps === 'raised'
+      ? ['--max-connections', String(n + 100), '--max-connections-per-address', String(n + 100), '--max-connections-per-token', String(n + 100)]
+      : [];
+  const server = await startServerProc(dir, undefined, capArgs);
+  let died: number | undefined;
+  const t0 = performance.now();
+  void server.exited.then(() => (died = performance.now()));
+  const readers: StalledReader[] = [];
+  const clients: Client[] = [];
+  const load0 = os.loadavg()[0];
+  try {
+    const mem0 = procMemMB(server.pid);
+    // The probe: a writer and a reader on the small space.
+    const wc = await Client.open(server.syncUrl, token, ['probew']);
+    const rc = await Client.open(server.syncUrl, token, ['prober']);
+    clients.push(wc, rc);
+    await wc.subscribe(probe.spaceId, probe.lastSeq);
+    await rc.subscribe(probe.spaceId, probe.lastSeq);
+    const sent = new Map<string, number>();
+    const lat: number[] = [];
+    const sentTimes: number[] = [];
+    watchEdits(rc, probe.spaceId, sent, lat, undefined, sentTimes);
+    const w = new Writer(wc, 'probew', probe.spaceId, probe.treeId, probe.treeOps, sent);
+    log(`slow: ${n} stalled readers on a space of ${round(bigBytes / 1e6, 1)} MB (${caps} caps)`);
+    const statuses = new Map<number, number>();
+    /** [sockets opened, server RSS MB] after each chunk of connections. */
+    const rssByReaders: Array<[number, number]> = [];
+    let rssMax = 0;
+    let openErrors = 0;
+    const sampler = setInterval(() => {
+      try {
+        const rss = procMemMB(server.pid).rssMB;
+        if (Number.isFinite(rss)) rssMax = Math.max(rssMax, rss);
+      } catch {
+        // the process is gone
+      }
+    }, 250);
+    try {
+      const tOpen = performance.now();
+      for (let i = 0; i < n && died === undefined; i += 100) {
+        const chunk = await Promise.all(
+          Array.from({ length: Math.min(100, n - i) }, (_, j) =>
+            StalledReader.subscribeAndStall(server.url, readToken, big.spaceId, 0, `s${i + j}`).catch(() => {
+              openErrors++;
+              return undefined;
+            }),
+          ),
+        );
+        for (const r of chunk) {
+          if (!r) continue;
+          readers.push(r);
+          statuses.set(r.answer.status, (statuses.get(r.answer.status) ?? 0) + 1);
+        }
+        try {
+          rssByReaders.push([readers.length, procMemMB(server.pid).rssMB]);
+        } catch {
+          // the process is gone
+        }
+      }
+      const openSeconds = (performance.now() - tOpen) / 1000;
+      // The window: probe edits and health checks while the stalled sockets are held.
+      const healthMs: number[] = [];
+      let healthFailures = 0;
+      const tWindow = performance.now();
+      const healthLoop = (async () => {
+        while (performance.now() - tWindow < seconds * 1000 && died === undefined) {
+          const t = performance.now();
+          try {
+            const r = await fetch(`${server.url}/healthz`, { signal: AbortSignal.timeout(5_000) });
+            await r.text();
+            healthMs.push(performance.now() - t);
+          } catch {
+            healthFailures++;
+          }
+          await sleep(Math.max(0, 100 - (performance.now() - t)));
+        }
+      })();
+      const late = await paced(seconds * 10, 10, (i) => {
+        if (died === undefined) w.edit(i);
+      });
+      await healthLoop;
+      const deadline = performance.now() + 5_000;
+      while (lat.length < seconds * 10 && performance.now() < deadline && died === undefined) await sleep(20);
+      const m = await metricsOf(server.url);
+      const mem = died === undefined ? procMemMB(server.pid) : { rssMB: NaN, peakRssMB: NaN };
+      const st = pcts(lat);
+      const ack = pcts(w.ackMs);
+      const hz = pcts(healthMs);
+      const ok = died === undefined && Math.max(rssMax, mem.peakRssMB) < 1024 && st.n === seconds * 10 && st.p99 <= 50 && hz.p99 <= 50;
+      emit({
+        bench: 'sync-slow-readers',
+        server: 'child process (dist/server.js)',
+        caps,
+        serverArgs: capArgs.join(' '),
+        readers: n,
+        spaceBytes: bigBytes,
+        spaceBatches: big.lastSeq,
+        upgradeAnswers: Object.fromEntries(statuses),
+        openErrors,
+        openSeconds: round(openSeconds, 1),
+        windowSeconds: seconds,
+        serverDiedAfterSeconds: died === undefined ? null : round((died - t0) / 1000, 1),
+        rssMBBefore: mem0.rssMB,
+        rssMBMaxSampled: rssMax,
+        rssMBByReaders: rssByReaders,
+        ...mem,
+        probeEdits: seconds * 10,
+        lateTicks: late,
+        editToVisibleMs: st,
+        p99MsPerSecond: perSecondP99(lat, sentTimes, tWindow),
+        ackMs: ack,
+        healthzMs: hz,
+        healthFailures,
+        targetRssMB: 1024,
+        targetP99Ms: 50,
+        met: ok,
+        metrics: pickMetrics(m, ['connections', 'closes_total', 'connections_refused', 'slow_consumers', 'bytes_queued', 'socket_bytes_queued', 'catchup_', 'bytes_sent_total']),
+        loadavg1AtStart: round(load0, 2),
+      });
+      w.dispose();
+    } finally {
+      clearInterval(sampler);
+    }
+  } finally {
+    for (const r of readers) r.destroy();
+    for (const c of clients) c.close();
+    await server.stop();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 async function main(): Promise<void> {
   if (opt['child-server']) return childServer(opt['child-server']);
   const only = new Set(String(opt.only).split(','));
@@ -757,6 +949,7 @@ async function main(): Promise<void> {
     ['capacity', benchCapacity],
     ['cold', benchCold],
     ['resume', benchResume],
+    ['slow', benchSlow],
   ];
   for (const [name, fn] of all) {
     if (!only.has(name)) continue;

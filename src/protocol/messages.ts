@@ -16,10 +16,17 @@ export const PROTOCOL_VERSION = 1;
 /** The WebSocket path of the sync endpoint. */
 export const SYNC_PATH = '/v1/sync';
 
-/** WebSocket close codes (4000–4999 are application codes). */
+/**
+ * WebSocket close codes (4000–4999 are application codes): 44xx and 45xx mirror an HTTP status;
+ * 40xx have no HTTP counterpart.
+ */
 export const CloseCode = {
   normal: 1000,
   goingAway: 1001,
+  /** The client did not read what it was sent (no progress for the server's slow-consumer time): reconnect later. */
+  slowConsumer: 4001,
+  /** The token has as many open connections as the server allows: reconnect later. */
+  tooManyConnections: 4002,
   badMessage: 4400,
   unauthorized: 4401,
   forbidden: 4403,

@@ -7,8 +7,10 @@
  * however fast a client sends, the server holds at most a few of its frames in memory.
  *
  * Outbound, bytes handed to the socket and not yet written are counted; above a high-water mark
- * the connection is `congested` and its spaces stop sending it live batches (it catches up from
- * the store once drained, see spaceHost.ts).
+ * the connection is `congested`: its spaces stop sending it live batches (it catches up from the
+ * store once drained, see spaceHost.ts) and reading pauses, so it cannot queue more answers. A
+ * socket whose queued bytes do not move for `slowConsumerMs` is closed with 4001. Connections
+ * per token are capped at hello (connectionCaps.ts).
  *
  * Refusals inside a live socket are `error` messages (forbidden, not-found, rate-limited, …);
  * frames that break the protocol close the socket with a 44xx code and a reason.
@@ -33,6 +35,7 @@ import { decodeOps } from '../spaces/opCodec';
 import { InvalidOpError } from '../spaces/ops';
 import { errorFrame } from './frames';
 import { errorText, type Logger } from './log';
+import type { ConnectionCaps } from './connectionCaps';
 import type { Metrics } from './metrics';
 import { RateLimiter, type RateLimits } from './rateLimit';
 import { SpaceNotFoundError, type SpaceHost, type Subscriber, type Subscription } from './spaceHost';
@@ -46,9 +49,14 @@ export interface ConnectionLimits {
   /** Batches (and their bytes) of one connection waiting to be stored before it is paused. */
   readonly maxInFlightBatches: number;
   readonly maxInFlightBytes: number;
-  /** Outgoing bytes above which the connection is congested, and below which it is drained. */
+  /**
+   * Outgoing bytes above which the connection is congested (no live batches, reading paused),
+   * and at or below which catch-up sends its next frame.
+   */
   readonly outHighWater: number;
   readonly outLowWater: number;
+  /** A socket with bytes queued and none of them written for this long is closed (4001). */
+  readonly slowConsumerMs: number;
   readonly maxSubscriptions: number;
   /** A socket closed for a protocol violation is cut off if the client does not finish the close by then. */
   readonly closeGraceMs: number;
@@ -58,8 +66,9 @@ export const DEFAULT_CONNECTION_LIMITS: ConnectionLimits = {
   inboxFrames: 8,
   maxInFlightBatches: 32,
   maxInFlightBytes: 32 * 1024 * 1024,
-  outHighWater: 4 * 1024 * 1024,
-  outLowWater: 1024 * 1024,
+  outHighWater: 1024 * 1024,
+  outLowWater: 256 * 1024,
+  slowConsumerMs: 30_000,
   maxSubscriptions: 256,
   closeGraceMs: 2_000,
 };
@@ -73,6 +82,8 @@ export interface ConnectionContext {
   readonly rateLimits: RateLimits;
   readonly limits: ConnectionLimits;
   readonly helloTimeoutMs: number;
+  /** Connections per token are counted from hello on (connectionCaps.ts). */
+  readonly caps: ConnectionCaps;
   readonly onClosed: (c: ClientConnection) => void;
 }
 
@@ -109,6 +120,12 @@ export class ClientConnection implements Subscriber {
   private inFlight = 0;
   private inFlightBytes = 0;
   private outBytes = 0;
+  /** Writes ws reported done (progress of the outgoing side). */
+  private writesDone = 0;
+  /** Reading is paused because the client does not read what it is sent. */
+  private readPausedForOutput = false;
+  /** What the last output check saw, and when output last moved. */
+  private readonly outSeen = { writes: 0, backlog: 0, progressAt: Date.now() };
   private drainWaiters: Array<() => void> = [];
   private readonly limiter: RateLimiter;
   private helloTimer: NodeJS.Timeout | undefined;
@@ -163,12 +180,26 @@ export class ClientConnection implements Subscriber {
     return this.state === 'closed';
   }
 
+  // ---- outbound: the per-socket bound and slow consumers ------------------------------
+
+  /**
+   * Bytes queued for this socket and not yet taken by the kernel: what this connection handed
+   * to ws and has not seen written, or ws's own `bufferedAmount` when that is more (pings, close).
+   */
+  get queuedBytes(): number {
+    return Math.max(this.outBytes, this.ws.bufferedAmount);
+  }
+
   get congested(): boolean {
-    return this.outBytes > this.ctx.limits.outHighWater;
+    return this.queuedBytes > this.ctx.limits.outHighWater;
+  }
+
+  get wantsMore(): boolean {
+    return this.state !== 'closed' && this.queuedBytes <= this.ctx.limits.outLowWater;
   }
 
   drained(): Promise<void> {
-    if (this.state === 'closed' || this.outBytes <= this.ctx.limits.outLowWater) return Promise.resolve();
+    if (this.state === 'closed' || this.queuedBytes <= this.ctx.limits.outLowWater) return Promise.resolve();
     return new Promise((resolve) => this.drainWaiters.push(resolve));
   }
 
@@ -178,18 +209,73 @@ export class ClientConnection implements Subscriber {
     for (const f of w) f();
   }
 
-  send(frame: string, ops = 0): void {
+  /**
+   * Queues a frame. Live batches and catch-up frames are only sent under the high- and
+   * low-water marks (spaceHost.ts), so what is queued stays under the high-water mark plus one
+   * frame; answers (acks, errors) are always sent, and reading the socket pauses while it is
+   * congested, so a client that does not read cannot make the server queue more answers either.
+   */
+  send(frame: string | Buffer, ops = 0): void {
     if (this.state === 'closed' || this.ws.readyState !== WebSocket.OPEN) return;
-    const n = Buffer.byteLength(frame);
+    const n = typeof frame === 'string' ? Buffer.byteLength(frame) : frame.length;
     this.outBytes += n;
     const m = this.ctx.metrics;
     m.bytesSent += n;
     m.messagesSent++;
     m.opsSent += ops;
-    this.ws.send(frame, () => {
+    // Text frames, Buffers included (ws would send a Buffer as a binary frame by default).
+    this.ws.send(frame, { binary: false }, () => {
       this.outBytes -= n;
-      if (this.outBytes <= this.ctx.limits.outLowWater) this.releaseDrainWaiters();
+      this.writesDone++;
+      if (this.outBytes <= this.ctx.limits.outLowWater) this.onDrained();
     });
+    if (!this.readPausedForOutput && this.congested) {
+      this.readPausedForOutput = true;
+      this.ws.pause();
+    }
+  }
+
+  private onDrained(): void {
+    this.releaseDrainWaiters();
+    if (this.readPausedForOutput && this.queuedBytes <= this.ctx.limits.outLowWater) {
+      this.readPausedForOutput = false;
+      if (this.state !== 'closed') void this.pump(); // resumes reading when nothing else holds it
+    }
+  }
+
+  /** Bytes of the write under way that the kernel has not taken yet (libuv's write queue). */
+  private kernelBacklog(): number {
+    // Not public API: net.Socket's handle. A frame larger than what the kernel takes at once is
+    // one write, so its callback alone would say "no progress" for as long as the whole frame
+    // takes; this counter moves with every partial write.
+    const handle = (this.ws as unknown as { _socket?: { _handle?: { writeQueueSize?: unknown } } })._socket?._handle;
+    return typeof handle?.writeQueueSize === 'number' ? handle.writeQueueSize : 0;
+  }
+
+  /**
+   * Called by the server's output sweep: a socket that has had bytes queued and let none of
+   * them go for `slowConsumerMs` is closed with 4001 (the client reconnects later). Writing
+   * progress also counts as a sign of life for the heartbeat (reading may be paused). With
+   * `mayClose` false a due close waits for the next check. True when it closed the socket.
+   */
+  checkOutput(now: number, mayClose = true): boolean {
+    if (this.state === 'closed') return false;
+    const queued = this.queuedBytes;
+    const backlog = this.kernelBacklog();
+    if (queued === 0 || this.writesDone !== this.outSeen.writes || backlog < this.outSeen.backlog) {
+      this.outSeen.progressAt = now;
+      if (queued > 0) this.alive = true;
+    }
+    // While reading is paused for output no pong can arrive: this check, not the heartbeat's pong
+    // rule, decides whether the client is gone.
+    if (this.readPausedForOutput) this.alive = true;
+    this.outSeen.writes = this.writesDone;
+    this.outSeen.backlog = backlog;
+    const stalledMs = now - this.outSeen.progressAt;
+    if (!mayClose || queued === 0 || stalledMs < this.ctx.limits.slowConsumerMs) return false;
+    this.ctx.metrics.slowConsumersClosed++;
+    this.closeWith(CloseCode.slowConsumer, `slow consumer: ${queued} bytes waiting, none read for ${Math.round(stalledMs / 1000)} s`);
+    return true;
   }
 
   sendError(code: ErrorCode, message: string, spaceId?: string, ref?: number): void {
@@ -261,7 +347,7 @@ export class ClientConnection implements Subscriber {
       }
     } finally {
       this.processing = false;
-      if (this.state !== 'closed' && this.inbox.length < this.ctx.limits.inboxFrames && this.inFlight < this.ctx.limits.maxInFlightBatches && this.inFlightBytes < this.ctx.limits.maxInFlightBytes) {
+      if (this.state !== 'closed' && !this.readPausedForOutput && this.inbox.length < this.ctx.limits.inboxFrames && this.inFlight < this.ctx.limits.maxInFlightBatches && this.inFlightBytes < this.ctx.limits.maxInFlightBytes) {
         this.ws.resume();
       }
     }
@@ -301,6 +387,9 @@ export class ClientConnection implements Subscriber {
     clearTimeout(this.helloTimer);
     const check = this.ctx.store.tokens.verify(this.headerToken ?? msg.token);
     if (!check.ok) throw new ProtocolError(`token ${check.reason === 'unknown' ? 'not recognised' : check.reason}`, CloseCode.unauthorized);
+    if (!this.ctx.caps.bindToken(this, check.token.id)) {
+      throw new ProtocolError(`this token has its maximum of ${this.ctx.caps.limits.perToken} connections open; try again later`, CloseCode.tooManyConnections);
+    }
     this.token = check.token;
     this.peerIds = new Set(msg.peerIds);
     this.state = 'ready';

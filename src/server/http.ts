@@ -11,7 +11,7 @@ import type { Duplex } from 'node:stream';
 import { newVertexId, TreeError, type AppTree } from '../spaces/appTree';
 import { Space } from '../spaces/space';
 import { errorText, type Logger } from './log';
-import type { Metrics } from './metrics';
+import type { Gauges, Metrics } from './metrics';
 import { parseRequestTarget } from './requestTarget';
 import { SpaceExistsError, type ServerStore } from './store/serverStore';
 import { ALL_SPACES, canWrite, roleIn, type TokenInfo } from './store/tokenStore';
@@ -25,7 +25,7 @@ export interface HttpContext {
   readonly logger: Logger;
   /** The peer id the server writes its own ops under (the SpaceManager's). */
   readonly peerId: string;
-  gauges(): { connections: number; spacesLoaded: number; subscriptions: number };
+  gauges(): Gauges;
 }
 
 class HttpError extends Error {

@@ -9,6 +9,8 @@ import { ServerStore } from './store/serverStore';
 import { TokenError, isRole, type TokenInfo } from './store/tokenStore';
 
 const DEFAULT_PORT = 8420;
+/** `serve` flags of the connection caps and the slow-consumer time (docs/server.md, Limits). */
+const SERVE_CAP_FLAGS = ['max-connections', 'max-connections-per-address', 'max-connections-per-token', 'slow-consumer-seconds'];
 
 function out(value: unknown): void {
   process.stdout.write(JSON.stringify(value) + '\n');
@@ -99,6 +101,10 @@ async function serve(p: Parsed): Promise<number> {
   const port = numberFlag(p, 'port', 0, 65_535, true) ?? DEFAULT_PORT;
   const idle = numberFlag(p, 'idle-seconds', 0.01, 86_400, false);
   const ping = numberFlag(p, 'ping-seconds', 0.01, 3_600, false);
+  const maxConnections = numberFlag(p, 'max-connections', 1, 1_000_000, true);
+  const perAddress = numberFlag(p, 'max-connections-per-address', 1, 1_000_000, true);
+  const perToken = numberFlag(p, 'max-connections-per-token', 1, 1_000_000, true);
+  const slowConsumer = numberFlag(p, 'slow-consumer-seconds', 0.01, 3_600, false);
   const level = p.flags.get('log-level') ?? 'info';
   if (!isLogLevel(level)) throw new UsageError('--log-level must be debug, info, warn or error');
   const logger = jsonLogger(level);
@@ -110,6 +116,8 @@ async function serve(p: Parsed): Promise<number> {
       host: p.flags.get('host') ?? '127.0.0.1',
       idleUnloadMs: idle === undefined ? undefined : idle * 1000,
       pingIntervalMs: ping === undefined ? undefined : ping * 1000,
+      connectionCaps: { total: maxConnections, perAddress, perToken },
+      connectionLimits: slowConsumer === undefined ? undefined : { slowConsumerMs: slowConsumer * 1000 },
       logger,
     });
   } catch (e) {
@@ -140,7 +148,7 @@ async function main(argv: string[]): Promise<number> {
   try {
     if (argv[0] === 'token') return tokenCommand(argv.slice(1));
     const rest = argv[0] === 'serve' ? argv.slice(1) : argv;
-    return await serve(parseArgs(rest, ['data', 'port', 'host', 'idle-seconds', 'ping-seconds', 'log-level']));
+    return await serve(parseArgs(rest, ['data', 'port', 'host', 'idle-seconds', 'ping-seconds', 'log-level', ...SERVE_CAP_FLAGS]));
   } catch (e) {
     const usage = e instanceof UsageError || e instanceof TokenError;
     process.stderr.write(`spaces-server: ${errorText(e)}\n${usage ? 'Run `spaces-server --help` for usage.\n' : ''}`);

@@ -5,6 +5,18 @@
 
 type Labelled = Map<string, number>;
 
+/** Values read when /metrics is asked for. */
+export interface Gauges {
+  readonly connections: number;
+  readonly spacesLoaded: number;
+  readonly subscriptions: number;
+  /** Bytes queued for all sockets, and for the socket with the most. */
+  readonly bytesQueued?: number;
+  readonly socketBytesQueuedMax?: number;
+  /** The catch-up frame cache (frameCache.ts). */
+  readonly catchUp?: { readonly bytes: number; readonly frames: number; readonly hits: number; readonly misses: number };
+}
+
 export class Metrics {
   connectionsTotal = 0;
   messagesReceived = 0;
@@ -23,6 +35,10 @@ export class Metrics {
   subscribersBehind = 0;
   spacesLoadedTotal = 0;
   spacesUnloadedTotal = 0;
+  /** Sockets closed because they did not read what they were sent (4001). */
+  slowConsumersClosed = 0;
+  /** Connections refused by a cap, by which (total, address, token). */
+  readonly connectionsRefused: Labelled = new Map();
   /** `error` messages sent, by code. */
   readonly errors: Labelled = new Map();
   /** Sockets the server closed, by close code. */
@@ -41,7 +57,7 @@ export class Metrics {
   }
 
   /** Prometheus text exposition (format 0.0.4). */
-  render(gauges: { connections: number; spacesLoaded: number; subscriptions: number }): string {
+  render(gauges: Gauges): string {
     const out: string[] = [];
     const one = (name: string, type: 'counter' | 'gauge', help: string, value: number): void => {
       out.push(`# HELP spaces_server_${name} ${help}`, `# TYPE spaces_server_${name} ${type}`, `spaces_server_${name} ${value}`);
@@ -68,6 +84,16 @@ export class Metrics {
     one('commit_seconds_total', 'counter', 'Time spent in those transactions.', Number(this.commitSeconds.toFixed(6)));
     one('rate_limited_total', 'counter', 'Times a connection was paused by its rate limit.', this.rateLimited);
     one('subscribers_behind_total', 'counter', 'Times a subscriber fell behind and was caught up from the store.', this.subscribersBehind);
+    one('slow_consumers_closed_total', 'counter', 'Sockets closed (4001) because they did not read what they were sent.', this.slowConsumersClosed);
+    labelled('connections_refused_total', 'reason', 'Connections refused by a cap: total (503), address (429), token (4002).', this.connectionsRefused);
+    if (gauges.bytesQueued !== undefined) one('bytes_queued', 'gauge', 'Bytes queued for all sockets, not yet taken by the kernel.', gauges.bytesQueued);
+    if (gauges.socketBytesQueuedMax !== undefined) one('socket_bytes_queued_max', 'gauge', 'Bytes queued for the socket with the most.', gauges.socketBytesQueuedMax);
+    if (gauges.catchUp) {
+      one('catchup_cache_bytes', 'gauge', 'Encoded catch-up frames kept for sharing.', gauges.catchUp.bytes);
+      one('catchup_cache_frames', 'gauge', 'Catch-up frames kept.', gauges.catchUp.frames);
+      one('catchup_cache_hits_total', 'counter', 'Catch-up frames sent from the cache (shared bytes).', gauges.catchUp.hits);
+      one('catchup_cache_misses_total', 'counter', 'Catch-up frames read from the store and encoded.', gauges.catchUp.misses);
+    }
     labelled('errors_total', 'code', 'Error messages sent to clients, by code.', this.errors);
     labelled('closes_total', 'code', 'Sockets closed by the server, by close code.', this.closes);
     labelled('faults_total', 'where', 'Server faults, by where they happened.', this.faults);

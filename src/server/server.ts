@@ -18,6 +18,8 @@ import { CloseCode, PROTOCOL_LIMITS, SYNC_PATH } from '../protocol/messages';
 import type { Event } from '../spaces/events';
 import { SpaceManager } from '../spaces/spaceManager';
 import { ClientConnection, DEFAULT_CONNECTION_LIMITS, type ConnectionContext, type ConnectionLimits } from './connection';
+import { ConnectionCaps, connectionCapLimits, type ConnectionCapLimits, type UpgradeRefusal } from './connectionCaps';
+import { CatchUpCache } from './frameCache';
 import { answerClientError, bearerToken, serveHttp, type HttpContext } from './http';
 import { errorText, jsonLogger, type Logger } from './log';
 import { Metrics } from './metrics';
@@ -47,6 +49,10 @@ export interface ServerOptions {
   readonly connectionLimits?: Partial<ConnectionLimits>;
   /** How often open sockets' tokens are re-checked against the store (revocation, role, expiry). Default 250 ms. */
   readonly tokenRecheckMs?: number;
+  /** Connections in all, per remote address and per token (connectionCaps.ts). */
+  readonly connectionCaps?: Partial<ConnectionCapLimits>;
+  /** Bytes of encoded catch-up frames kept for sharing between sockets. Default 32 MiB. */
+  readonly catchUpCacheBytes?: number;
   /** Default: JSON lines on stdout at level info. */
   readonly logger?: Logger;
   /** 32-byte key for secrets at rest; default: DIR/server.key (created 0600). */
@@ -74,6 +80,27 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
+/**
+ * Default of ServerOptions.catchUpCacheBytes: the frames of a few big spaces' catch-up (an 8 MB
+ * space is about 8 MB of frames), and more than the largest frame (8 MiB, one batch).
+ */
+const DEFAULT_CATCH_UP_CACHE_BYTES = 32 * 1024 * 1024;
+
+/** How often sockets' output is checked for slow consumers: a quarter of the time they get, at most 1 s. */
+function outputSweepMs(slowConsumerMs: number): number {
+  return Math.max(10, Math.min(1_000, Math.floor(slowConsumerMs / 4)));
+}
+
+/** Slow consumers closed per output sweep at most (the rest wait for the next sweep). */
+const SLOW_CLOSES_PER_SWEEP = 200;
+
+/** The HTTP answer to an upgrade refused by a connection cap. */
+function refusedUpgradeResponse(r: UpgradeRefusal): string {
+  const body = JSON.stringify({ error: r.message, reason: r.reason, retryAfterSeconds: r.retryAfterS });
+  const status = r.status === 503 ? '503 Service Unavailable' : '429 Too Many Requests';
+  return `HTTP/1.1 ${status}\r\nConnection: close\r\nRetry-After: ${r.retryAfterS}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
+}
+
 export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const logger = opts.logger ?? jsonLogger('info');
   const host = opts.host ?? '127.0.0.1';
@@ -82,6 +109,9 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const limits: ConnectionLimits = { ...DEFAULT_CONNECTION_LIMITS, ...opts.connectionLimits };
   const rates = rateLimits(opts.rateLimits);
   const tokenRecheckMs = tokenRecheckInterval(opts.tokenRecheckMs);
+  const capLimits = connectionCapLimits(opts.connectionCaps);
+  const cacheBytes = opts.catchUpCacheBytes ?? DEFAULT_CATCH_UP_CACHE_BYTES;
+  if (!Number.isSafeInteger(cacheBytes) || cacheBytes < 0) throw new RangeError(`catchUpCacheBytes must be a non-negative integer (got ${cacheBytes})`);
 
   const store = ServerStore.open(opts.dataDir, { secretKey: opts.secretKey });
   let unlock: () => void;
@@ -93,9 +123,11 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   }
   if (store.keyFileMode !== undefined) logger.warn('server.key is readable by other users; chmod 600 it', { mode: store.keyFileMode.toString(8) });
   const metrics = new Metrics();
+  const caps = new ConnectionCaps(capLimits, metrics);
+  const catchUpCache = new CatchUpCache(cacheBytes);
   const manager = new SpaceManager();
   manager.onDidError((e) => logger.warn('space error', { spaceId: e.spaceId, layerId: e.layerId, error: e.message }));
-  const registry = new SpaceRegistry({ store, manager, metrics, logger, idleUnloadMs: opts.idleUnloadMs ?? 60_000 });
+  const registry = new SpaceRegistry({ store, manager, metrics, logger, catchUpCache, idleUnloadMs: opts.idleUnloadMs ?? 60_000 });
   const connections = new Set<ClientConnection>();
 
   const connCtx: ConnectionContext = {
@@ -107,14 +139,28 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     rateLimits: rates,
     limits,
     helloTimeoutMs: opts.helloTimeoutMs ?? PROTOCOL_LIMITS.helloTimeoutMs,
-    onClosed: (c) => connections.delete(c),
+    caps,
+    onClosed: (c) => {
+      connections.delete(c);
+      caps.release(c);
+    },
+  };
+  const queuedGauges = (): { bytesQueued: number; socketBytesQueuedMax: number } => {
+    let bytesQueued = 0;
+    let socketBytesQueuedMax = 0;
+    for (const c of connections) {
+      const q = c.queuedBytes;
+      bytesQueued += q;
+      socketBytesQueuedMax = Math.max(socketBytesQueuedMax, q);
+    }
+    return { bytesQueued, socketBytesQueuedMax };
   };
   const httpCtx: HttpContext = {
     store,
     metrics,
     logger,
     peerId: manager.peerId,
-    gauges: () => ({ connections: connections.size, spacesLoaded: registry.loadedCount, subscriptions: registry.subscriptionCount }),
+    gauges: () => ({ connections: connections.size, spacesLoaded: registry.loadedCount, subscriptions: registry.subscriptionCount, ...queuedGauges(), catchUp: catchUpCache.stats }),
   };
 
   const wss = new WebSocketServer({ noServer: true, maxPayload: PROTOCOL_LIMITS.maxFrameBytes, perMessageDeflate: false, clientTracking: false });
@@ -129,12 +175,20 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     const target = parseRequestTarget(req.url);
     if (!target.ok) return refuseUpgrade(socket, '400 Bad Request');
     if (target.pathname !== SYNC_PATH) return refuseUpgrade(socket, '404 Not Found');
+    const address = req.socket.remoteAddress ?? '';
+    const refusal = caps.checkUpgrade(address);
+    if (refusal) {
+      socket.end(refusedUpgradeResponse(refusal));
+      return;
+    }
     wss.handleUpgrade(req, socket, head, (ws) => {
       if (closing) {
         ws.close(CloseCode.goingAway, 'server shutting down');
         return;
       }
-      connections.add(new ClientConnection(ws, req, connCtx, bearerToken(req)));
+      const c = new ClientConnection(ws, req, connCtx, bearerToken(req));
+      caps.admit(c, address);
+      connections.add(c);
     });
   };
   server.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
@@ -178,6 +232,14 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   }, pingIntervalMs);
   heartbeat.unref();
   const tokenWatch = new TokenWatch({ tokens: store.tokens, intervalMs: tokenRecheckMs, holders: () => connections, logger });
+  // Slow consumers: sockets whose queued output does not move (connection.ts checkOutput).
+  // Sockets that stalled together are closed a batch per sweep, not all in one event-loop turn.
+  const outputSweep = setInterval(() => {
+    const now = Date.now();
+    let closed = 0;
+    for (const c of connections) if (c.checkOutput(now, closed < SLOW_CLOSES_PER_SWEEP)) closed++;
+  }, outputSweepMs(limits.slowConsumerMs));
+  outputSweep.unref();
 
   const port = (server.address() as AddressInfo).port;
   const urlHost = host.includes(':') ? `[${host}]` : host;
@@ -188,6 +250,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       logger.info('shutting down', { connections: connections.size, spacesLoaded: registry.loadedCount });
       clearInterval(heartbeat);
       tokenWatch.dispose();
+      clearInterval(outputSweep);
       const serverClosed = new Promise<void>((resolve) => server.close(() => resolve()));
       for (const c of connections) c.stopReading();
       await registry.flush();

@@ -5,9 +5,11 @@
  *   server holds a validated, merged copy of it (the space tree and every app tree it lists).
  * - Per tree, an `OpRangeSet` state vector of what is stored (sent in `synced.trees`).
  * - Subscribers, each with a position `sentSeq` in the space's batch sequence: a subscription
- *   catches up from the store (paged, coalesced, paced by the socket's outgoing buffer) and then
- *   goes live; a live subscriber whose socket falls behind goes back to catching up from the
- *   store, so a slow reader never makes the server buffer more than about one page for it.
+ *   catches up from the store (one coalesced frame at a time, sent only while the socket is under
+ *   its low-water mark; frames encoded once and shared through the catch-up cache) and then goes
+ *   live; a live subscriber whose socket is over its high-water mark goes back to catching up
+ *   from the store, so a slow reader never makes the server queue more than the high-water mark
+ *   plus one frame for it, and readers at the same position share the same bytes.
  * - Every write goes through the space's WriteQueue (see writeQueue.ts): commit, then update the
  *   state vectors, hand the ops to the SpaceManager, fan out, acknowledge.
  *
@@ -21,6 +23,7 @@ import { OpRangeSet } from '../spaces/opRanges';
 import type { Op } from '../spaces/ops';
 import type { Space } from '../spaces/space';
 import type { SpaceManager } from '../spaces/spaceManager';
+import type { CachedFrame, CatchUpCache } from './frameCache';
 import { ackFrame, opsFrame, secretsFrame, syncedFrame } from './frames';
 import { errorText, type Logger } from './log';
 import type { Metrics } from './metrics';
@@ -28,19 +31,36 @@ import type { AppendResult, ServerStore } from './store/serverStore';
 import { SqlitePersistenceLayer, type LayerWriter } from './store/sqliteLayer';
 import { WriteQueue } from './writeQueue';
 
-/** Stored batches read per catch-up step (then the host yields to the event loop). */
-const CATCH_UP_ROWS = 256;
-/** Consecutive batches of one tree are sent as one `ops` frame up to this many bytes of ops. */
-const COALESCE_BYTES = 1024 * 1024;
+/**
+ * A catch-up frame never passes a multiple of this many seqs, so catch-ups that started at any
+ * seq send the same frames from the next multiple on (and share them, see frameCache.ts).
+ */
+const FRAME_ALIGN_SEQS = 256;
+/**
+ * Consecutive batches of one tree are sent as one `ops` frame up to this many bytes of ops.
+ * Kept under the default low-water mark's distance to the high-water mark, so catch-up alone
+ * does not make a socket congested.
+ */
+const COALESCE_BYTES = 256 * 1024;
+
+/** The first multiple of FRAME_ALIGN_SEQS after `seq`. */
+function nextAlignedSeq(seq: number): number {
+  return (Math.floor(seq / FRAME_ALIGN_SEQS) + 1) * FRAME_ALIGN_SEQS;
+}
 
 /** What a host needs of a client connection. */
 export interface Subscriber {
   readonly id: number;
-  /** Sends one frame carrying `ops` ops; does nothing once the connection is closed. */
-  send(frame: string, ops?: number): void;
+  /**
+   * Sends one frame carrying `ops` ops; does nothing once the connection is closed. A Buffer is
+   * sent as it is (never copied), so one Buffer can go to many sockets.
+   */
+  send(frame: string | Buffer, ops?: number): void;
   sendError(code: ErrorCode, message: string, spaceId?: string, ref?: number): void;
   /** The outgoing buffer is over its high-water mark: stop sending it live batches. */
   readonly congested: boolean;
+  /** The outgoing buffer is at or under its low-water mark: catch-up may send another frame. */
+  readonly wantsMore: boolean;
   /** Resolves when the outgoing buffer is under its low-water mark or the connection closed. */
   drained(): Promise<void>;
   readonly isClosed: boolean;
@@ -99,6 +119,8 @@ export interface HostContext {
   readonly manager: SpaceManager;
   readonly metrics: Metrics;
   readonly logger: Logger;
+  /** Encoded catch-up frames, shared by the subscribers at the same seq (server-wide). */
+  readonly catchUpCache: CatchUpCache;
   /** The server's copy opened (merged) an app tree of the space. */
   readonly onDidOpenAppTree?: (e: { spaceId: string; treeId: string }) => void;
 }
@@ -181,20 +203,24 @@ export class SpaceHost implements LayerWriter {
     for (const a of sub.pendingAcks.splice(0)) sub.sink.send(ackFrame(this.spaceId, a.ref, a.seq));
   }
 
-  /** Catch-up: sends stored batches after `sub.sentSeq` while the socket keeps up, then goes live. */
+  /**
+   * Catch-up: sends stored batches after `sub.sentSeq`, one frame at a time and only while the
+   * socket is under its low-water mark, then goes live.
+   */
   private async pump(sub: Subscription): Promise<void> {
     if (sub.pumping) return;
     sub.pumping = true;
     try {
       while (!sub.closed && !sub.sink.isClosed && !this.closed) {
-        if (sub.sink.congested) {
+        if (!sub.sink.wantsMore) {
           await sub.sink.drained();
           continue;
         }
-        if (this.sendStored(sub) === 0) {
+        if (!this.sendNextFrame(sub)) {
           this.goLive(sub);
           return;
         }
+        // Store reads are synchronous: let other sockets and requests in between frames.
         await new Promise<void>((resolve) => setImmediate(resolve));
       }
     } catch (e) {
@@ -208,41 +234,66 @@ export class SpaceHost implements LayerWriter {
     }
   }
 
-  /** Sends one page of stored batches (coalesced per tree, own batches as acks); returns rows read. */
-  private sendStored(sub: Subscription): number {
-    const sink = sub.sink;
-    let cur: { treeId: string; parts: string[]; nOps: number; bytes: number; seq: number } | undefined;
-    const flush = (): void => {
-      if (!cur) return;
-      sink.send(opsFrame(this.spaceId, cur.treeId, cur.parts, cur.seq), cur.nOps);
-      sub.sentSeq = cur.seq;
-      cur = undefined;
-      this.sendDueAcks(sub);
-    };
+  /**
+   * Sends the next step of a catch-up: the ack of the subscriber's own batch when that is next in
+   * its stream, else one `ops` frame (shared through the catch-up cache). False when nothing is
+   * stored after `sub.sentSeq`.
+   */
+  private sendNextFrame(sub: Subscription): boolean {
     this.sendDueAcks(sub);
-    const rows = this.ctx.store.readBatches(this.spaceId, sub.sentSeq, CATCH_UP_ROWS, (b) => {
-      const head = sub.pendingAcks[0];
-      if (head?.own && head.seq === b.seq) {
-        flush();
-        sub.pendingAcks.shift();
-        sink.send(ackFrame(this.spaceId, head.ref, b.seq));
-        sub.sentSeq = b.seq;
-        this.sendDueAcks(sub);
-        return !sink.congested;
-      }
-      if (cur && (cur.treeId !== b.treeId || cur.nOps + b.nOps > PROTOCOL_LIMITS.maxOpsPerBatch || cur.bytes + b.opsJson.length > COALESCE_BYTES)) {
-        flush();
-        if (sink.congested) return false;
-      }
-      cur ??= { treeId: b.treeId, parts: [], nOps: 0, bytes: 0, seq: b.seq };
-      cur.parts.push(b.opsJson);
-      cur.nOps += b.nOps;
-      cur.bytes += b.opsJson.length;
-      cur.seq = b.seq;
+    const start = sub.sentSeq;
+    const head = sub.pendingAcks[0];
+    if (head?.own && head.seq === start + 1) {
+      sub.pendingAcks.shift();
+      sub.sink.send(ackFrame(this.spaceId, head.ref, head.seq));
+      sub.sentSeq = head.seq;
+      this.sendDueAcks(sub);
+      return true;
+    }
+    if (start >= this.lastSeq) return false; // caught up (every stored batch went through this host)
+    // The frame must stop before the subscriber's own batch (its ack takes that place).
+    const cut = head?.own ? head.seq - 1 : Infinity;
+    const cache = this.ctx.catchUpCache;
+    let f = cache.get(this.spaceId, start);
+    if (!f || f.end > cut) {
+      const limit = Math.min(nextAlignedSeq(start), cut);
+      const built = this.buildFrame(start, limit);
+      if (!built) return false;
+      f = built;
+      // A frame cut short by an own ack is this subscriber's; any other is the frame at `start`.
+      if (!(built.end === limit && limit === cut)) cache.put(this.spaceId, start, built);
+    }
+    sub.sink.send(f.frame, f.nOps);
+    sub.sentSeq = f.end;
+    this.sendDueAcks(sub);
+    return true;
+  }
+
+  /**
+   * The `ops` frame of the stored batches after `start`, up to seq `limit`: consecutive batches of
+   * one tree, within the op and byte budget (a single batch over the budget is a frame alone).
+   * Frames depend only on (space, start), so subscribers at the same seq share them; and since
+   * `limit` never passes the next multiple of FRAME_ALIGN_SEQS, subscribers that started at other
+   * seqs reach the same frame boundaries there. Undefined when nothing is stored after `start`.
+   */
+  private buildFrame(start: number, limit: number): CachedFrame | undefined {
+    let treeId = '';
+    const parts: string[] = [];
+    let nOps = 0;
+    let bytes = 0;
+    let end = start;
+    this.ctx.store.readBatches(this.spaceId, start, Math.max(1, limit - start), (b) => {
+      if (b.seq > limit) return false;
+      if (parts.length > 0 && (b.treeId !== treeId || nOps + b.nOps > PROTOCOL_LIMITS.maxOpsPerBatch || bytes + b.opsJson.length > COALESCE_BYTES)) return false;
+      treeId = b.treeId;
+      parts.push(b.opsJson);
+      nOps += b.nOps;
+      bytes += b.opsJson.length;
+      end = b.seq;
       return true;
     });
-    flush();
-    return rows;
+    if (parts.length === 0) return undefined;
+    return { frame: Buffer.from(opsFrame(this.spaceId, treeId, parts, end)), end, nOps };
   }
 
   /** Sends the acks whose place in the stream has been reached. */
@@ -362,7 +413,7 @@ export class SpaceHost implements LayerWriter {
   }
 
   private fanOut(seq: number, treeId: string, opsJson: string, nOps: number, origin: Subscriber | undefined, ref: number | undefined): void {
-    let frame: string | undefined;
+    let frame: Buffer | undefined;
     for (const sub of this.subs.values()) {
       if (sub.sink === origin) {
         if (ref === undefined) continue;
@@ -381,7 +432,8 @@ export class SpaceHost implements LayerWriter {
         void this.pump(sub);
         continue;
       }
-      frame ??= opsFrame(this.spaceId, treeId, [opsJson], seq);
+      // Encoded once: every live subscriber's socket gets the same Buffer (no copy per socket).
+      frame ??= Buffer.from(opsFrame(this.spaceId, treeId, [opsJson], seq));
       sub.sink.send(frame, nOps);
       sub.sentSeq = seq;
     }
@@ -497,6 +549,7 @@ export class SpaceHost implements LayerWriter {
       this.closed = true;
       for (const sub of this.subs.values()) sub.closed = true;
       this.subs.clear();
+      this.ctx.catchUpCache.dropSpace(this.spaceId);
       await this.ctx.manager.close(this.spaceId);
     })();
     return this.closing;

@@ -7,6 +7,7 @@
 import { Emitter } from '../spaces/events';
 import type { SpaceManager } from '../spaces/spaceManager';
 import { errorText, type Logger } from './log';
+import type { CatchUpCache } from './frameCache';
 import type { Metrics } from './metrics';
 import { SpaceHost, SpaceNotFoundError } from './spaceHost';
 import type { ServerStore } from './store/serverStore';
@@ -24,6 +25,7 @@ export interface RegistryOptions {
   readonly manager: SpaceManager;
   readonly metrics: Metrics;
   readonly logger: Logger;
+  readonly catchUpCache: CatchUpCache;
   readonly idleUnloadMs: number;
 }
 
@@ -83,8 +85,8 @@ export class SpaceRegistry {
   }
 
   private load(spaceId: string): Entry {
-    const { store, manager, metrics, logger } = this.opts;
-    const host = new SpaceHost(spaceId, { store, manager, metrics, logger, onDidOpenAppTree: (e) => this.appTreeEmitter.fire(e) });
+    const { store, manager, metrics, logger, catchUpCache } = this.opts;
+    const host = new SpaceHost(spaceId, { store, manager, metrics, logger, catchUpCache, onDidOpenAppTree: (e) => this.appTreeEmitter.fire(e) });
     const t0 = Date.now();
     const entry: Entry = {
       host,

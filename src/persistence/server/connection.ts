@@ -11,7 +11,9 @@
  *   pong) for `deadAfterMs` is dropped and reconnected (a half-open TCP connection is otherwise
  *   noticed only after many minutes).
  * - Auth failures (close codes 4401, 4403, 4426, or a 401/403 answer to the upgrade) are fatal:
- *   reported as such and not retried until `retry()`.
+ *   reported as such and not retried until `retry()`. Everything else is retried with backoff:
+ *   a server at a connection cap (HTTP 429/503 with `Retry-After`, honoured up to the backoff
+ *   cap; close 4002) and a close as a slow consumer (4001) included.
  * - Frames are validated with `parseServerMessage`; a bad frame drops the connection (and it
  *   reconnects with backoff).
  *
@@ -51,6 +53,13 @@ const FATAL_CLOSE_CODES: ReadonlySet<number> = new Set([CloseCode.unauthorized, 
 export function fullJitterDelay(attempt: number, baseMs: number, maxMs: number): number {
   const cap = Math.min(maxMs, baseMs * 2 ** Math.min(attempt, 30));
   return randomInt(0, Math.max(1, Math.floor(cap)) + 1);
+}
+
+/** A `Retry-After` header in seconds (the HTTP-date form is not used by the server) as ms; undefined when absent or not a number. */
+export function retryAfterMs(header: string | string[] | undefined): number | undefined {
+  const v = Array.isArray(header) ? header[0] : header;
+  if (v === undefined || !/^\d{1,6}$/.test(v.trim())) return undefined;
+  return Number(v.trim()) * 1000;
 }
 
 /** The ws(s) URL of the sync endpoint for a server URL given as http(s)://… or ws(s)://… (with or without the path). */
@@ -264,7 +273,10 @@ export class SyncConnection {
       const status = res.statusCode ?? 0;
       res.resume();
       const fatal = status === 401 || status === 403 || status === 426;
-      this.drop(status, `the server refused the connection (HTTP ${status}${res.statusMessage ? ` ${res.statusMessage}` : ''})`, fatal);
+      // 429/503 (a connection cap): wait at least what Retry-After asks, within the backoff cap.
+      const after = retryAfterMs(res.headers['retry-after']);
+      const delay = after === undefined || fatal ? undefined : Math.max(Math.min(after, this.timings.backoffMaxMs), fullJitterDelay(this.attempt++, this.timings.backoffBaseMs, this.timings.backoffMaxMs));
+      this.drop(status, `the server refused the connection (HTTP ${status}${res.statusMessage ? ` ${res.statusMessage}` : ''})`, fatal, delay);
     });
     ws.on('error', (e: Error) => this.drop(1006, e.message || 'connection failed', false));
     ws.on('close', (code: number, reason: Buffer) => {
