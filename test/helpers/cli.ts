@@ -11,14 +11,33 @@ export interface CliResult {
   stderr: string;
 }
 
-export function runCli(args: string[], opts: { stdin?: string; env?: NodeJS.ProcessEnv } = {}): Promise<CliResult> {
+export interface RunOptions {
+  readonly stdin?: string;
+  readonly env?: NodeJS.ProcessEnv;
+  /**
+   * Runs the script under this OS file-size limit (bytes, rounded down to 512-byte blocks): a write
+   * past it fails with EFBIG, as on a full disk. SIGXFSZ is ignored so that the process sees the
+   * error instead of being killed.
+   */
+  readonly fileSizeLimit?: number;
+}
+
+export function runCli(args: string[], opts: RunOptions = {}): Promise<CliResult> {
   return runScript(CLI, args, { ...opts, env: { SPACES_KEY: TEST_KEY, ...opts.env } });
 }
 
+/** The command line that runs `node script ...args` (under a file-size limit if asked). */
+export function nodeCommand(script: string, args: readonly string[], fileSizeLimit?: number): { command: string; args: string[] } {
+  if (fileSizeLimit === undefined) return { command: process.execPath, args: [script, ...args] };
+  const blocks = String(Math.floor(fileSizeLimit / 512));
+  return { command: 'sh', args: ['-c', 'trap "" XFSZ; ulimit -f "$1" || exit 97; shift; exec "$@"', 'sh', blocks, process.execPath, script, ...args] };
+}
+
 /** Runs `node script ...args`, feeding `stdin`, and collects its output and exit code. */
-export function runScript(script: string, args: string[], opts: { stdin?: string; env?: NodeJS.ProcessEnv } = {}): Promise<CliResult> {
+export function runScript(script: string, args: string[], opts: RunOptions = {}): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [script, ...args], {
+    const cmd = nodeCommand(script, args, opts.fileSizeLimit);
+    const child = spawn(cmd.command, cmd.args, {
       env: { ...process.env, ...opts.env },
       stdio: ['pipe', 'pipe', 'pipe'],
     });
@@ -33,7 +52,7 @@ export function runScript(script: string, args: string[], opts: { stdin?: string
 }
 
 /** Runs the CLI and parses its JSON output; fails with the CLI's stderr when it exits non-zero. */
-export async function cliJson<T = Record<string, unknown>>(args: string[], opts: { stdin?: string; env?: NodeJS.ProcessEnv } = {}): Promise<T> {
+export async function cliJson<T = Record<string, unknown>>(args: string[], opts: RunOptions = {}): Promise<T> {
   const r = await runCli(args, opts);
   if (r.code !== 0) throw new Error(`spaces ${args.join(' ')} exited ${r.code}: ${r.stderr}`);
   return JSON.parse(r.stdout) as T;
