@@ -289,6 +289,8 @@ async function syncFile(o: SyncOptions, io: SyncIo, layer: FileLayer, cloning: b
       fail.dispose();
     }
   };
+  // Listening for SIGINT/SIGTERM from the start: one that comes early still closes cleanly.
+  const signalled = watch ? io.untilSignal() : undefined;
   let summary: SyncSummary;
   try {
     if (watch) {
@@ -299,8 +301,8 @@ async function syncFile(o: SyncOptions, io: SyncIo, layer: FileLayer, cloning: b
     if (cloning || !watch) await race(server.whenReady(), failures(timeoutMs));
     const space = await manager.open(spaceId, [layer, server]);
     await openAllAppTrees(space);
-    if (watch) {
-      const signal = await race(io.untilSignal(), failures(undefined, true));
+    if (signalled) {
+      const signal = await race(signalled, failures(undefined, true));
       io.out({ event: 'signal', signal });
     } else {
       await race(settle(manager, space, server, layer), failures(timeoutMs));

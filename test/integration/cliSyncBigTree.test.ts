@@ -48,9 +48,8 @@ describe('spaces sync: an old clone with a local edit after a teammate added 100
     const sync = (name: string, extra: string[] = []): Promise<Summary> =>
       cliJson<Summary>(['sync', file(name), '--server', t.server.url, '--token', token, '--timeout', CLI_TIMEOUT_S, ...extra]);
 
-    // The team's notes tree exists on the server; the teammate and the old clone both have it.
-    const spaceId = await t.createSpace('Big team');
-    await sync('mate.space', ['--space', spaceId]);
+    // The teammate made the space with its notes tree and pushed it; the old clone has it too.
+    const { spaceId } = await cliJson<{ spaceId: string }>(['create', file('mate.space'), '--name', 'Big team']);
     const { treeId } = await cliJson<{ treeId: string }>(['app', 'add', file('mate.space'), '--app', 'notes', '--name', 'Notes']);
     await sync('mate.space');
     await sync('old.space', ['--space', spaceId]);

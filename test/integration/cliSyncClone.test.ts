@@ -68,12 +68,11 @@ describe('spaces sync: clones that cannot complete, store failures', function ()
     t = await startTestServer();
     dir = tempDir('spaces-cli-clone-');
     token = t.token('write');
-    spaceId = await t.createSpace('Clone me');
-    // An old clone, made before the teammate's big push (for the existing-file case).
-    await cliJson(syncArgs('old.space', ['--space', spaceId]));
-    // The teammate's items, pushed through the server.
-    await cliJson(syncArgs('mate.space', ['--space', spaceId]));
+    // The teammate's space, pushed to the server; an old clone made before its big push.
+    ({ spaceId } = await cliJson<{ spaceId: string }>(['create', file('mate.space'), '--name', 'Clone me']));
     ({ treeId } = await cliJson<{ treeId: string }>(['app', 'add', file('mate.space'), '--app', 'notes', '--name', 'Notes']));
+    await cliJson(syncArgs('mate.space'));
+    await cliJson(syncArgs('old.space', ['--space', spaceId]));
     const items = Array.from({ length: ITEMS }, (_, i) => ({ props: { text: `item ${i}`, done: i % 2 === 0 } }));
     await cliJson(['import', file('mate.space'), '--tree', treeId], { stdin: JSON.stringify(items) });
     pushed = await cliJson<Summary>(syncArgs('mate.space'));
