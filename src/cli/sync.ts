@@ -103,13 +103,15 @@ function failure(
   opts: { onlyFatal?: boolean; handled?: () => boolean; cloning?: boolean } = {},
 ): { promise: Promise<never>; dispose(): void } {
   let timer: NodeJS.Timeout | undefined;
-  let sub: { dispose(): void } | undefined;
+  const subs: Array<{ dispose(): void }> = [];
   const promise = new Promise<never>((_, reject) => {
     const check = (s: LayerConnectionState): void => {
       if (server.storeError !== undefined) reject(storeFailure(url, file, server.storeError));
       else if (s.status === 'error' && (server.stopped || !opts.onlyFatal) && !opts.handled?.()) reject(stateError(server, url, s, opts.cloning === true));
     };
-    sub = server.onStateChange(check);
+    subs.push(server.onStateChange(check));
+    // A store failure while not connected changes no state: its event is enough.
+    subs.push(server.onSyncEvent((e) => e.type === 'store-error' && check(server.state)));
     check(server.state);
     if (timeoutMs !== undefined) {
       timer = setTimeout(() => reject(new SyncError(`cannot sync with ${url} within ${timeoutMs / 1000} s: ${reasonOf(server.state)}`)), timeoutMs);
@@ -120,7 +122,7 @@ function failure(
     promise,
     dispose() {
       clearTimeout(timer);
-      sub?.dispose();
+      for (const s of subs) s.dispose();
     },
   };
 }
