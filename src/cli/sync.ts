@@ -262,7 +262,11 @@ async function clone(o: SyncOptions, io: SyncIo, spaceId: string): Promise<SyncS
     const summary = await syncFile({ ...o, watch: false }, io, layer, true);
     await placeStaged(staged, o.file, PLACE_LOCK);
     placed = true;
-    return { ...summary, file: o.file };
+    return summary;
+  } catch (e) {
+    // File errors name the staging file: say which clone failed.
+    if (e instanceof SyncError || e instanceof UsageError) throw e;
+    throw new SyncError(`cannot clone space ${spaceId} into ${o.given}: ${e instanceof Error ? e.message : String(e)}`);
   } finally {
     if (!placed) discardStaged(staged);
   }
