@@ -102,6 +102,12 @@ describe('spaces sync (CLI, real server)', function () {
     await sync('clone.space', ['--space', id]);
     assert.deepEqual(await cliJson(['dump', file('clone.space'), '--tree', treeId]), await cliJson(['dump', file('team.space'), '--tree', treeId]));
     assert.equal((await cliJson<{ name: string }>(['info', file('clone.space')])).name, 'Pushed');
+
+    // The admin token of that one space id may create it too.
+    const { spaceId: own } = await cliJson<{ spaceId: string }>(['create', file('own.space'), '--name', 'Own']);
+    const ownPush = await cliJson<Summary>(['sync', file('own.space'), '--server', t.server.url, '--token', t.token('admin', own)]);
+    assert.equal(ownPush.spaceId, own);
+    assert.equal((await serverSpaces()).find((s) => s.id === own)?.name, 'Own');
   });
 
   it('takes the token from $SPACES_TOKEN', async function () {
