@@ -64,7 +64,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<Spaces
   const dragAndDrop = new SpacesDragAndDrop(manager, log);
   const editor = registerSpaceEditor(m, context.extensionUri, log);
   const treeView = vscode.window.createTreeView<SpacesNode>('spaces.tree', { treeDataProvider: tree, showCollapseAll: true, canSelectMany: false, dragAndDropController: dragAndDrop });
-  context.subscriptions.push(
+  const disposables: vscode.Disposable[] = [
     tree,
     dragAndDrop,
     treeView,
@@ -84,7 +84,8 @@ export async function activate(context: vscode.ExtensionContext): Promise<Spaces
       if (e.state.status === 'ready') log.info(line);
       else log.warn(line);
     }),
-  );
+  ];
+  for (const d of disposables) context.subscriptions.push(d);
   sync.start(treeView, activeSpace);
   const timings: { -readonly [K in keyof ActivationTimings]: ActivationTimings[K] } = { activateMs: 0, readyMs: undefined, spaceFiles: undefined };
   // Not awaited: the view shows progress while the workspace is scanned.

@@ -154,13 +154,13 @@ export async function startTeamServer(data, user = 'e2e') {
   }
 }
 
-/** Puts the space of `file` on the team server (created under its own id, then synced with the CLI). */
+/**
+ * Puts the space of `file` on the team server as a user would: `spaces sync` creates it there
+ * (under its own id, with the admin token) and pushes its ops.
+ */
 export async function uploadSpace(server, file, env) {
   const spaces = spacesCli(env);
-  const { spaceId, name } = await spaces('info', file);
-  const created = await fetch(`${server.url}/v1/spaces`, { method: 'POST', headers: { Authorization: `Bearer ${server.token}`, 'Content-Type': 'application/json' }, body: JSON.stringify({ id: spaceId, name }) });
-  if (!created.ok) throw new Error(`creating space ${spaceId} on the team server: ${created.status} ${await created.text()}`);
-  await spaces('sync', file, '--server', server.url, '--token', server.token);
+  const { spaceId } = await spaces('sync', file, '--server', server.url, '--token', server.token);
   return spaceId;
 }
 

@@ -22,10 +22,11 @@ Usage:
 Values given with --set are parsed as JSON when they are valid JSON, else kept as strings.
 Output is JSON on stdout; errors go to stderr with exit code 1 (2 for usage errors).
 sync: syncs FILE with a team server once (catch-up stored, local edits acknowledged) and exits;
-when FILE does not exist it is created and server space --space ID is cloned into it. The token
-comes from --token or $SPACES_TOKEN. Exit 1 when the server refuses the token, the space or writes,
-or cannot be reached within --timeout seconds (30). --watch keeps syncing until SIGINT/SIGTERM,
-printing a JSON line per sync event.
+a space the server lacks is created there (a token with write access to '*' is needed). When FILE
+does not exist, server space --space ID is cloned into it (FILE appears only once complete). The
+token comes from --token or $SPACES_TOKEN. Exit 1 when the server refuses the token, the space or
+writes, FILE cannot be written, or the server cannot be reached within --timeout seconds (30).
+--watch keeps syncing until SIGINT/SIGTERM, printing a JSON line per sync event.
 Secrets are encrypted in the file with a key from $SPACES_KEY (64 hex digits), else from the
 key file $SPACES_KEY_FILE or ~/.config/spaces/file.key (created with mode 0600 when missing).
 `;

@@ -188,7 +188,7 @@ export class SpaceHost implements LayerWriter {
     if (previous) {
       // A second subscribe restarts the stream; acks still waiting keep their place in it.
       previous.closed = true;
-      sub.pendingAcks.push(...previous.pendingAcks.splice(0));
+      for (const ack of previous.pendingAcks.splice(0)) sub.pendingAcks.push(ack);
     }
     this.subs.set(sink, sub);
     void this.pump(sub);
@@ -404,7 +404,7 @@ export class SpaceHost implements LayerWriter {
     this.lastSeq = seq;
     let set = this.trees.get(job.treeId);
     if (!set) this.trees.set(job.treeId, (set = new OpRangeSet()));
-    for (const op of fresh) set.add(op.id.peerId, op.id.counter);
+    set.addOps(fresh);
     this.ctx.metrics.batchesStored++;
     this.ctx.metrics.opsStored += fresh.length;
     // The SpaceManager merges what clients wrote; its own ops are in its trees already.

@@ -197,7 +197,7 @@ export class AppTree implements Disposable {
     while (stack.length) {
       const ids = this.tree.getChildrenIds(stack.pop() as string);
       n += ids.length;
-      stack.push(...ids);
+      for (const c of ids) stack.push(c);
     }
     return n;
   }

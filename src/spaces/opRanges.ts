@@ -17,12 +17,38 @@ export class OpRangeSet {
 
   static fromOps(ops: readonly Op[]): OpRangeSet {
     const s = new OpRangeSet();
-    for (const op of ops) s.add(op.id.peerId, op.id.counter);
+    s.addOps(ops);
     return s;
   }
 
   add(peer: string, counter: number): void {
     this.addRange(peer, counter, counter);
+  }
+
+  /**
+   * Adds the ids of `ops`, in any order, in O(n log n + ranges): per peer the counters are sorted
+   * and merged with the existing ranges in one pass. (Adding one by one costs O(ranges) per op
+   * that lands before the last range — a tree's ops come moves first, then properties, so that
+   * would be quadratic for a big batch.)
+   */
+  addOps(ops: readonly Op[]): void {
+    const byPeer = new Map<string, number[]>();
+    for (const op of ops) {
+      const list = byPeer.get(op.id.peerId);
+      if (list) list.push(op.id.counter);
+      else byPeer.set(op.id.peerId, [op.id.counter]);
+    }
+    for (const [peer, counters] of byPeer) {
+      counters.sort((x, y) => x - y);
+      const fresh: Array<[number, number]> = [];
+      for (const c of counters) {
+        const last = fresh[fresh.length - 1];
+        if (last && c <= last[1] + 1) last[1] = Math.max(last[1], c);
+        else fresh.push([c, c]);
+      }
+      const old = this.byPeer.get(peer);
+      this.byPeer.set(peer, old?.length ? mergeRanges(old, fresh) : fresh);
+    }
   }
 
   /** Adds [a, b], merging with neighbours. Appends in increasing order are O(1). */
@@ -72,6 +98,20 @@ export class OpRangeSet {
     for (const [peer, list] of this.byPeer) out[peer] = list.map(([a, b]) => [a, b]);
     return out;
   }
+}
+
+/** The union of two sorted lists of disjoint ranges, touching ranges joined, in one pass. */
+function mergeRanges(x: ReadonlyArray<[number, number]>, y: ReadonlyArray<[number, number]>): Array<[number, number]> {
+  const out: Array<[number, number]> = [];
+  let i = 0;
+  let j = 0;
+  while (i < x.length || j < y.length) {
+    const next = j >= y.length || (i < x.length && x[i][0] <= y[j][0]) ? x[i++] : y[j++];
+    const last = out[out.length - 1];
+    if (last && next[0] <= last[1] + 1) last[1] = Math.max(last[1], next[1]);
+    else out.push([next[0], next[1]]);
+  }
+  return out;
 }
 
 /** Index of the first range whose start is ≥ a. */

@@ -38,7 +38,11 @@ export interface UnsavedReport {
 }
 
 export class SpaceOpenError extends Error {
-  constructor(message: string) {
+  constructor(
+    message: string,
+    /** Every layer answered and none holds an op of the tree yet (nothing failed). */
+    readonly noOps = false,
+  ) {
     super(message);
     this.name = 'SpaceOpenError';
   }
@@ -97,7 +101,7 @@ export class SpaceSession {
     }
     s.attachSpace(new Space(tree, opts.peerId, (treeId) => s.loadAppTree(treeId)));
     const secretResults = await Promise.all(ok.map(({ slot }) => s.loadSecretsFrom(slot)));
-    s.space.applySecrets([...mergeSecrets(...secretResults.flatMap((r) => (r.ok ? [r.value] : []))).values()], 'local');
+    s.space.applySecrets([...mergeSecrets(secretResults.flatMap((r) => (r.ok ? r.value : []))).values()], 'local');
     ok.forEach(({ slot, ops }, i) => {
       slot.setStatus('ready');
       s.pushMissing(slot, tree, ops, ok.length === 1);
@@ -248,7 +252,7 @@ export class SpaceSession {
     const all = ok.flatMap((r) => r.ops);
     if (all.length === 0) {
       const why = ok.length ? 'no layer holds its ops yet' : failed.map((f) => `${f.slot.layer.label}: ${f.error}`).join('; ');
-      throw new SpaceOpenError(`cannot load app tree ${treeId} of space ${this.spaceId}: ${why || 'no layer is ready'}`);
+      throw new SpaceOpenError(`cannot load app tree ${treeId} of space ${this.spaceId}: ${why || 'no layer is ready'}`, ok.length > 0 && failed.length === 0);
     }
     let tree: AppTree;
     try {

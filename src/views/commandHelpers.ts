@@ -29,6 +29,7 @@ export function commandWrapper(log: vscode.LogOutputChannel, show: (id: string, 
   return <A extends unknown[], R>(id: string, fn: (...args: A) => Promise<R>) =>
     async (...args: A): Promise<R> => {
       try {
+        // eslint-disable-next-line no-restricted-syntax -- the few arguments a command was invoked with
         return await fn(...args);
       } catch (e) {
         log.error(`${id}: ${errorMessage(e)}`);

@@ -12,20 +12,34 @@ export interface CliResult {
 }
 
 export interface RunOptions {
-  stdin?: string;
-  env?: NodeJS.ProcessEnv;
+  readonly stdin?: string;
+  readonly env?: NodeJS.ProcessEnv;
+  /**
+   * Runs the script under this OS file-size limit (bytes, rounded down to 512-byte blocks): a write
+   * past it fails with EFBIG, as on a full disk. SIGXFSZ is ignored so that the process sees the
+   * error instead of being killed.
+   */
+  readonly fileSizeLimit?: number;
   /** Run as this user (needs root), e.g. to see what a user without root's privileges sees. */
-  user?: { readonly uid: number; readonly gid: number };
+  readonly user?: { readonly uid: number; readonly gid: number };
 }
 
 export function runCli(args: string[], opts: RunOptions = {}): Promise<CliResult> {
   return runScript(CLI, args, { ...opts, env: { SPACES_KEY: TEST_KEY, ...opts.env } });
 }
 
+/** The command line that runs `node script ...args` (under a file-size limit if asked). */
+export function nodeCommand(script: string, args: readonly string[], fileSizeLimit?: number): { command: string; args: string[] } {
+  if (fileSizeLimit === undefined) return { command: process.execPath, args: [script, ...args] };
+  const blocks = String(Math.floor(fileSizeLimit / 512));
+  return { command: 'sh', args: ['-c', 'trap "" XFSZ; ulimit -f "$1" || exit 97; shift; exec "$@"', 'sh', blocks, process.execPath, script, ...args] };
+}
+
 /** Runs `node script ...args`, feeding `stdin`, and collects its output and exit code. */
 export function runScript(script: string, args: string[], opts: RunOptions = {}): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [script, ...args], {
+    const cmd = nodeCommand(script, args, opts.fileSizeLimit);
+    const child = spawn(cmd.command, cmd.args, {
       env: { ...process.env, ...opts.env },
       stdio: ['pipe', 'pipe', 'pipe'],
       ...opts.user,

@@ -1,7 +1,7 @@
 /**
  * `spaces sync` as a user runs it: the built CLI (dist/cli.js) against a real team server.
- * Clone, push offline CLI edits, resume, errors (token, unreachable, read-only, unknown space,
- * usage), and --watch until SIGINT.
+ * A space made with the CLI and pushed (the server creates it), clone, push offline CLI edits,
+ * resume, errors (token, unreachable, read-only, unknown space, usage), and --watch until SIGINT.
  */
 import * as assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -33,8 +33,10 @@ describe('spaces sync (CLI, real server)', function () {
   beforeEach(async () => {
     t = await startTestServer();
     dir = tempDir('spaces-cli-sync-');
-    spaceId = await t.createSpace('CLI team');
     token = t.token('write');
+    // As a user starts: a space made with the CLI, pushed to the server (which creates it).
+    ({ spaceId } = await cliJson<{ spaceId: string }>(['create', file('seed.space'), '--name', 'CLI team']));
+    await cliJson(['sync', file('seed.space'), '--server', t.server.url, '--token', token]);
   });
   afterEach(async () => {
     await t.stop();
@@ -50,7 +52,7 @@ describe('spaces sync (CLI, real server)', function () {
     assert.equal(first.file, file('a.space'));
     assert.ok(first.received > 0);
     assert.equal(first.sent, 0);
-    assert.equal(first.seq, 1);
+    assert.ok(first.seq >= 1);
     assert.equal((await cliJson<{ name: string }>(['info', file('a.space')])).name, 'CLI team');
 
     // Edits made with the CLI while not syncing, then pushed.
@@ -71,6 +73,41 @@ describe('spaces sync (CLI, real server)', function () {
     assert.equal(b2.sent, 0);
     assert.equal(b2.seq, a2.seq);
     assert.deepEqual(await cliJson(['dump', file('b.space'), '--tree', treeId]), await cliJson(['dump', file('a.space'), '--tree', treeId]));
+  });
+
+  it('pushes a file whose space the server lacks: created there when the token may, a clear error when it may not', async function () {
+    const { spaceId: id } = await cliJson<{ spaceId: string }>(['create', file('team.space'), '--name', 'Pushed']);
+    const { treeId } = await cliJson<{ treeId: string }>(['app', 'add', file('team.space'), '--app', 'notes', '--name', 'Plans']);
+    await cliJson(['item', 'add', file('team.space'), '--tree', treeId, '--set', 'text=first']);
+    const serverSpaces = async (): Promise<Array<{ id: string; name: string }>> =>
+      ((await (await fetch(`${t.server.url}/v1/spaces`, { headers: { Authorization: `Bearer ${t.admin}` } })).json()) as { spaces: Array<{ id: string; name: string }> }).spaces;
+
+    // Tokens that may not create it: what is needed is named, nothing is created.
+    const reader = await runCli(['sync', file('team.space'), '--server', t.server.url, '--token', t.token('read')]);
+    assert.equal(reader.code, 1, reader.stderr);
+    assert.match(reader.stderr, new RegExp(`^spaces: .*no space ${id}.*could not be created.*token with write access to every space`));
+    const otherSpace = await runCli(['sync', file('team.space'), '--server', t.server.url, '--token', t.token('write', spaceId)]);
+    assert.equal(otherSpace.code, 1, otherSpace.stderr);
+    assert.match(otherSpace.stderr, new RegExp(`^spaces: .*no access.*token with access to space ${id} is needed, or one with write access to every space`));
+    assert.ok(!(await serverSpaces()).some((s) => s.id === id));
+
+    // The README's push, with an admin token.
+    const r = await runCli(['sync', file('team.space'), '--server', t.server.url, '--token', t.admin]);
+    assert.equal(r.code, 0, r.stderr);
+    const pushed = JSON.parse(r.stdout) as Summary;
+    assert.equal(pushed.spaceId, id);
+    assert.ok(pushed.sent > 0);
+    assert.deepEqual((await serverSpaces()).find((s) => s.id === id)?.name, 'Pushed');
+    // A clone from the server has what the file had.
+    await sync('clone.space', ['--space', id]);
+    assert.deepEqual(await cliJson(['dump', file('clone.space'), '--tree', treeId]), await cliJson(['dump', file('team.space'), '--tree', treeId]));
+    assert.equal((await cliJson<{ name: string }>(['info', file('clone.space')])).name, 'Pushed');
+
+    // The admin token of that one space id may create it too.
+    const { spaceId: own } = await cliJson<{ spaceId: string }>(['create', file('own.space'), '--name', 'Own']);
+    const ownPush = await cliJson<Summary>(['sync', file('own.space'), '--server', t.server.url, '--token', t.token('admin', own)]);
+    assert.equal(ownPush.spaceId, own);
+    assert.equal((await serverSpaces()).find((s) => s.id === own)?.name, 'Own');
   });
 
   it('takes the token from $SPACES_TOKEN', async function () {

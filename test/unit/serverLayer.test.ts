@@ -319,6 +319,28 @@ describe('ServerLayer (fake server)', function () {
     assert.deepEqual(await store.loadOps(l.id, spaceId), []);
   });
 
+  it('a store write that fails is storeError and the error state until a later write succeeds', async function () {
+    fake = await FakeSyncServer.start();
+    fake.inject(spaceId, spaceId, encodeOps([rootOp(spaceId, 'srv'), ...makeOps(spaceId, 'srv', 2, 9)]));
+    // Failure injection: the store refuses writes as a full disk would.
+    const store = new MemorySyncStateStore();
+    let full = true;
+    const saveIncoming = store.saveIncoming.bind(store);
+    store.saveIncoming = (layerId, treeId, ops, seq) => (full ? Promise.reject(new Error('ENOSPC: no space left on device')) : saveIncoming(layerId, treeId, ops, seq));
+    const l = layer({ store });
+    const seen = states(l);
+    await until(() => l.storeError !== undefined, 'a store error');
+    assert.match(l.storeError ?? '', /saveIncoming: ENOSPC/);
+    await until(() => l.state.status === 'error', 'the error state');
+    assert.match((l.state as { reason?: string }).reason ?? '', /cannot store what the server sent: saveIncoming: ENOSPC/);
+    assert.equal((await store.loadSyncState(l.id)).seq, 0);
+
+    full = false;
+    fake.inject(spaceId, spaceId, encodeOps(makeOps(spaceId, 'srv', 11, 5)));
+    await until(() => l.storeError === undefined && l.state.status === 'connected', 'a store write that succeeds');
+    assert.ok(seen.some((s) => s.status === 'error'));
+  });
+
   it('missingOps waits for the server state vector, leaves out what the server has and what is queued', async function () {
     const port = await deadPort();
     const l = layer({ url: `http://127.0.0.1:${port}` });

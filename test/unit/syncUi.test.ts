@@ -6,7 +6,7 @@
 import * as assert from 'node:assert/strict';
 import { newVertexId } from '../../src/spaces/appTree';
 import { Emitter } from '../../src/spaces/events';
-import { ServerApiError, ensureServerSpace, listServerSpaces } from '../../src/views/sync/serverApi';
+import { ServerApiError, ensureServerSpace, listServerSpaces } from '../../src/persistence/server/serverApi';
 import { normalizeServerUrl, parseConnectionSettings, serverOrigin, serverUrlProblem, updatedConnections } from '../../src/views/sync/settings';
 import { authFailureOf, clickRetries, statusBarText, statusOf, tooltipLines, treeDescription, type SpaceSyncState } from '../../src/views/sync/syncStatus';
 import { TOKEN_ENV, TokenStore, tokenProblem, tokenSecretKey, type TokenSecrets } from '../../src/views/sync/tokens';

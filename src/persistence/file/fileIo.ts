@@ -229,7 +229,7 @@ export function writeAtomically(file: string, bytes: Uint8Array, noClobber = fal
 }
 
 /** Moves `tmp` to `file` only if `file` does not exist. */
-function placeNew(tmp: string, file: string): void {
+export function placeNew(tmp: string, file: string): void {
   try {
     fs.linkSync(tmp, file);
   } catch (e) {

@@ -267,7 +267,7 @@ export class FileLayer implements PersistenceLayer, SyncStateStore {
     }
     this.failedLoads.delete(treeId);
     const queued = this.pending.ops.get(treeId);
-    if (queued?.length) ops.push(...decodeOps(JSON.parse(`[${queued.join(',')}]`), treeId, this.id));
+    if (queued?.length) for (const op of decodeOps(JSON.parse(`[${queued.join(',')}]`), treeId, this.id)) ops.push(op);
     return sortAndDedupe(ops);
   }
 

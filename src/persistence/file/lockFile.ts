@@ -42,7 +42,7 @@ function parseLock(raw: string): LockInfo | undefined {
   return undefined;
 }
 
-function pidAlive(pid: number): boolean {
+export function pidAlive(pid: number): boolean {
   if (!Number.isSafeInteger(pid) || pid <= 0) return false;
   try {
     process.kill(pid, 0);

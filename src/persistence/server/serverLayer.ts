@@ -138,6 +138,8 @@ export class ServerLayer implements PersistenceLayer {
   private syncedNow = false;
   /** Why the server refused ops on this connection (kept as the error state until reconnect). */
   private refusedReason: string | undefined;
+  /** The last failure to write to the store, until a later write succeeds (see `storeError`). */
+  private storeErrorValue: string | undefined;
   private readyWaiters: Array<() => void> = [];
   private readyListeners: Array<{ resolve: () => void; reject: (e: Error) => void }> = [];
   private barrierRef: number | undefined;
@@ -234,6 +236,16 @@ export class ServerLayer implements PersistenceLayer {
 
   get stats(): Readonly<ServerLayerStats> {
     return { ...this.conn.stats, ...this.counters };
+  }
+
+  /**
+   * Why the last write to the sync state store failed (disk full, file not writable…), until a
+   * later write succeeds: the store writes a failed write's rows with its next one, so a success
+   * means nothing is missing. While set, the state is `error` and what the server sent is not
+   * (all) stored: a caller must not report the sync as done. Kept after `close()`.
+   */
+  get storeError(): string | undefined {
+    return this.storeErrorValue;
   }
 
   /** The connection gave up (auth failure, unknown space) and waits for `retry()`. */
@@ -356,16 +368,29 @@ export class ServerLayer implements PersistenceLayer {
       });
   }
 
-  /** Hands ops and the current watermark to the store; never rejects (failures are reported). */
+  /** Hands ops and the current watermark to the store; never rejects (failures set `storeError`). */
   private storeIncoming(treeId: string, ops: readonly Op[]): Promise<void> {
     if (ops.length === 0 && this.seen <= this.seqRequested) return Promise.resolve();
     this.seqRequested = Math.max(this.seqRequested, this.seen);
-    return this.store.saveIncoming(this.id, treeId, ops, this.seen).catch((e: unknown) => this.storeFailed('saveIncoming', e));
+    return this.store.saveIncoming(this.id, treeId, ops, this.seen).then(
+      () => this.storeSucceeded(),
+      (e: unknown) => this.storeFailed('saveIncoming', e),
+    );
   }
 
+  private storeSucceeded(): void {
+    if (this.storeErrorValue === undefined) return;
+    this.storeErrorValue = undefined;
+    this.updateState();
+  }
+
+  /** A store write failed: kept as `storeError` (and the error state) until one succeeds. */
   private storeFailed(what: string, e: unknown): void {
+    const message = `${what}: ${e instanceof Error ? e.message : String(e)}`;
+    this.storeErrorValue = message;
     if (this.disposed) return;
-    this.syncEmitter.fire({ type: 'store-error', message: `${what}: ${e instanceof Error ? e.message : String(e)}` });
+    this.syncEmitter.fire({ type: 'store-error', message });
+    this.updateState();
   }
 
   private onSynced(m: SyncedMessage): void {
@@ -509,6 +534,10 @@ export class ServerLayer implements PersistenceLayer {
    */
   private updateState(): void {
     if (this.disposed || !this.conn.isOpen) return;
+    if (this.storeErrorValue !== undefined) {
+      this.setState({ status: 'error', reason: `cannot store what the server sent: ${this.storeErrorValue}` });
+      return;
+    }
     if (this.role === 'read' && this.outbox.size > 0) {
       this.setState({ status: 'error', reason: `read-only: ${this.outbox.size} ops not sent` });
       return;
@@ -529,13 +558,16 @@ export class ServerLayer implements PersistenceLayer {
     if (!this.sv) return;
     let set = this.sv.get(treeId);
     if (!set) this.sv.set(treeId, (set = new OpRangeSet()));
-    for (const op of ops) set.add(op.id.peerId, op.id.counter);
+    set.addOps(ops);
   }
 
   private dropFromOutbox(treeId: string, ops: readonly Op[]): void {
     const gone = this.outbox.remove(treeId, ops);
     if (gone.length === 0) return;
-    this.store.removeFromOutbox(this.id, treeId, gone).catch((e: unknown) => this.storeFailed('removeFromOutbox', e));
+    this.store.removeFromOutbox(this.id, treeId, gone).then(
+      () => this.storeSucceeded(),
+      (e: unknown) => this.storeFailed('removeFromOutbox', e),
+    );
   }
 
   // ---- sending -----------------------------------------------------------------------------
@@ -607,11 +639,9 @@ export class ServerLayer implements PersistenceLayer {
     this.assertOpen('loadTree');
     this.checkTreeId(treeId);
     await this.waitForFirstSync();
-    const out: Op[] = [];
-    if (this.store.loadOps) out.push(...(await this.store.loadOps(this.id, treeId)));
-    const cached = this.received.get(treeId);
-    if (cached) out.push(...cached);
-    out.push(...this.outbox.ops(treeId));
+    // concat, not push(...): a tree's ops can be millions, more than fit as call arguments.
+    const stored = this.store.loadOps ? await this.store.loadOps(this.id, treeId) : [];
+    const out = stored.concat(this.received.get(treeId) ?? [], this.outbox.ops(treeId));
     // From now on the caller gets this tree's news through onIncoming only.
     this.received.delete(treeId);
     this.handedOver.add(treeId);
@@ -643,16 +673,19 @@ export class ServerLayer implements PersistenceLayer {
       await this.initDone;
       if (this.initError) throw this.initError;
       const sv = this.sv?.get(treeId);
-      const seen = new Set<string>();
       const fresh: Op[] = [];
-      for (const op of ops) {
-        const k = opKey(op);
-        if (seen.has(k) || sv?.hasOp(op) || this.outbox.has(treeId, op)) continue;
-        seen.add(k);
-        fresh.push(copyOp(op));
-      }
+      for (const op of ops) if (!sv?.hasOp(op) && !this.outbox.has(treeId, op)) fresh.push(copyOp(op));
+      // In op id order (deduplicated): batches then go out, and are acked, with counters rising,
+      // which every state vector (here and on the server) adds in O(1) per op.
+      sortAndDedupe(fresh);
       if (fresh.length === 0) return;
-      await this.store.addToOutbox(this.id, treeId, fresh);
+      try {
+        await this.store.addToOutbox(this.id, treeId, fresh);
+      } catch (e) {
+        this.storeFailed('addToOutbox', e);
+        throw e;
+      }
+      this.storeSucceeded();
       this.outbox.add(treeId, fresh);
       this.pump();
     } finally {

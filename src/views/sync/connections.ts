@@ -408,6 +408,7 @@ export class SyncConnections implements vscode.Disposable {
     const retry = 'Retry';
     const connect = 'Upload Space';
     const actions = code === 4404 ? [connect, retry] : [retry];
+    // eslint-disable-next-line no-restricted-syntax -- one or two buttons
     void vscode.window.showErrorMessage(`Spaces: cannot sync "${name}" with ${origin}: ${c.reason ?? 'stopped'}`, ...actions).then((pick) => {
       this.notified.delete(key);
       if (pick === retry) this.retry(c.spaceId);

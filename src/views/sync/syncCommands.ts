@@ -20,7 +20,7 @@ import type { SpacesNode } from '../spacesTree';
 import { errorMessage, type WorkspaceModel } from '../workspaceModel';
 import { progressAfter } from '../progress';
 import type { SyncConnections } from './connections';
-import { ServerApiError, ensureServerSpace, listServerSpaces } from './serverApi';
+import { ServerApiError, ensureServerSpace, listServerSpaces } from '../../persistence/server/serverApi';
 import { CONNECTIONS_KEY, SETTINGS_SECTION, URL_KEY, normalizeServerUrl, parseConnectionSettings, serverOrigin, serverUrlProblem, updatedConnections } from './settings';
 import { tokenProblem, type TokenStore } from './tokens';
 

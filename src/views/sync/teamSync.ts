@@ -36,7 +36,8 @@ export class TeamSync implements vscode.Disposable {
   /** Registers the commands and the status bar item, and connects what the settings say. */
   start(treeView: vscode.TreeView<SpacesNode>, activeSpace: ActiveSpace): void {
     this.bar = new SyncStatusBar(activeSpace, this.connections, this.model.manager);
-    this.disposables.push(this.bar, ...registerSyncCommands({ model: this.model, sync: this.connections, tokens: this.tokens, log: this.log, treeView, activeSpace }));
+    this.disposables.push(this.bar);
+    for (const d of registerSyncCommands({ model: this.model, sync: this.connections, tokens: this.tokens, log: this.log, treeView, activeSpace })) this.disposables.push(d);
     void this.connections.start();
   }
 

@@ -49,7 +49,8 @@ export class Inspector {
     const open = new Set([...this.root.querySelectorAll('details[open]')].map((d) => d.getAttribute('data-id')));
     const first = this.count === 0;
     this.count = 0;
-    this.root.replaceChildren(this.vertex(root, 0, open, first), ...(truncated ? [el('p', { class: 'muted' }, 'Only the first vertices are shown; this tree is large.')] : []));
+    this.root.replaceChildren(this.vertex(root, 0, open, first));
+    if (truncated) this.root.append(el('p', { class: 'muted' }, 'Only the first vertices are shown; this tree is large.'));
   }
 
   private vertex(n: InspectorNode, depth: number, open: Set<string | null>, first: boolean): HTMLElement {

@@ -1,9 +1,15 @@
 /**
- * The team server's HTTP API as the extension uses it (docs/server.md): GET /v1/spaces checks a
- * token and lists the spaces it may see; POST /v1/spaces uploads a space made locally (with its
- * own id). Answers are untrusted: checked before use. No `vscode` here.
+ * The team server's HTTP API as the extension and `spaces sync` use it (docs/server.md):
+ * GET /v1/spaces checks a token and lists the spaces it may see; POST /v1/spaces uploads a space
+ * made locally (with its own id). Answers are untrusted: checked before use. No `vscode` here.
  */
-import { isSpaceId, normalizeServerUrl } from './settings';
+import { serverBaseUrl } from './connection';
+
+const SPACE_ID_RE = /^[0-9a-f]{32}$/;
+
+function isSpaceId(x: unknown): x is string {
+  return typeof x === 'string' && SPACE_ID_RE.test(x);
+}
 
 const TIMEOUT_MS = 10_000;
 
@@ -34,7 +40,7 @@ export interface ApiOptions {
 }
 
 async function request(url: string, token: string, path: string, init: { method: string; body?: string }, opts: ApiOptions): Promise<{ status: number; body: unknown }> {
-  const base = normalizeServerUrl(url);
+  const base = serverBaseUrl(url);
   const target = `${base}${path}`;
   let res: Response;
   try {
@@ -68,7 +74,7 @@ function errorOf(status: number, body: unknown, base: string, what: string): Ser
 
 /** The spaces the token may see (also: the token check of a sign-in). */
 export async function listServerSpaces(url: string, token: string, opts: ApiOptions = {}): Promise<ServerSpace[]> {
-  const base = normalizeServerUrl(url);
+  const base = serverBaseUrl(url);
   const { status, body } = await request(url, token, '/v1/spaces', { method: 'GET' }, opts);
   if (status !== 200) throw errorOf(status, body, base, 'listing spaces');
   const list = body && typeof body === 'object' ? (body as { spaces?: unknown }).spaces : undefined;
@@ -87,7 +93,7 @@ export async function listServerSpaces(url: string, token: string, opts: ApiOpti
  */
 export async function ensureServerSpace(url: string, token: string, id: string, name: string, opts: ApiOptions = {}): Promise<'exists' | 'created'> {
   if (!isSpaceId(id)) throw new TypeError(`not a space id: ${id}`);
-  const base = normalizeServerUrl(url);
+  const base = serverBaseUrl(url);
   const spaces = await listServerSpaces(url, token, opts);
   if (spaces.some((s) => s.id === id)) return 'exists';
   const { status, body } = await request(url, token, '/v1/spaces', { method: 'POST', body: JSON.stringify({ id, name: name.slice(0, 200) || 'Space' }) }, opts);
