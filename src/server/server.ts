@@ -17,6 +17,7 @@ import { WebSocketServer } from 'ws';
 import { CloseCode, PROTOCOL_LIMITS, SYNC_PATH } from '../protocol/messages';
 import type { Event } from '../spaces/events';
 import { SpaceManager } from '../spaces/spaceManager';
+import { DEFAULT_ADMISSION_LIMITS, type AdmissionLimits } from './admission';
 import { ClientConnection, DEFAULT_CONNECTION_LIMITS, type ConnectionContext, type ConnectionLimits } from './connection';
 import { bearerToken, handleHttp, type HttpContext } from './http';
 import { errorText, jsonLogger, type Logger } from './log';
@@ -43,6 +44,8 @@ export interface ServerOptions {
   readonly shutdownGraceMs?: number;
   readonly rateLimits?: Partial<RateLimits>;
   readonly connectionLimits?: Partial<ConnectionLimits>;
+  /** How far client counters and secret times may run ahead (docs/server.md, "Limits"). */
+  readonly admission?: Partial<AdmissionLimits>;
   /** Default: JSON lines on stdout at level info. */
   readonly logger?: Logger;
   /** 32-byte key for secrets at rest; default: DIR/server.key (created 0600). */
@@ -90,7 +93,8 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const metrics = new Metrics();
   const manager = new SpaceManager();
   manager.onDidError((e) => logger.warn('space error', { spaceId: e.spaceId, layerId: e.layerId, error: e.message }));
-  const registry = new SpaceRegistry({ store, manager, metrics, logger, idleUnloadMs: opts.idleUnloadMs ?? 60_000 });
+  const admission: AdmissionLimits = { ...DEFAULT_ADMISSION_LIMITS, ...opts.admission };
+  const registry = new SpaceRegistry({ store, manager, metrics, logger, idleUnloadMs: opts.idleUnloadMs ?? 60_000, admission });
   const connections = new Set<ClientConnection>();
 
   const connCtx: ConnectionContext = {

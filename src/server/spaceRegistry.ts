@@ -6,6 +6,7 @@
  */
 import { Emitter } from '../spaces/events';
 import type { SpaceManager } from '../spaces/spaceManager';
+import type { AdmissionLimits } from './admission';
 import { errorText, type Logger } from './log';
 import type { Metrics } from './metrics';
 import { SpaceHost, SpaceNotFoundError } from './spaceHost';
@@ -25,6 +26,7 @@ export interface RegistryOptions {
   readonly metrics: Metrics;
   readonly logger: Logger;
   readonly idleUnloadMs: number;
+  readonly admission?: AdmissionLimits;
 }
 
 export class SpaceRegistry {
@@ -83,8 +85,8 @@ export class SpaceRegistry {
   }
 
   private load(spaceId: string): Entry {
-    const { store, manager, metrics, logger } = this.opts;
-    const host = new SpaceHost(spaceId, { store, manager, metrics, logger, onDidOpenAppTree: (e) => this.appTreeEmitter.fire(e) });
+    const { store, manager, metrics, logger, admission } = this.opts;
+    const host = new SpaceHost(spaceId, { store, manager, metrics, logger, admission, onDidOpenAppTree: (e) => this.appTreeEmitter.fire(e) });
     const t0 = Date.now();
     const entry: Entry = {
       host,
