@@ -13,7 +13,6 @@
 import Database from 'better-sqlite3';
 import { randomBytes } from 'node:crypto';
 import { decodeOpShape } from '../../spaces/opCodec';
-import { opDigest } from './opDigest';
 
 export type Db = Database.Database;
 
@@ -49,13 +48,13 @@ CREATE TABLE IF NOT EXISTS batches (
   UNIQUE (sid, seq)
 );
 CREATE INDEX IF NOT EXISTS batches_by_tree ON batches (tid, seq);
--- The op index: one row per stored op id, so a duplicate is never stored twice; digest
--- (opDigest.ts) tells an identical resend from another op under the same id.
+-- The op index: one row per stored op id, so a duplicate is never stored twice; seq is the
+-- batch that holds the op, to tell an identical resend from another op under the same id.
 CREATE TABLE IF NOT EXISTS ops (
   tid INTEGER NOT NULL,
   peer TEXT NOT NULL,
   counter INTEGER NOT NULL,
-  digest BLOB,
+  seq INTEGER,
   PRIMARY KEY (tid, peer, counter)
 ) WITHOUT ROWID;
 -- Which user a peer id writes for in a space: the first that used it (as its own) keeps it.
@@ -95,20 +94,20 @@ export class StoreError extends Error {
   }
 }
 
-/** Schema 1 → 2: the op index gets each op's digest, computed once from the stored batches. */
-function addOpDigests(db: Db): void {
-  db.exec('ALTER TABLE ops ADD COLUMN digest BLOB');
-  const put = db.prepare('UPDATE ops SET digest = ? WHERE tid = ? AND peer = ? AND counter = ? AND digest IS NULL');
+/** Schema 1 → 2: the op index gets the seq of each op's batch, read once from the stored batches. */
+function addOpSeqs(db: Db): void {
+  db.exec('ALTER TABLE ops ADD COLUMN seq INTEGER');
+  const put = db.prepare('UPDATE ops SET seq = ? WHERE tid = ? AND peer = ? AND counter = ? AND seq IS NULL');
   // Paged: better-sqlite3 runs no other statement while an iteration is open.
-  const page = db.prepare('SELECT bid, tid, ops FROM batches WHERE bid > ? ORDER BY bid LIMIT 512').raw();
+  const page = db.prepare('SELECT bid, seq, tid, ops FROM batches WHERE bid > ? ORDER BY bid LIMIT 512').raw();
   for (let after = 0; ; ) {
-    const rows = page.all(after) as Array<[number, number, string]>;
+    const rows = page.all(after) as Array<[number, number, number, string]>;
     if (rows.length === 0) return;
-    for (const [bid, tid, json] of rows) {
+    for (const [bid, seq, tid, json] of rows) {
       after = bid;
       for (const t of JSON.parse(json) as unknown[]) {
         const op = decodeOpShape(t);
-        if (op) put.run(opDigest(op), tid, op.id.peerId, op.id.counter);
+        if (op) put.run(seq, tid, op.id.peerId, op.id.counter);
       }
     }
   }
@@ -128,7 +127,7 @@ export function openDatabase(file: string): Db {
       const version = db.pragma('user_version', { simple: true }) as number;
       if (version > SCHEMA_VERSION) throw new StoreError(`${file} was written by a newer server (schema ${version}; this build reads ${SCHEMA_VERSION})`);
       db.exec(SCHEMA);
-      if (version === 1) addOpDigests(db);
+      if (version === 1) addOpSeqs(db);
       db.prepare('INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)').run('serverId', randomBytes(8).toString('hex'));
       if (version < SCHEMA_VERSION) db.pragma(`user_version = ${SCHEMA_VERSION}`);
     }).immediate();

@@ -4,8 +4,8 @@
  * - spaces: id, name, creation time and `last_seq`, the seq of the space's newest batch;
  * - batches: every accepted batch under the next per-space `seq` (only the ops that were new,
  *   as the wire's JSON tuples), so catch-up is "every batch with seq > N", in order;
- * - the op index (tree, peer, counter, digest): an op already stored is never stored again, and
- *   an op under a stored id with other content is refused (`conflict`);
+ * - the op index (tree, peer, counter → seq of its batch): an op already stored is never stored
+ *   again, and an op under a stored id with other content is refused (`conflict`);
  * - peer bindings: the user each peer id writes for in a space (the first that used it keeps
  *   it), so one user cannot write under another's peer id (`peer-forbidden`);
  * - secrets, encrypted with the server key; tokens (tokenStore.ts).
@@ -15,16 +15,17 @@
  * a space in its write queue; other connections to the same file (a second process) are safe too,
  * because the op index and `last_seq` are read and written inside the same transaction.
  */
+import type Database from 'better-sqlite3';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { SecretRecord } from '../../persistence/contract';
 import { decryptSecret, encryptSecret, type SecretRow } from '../../persistence/file/secretCrypto';
-import { decodeOps, encodeOps } from '../../spaces/opCodec';
+import { decodeOpShape, decodeOps, encodeOps } from '../../spaces/opCodec';
 import { OpRangeSet } from '../../spaces/opRanges';
 import type { Op } from '../../spaces/ops';
 import { secretWins } from '../../spaces/secrets';
 import { DB_FILE, StoreError, openDatabase, type Db } from './database';
-import { opDigest } from './opDigest';
+import { sameOpContent } from './opContent';
 import { loadOrCreateServerKey } from './serverKey';
 import { TokenStore } from './tokenStore';
 
@@ -68,6 +69,30 @@ export interface AppendResult {
   /** `fresh` as stored: a JSON array of encoded ops (wire format). */
   readonly opsJson: string | undefined;
   readonly refused?: BatchRefusal;
+}
+
+/** Stored ops read back from their batches (for `conflict` checks), each batch parsed once per call. */
+class StoredOps {
+  private readonly batches = new Map<number, Map<string, Op>>();
+
+  constructor(
+    private readonly sid: number,
+    private readonly read: Database.Statement,
+  ) {}
+
+  get(seq: number, peerId: string, counter: number): Op | undefined {
+    let ops = this.batches.get(seq);
+    if (!ops) {
+      ops = new Map();
+      const json = this.read.get(this.sid, seq) as string | undefined;
+      for (const t of json === undefined ? [] : (JSON.parse(json) as unknown[])) {
+        const op = decodeOpShape(t);
+        if (op) ops.set(`${op.id.counter}@${op.id.peerId}`, op);
+      }
+      this.batches.set(seq, ops);
+    }
+    return ops.get(`${counter}@${peerId}`);
+  }
 }
 
 class BatchRefused extends Error {
@@ -257,6 +282,7 @@ export class ServerStore {
   private appendIn(sid: number, batches: readonly BatchInput[], now: number): AppendResult[] {
     const before = this.q.lastSeq.get(sid) as number;
     let seq = before;
+    const stored = new StoredOps(sid, this.q.batchOps);
     const out = batches.map((b): AppendResult => {
       if (b.ops.length === 0) return { seq: undefined, fresh: [], opsJson: undefined };
       // Outside the savepoint: a rolled-back tree row would leave a stale id in the cache.
@@ -264,7 +290,7 @@ export class ServerStore {
       let fresh: Op[];
       try {
         // A savepoint per batch: a refused batch leaves nothing, the others in the call stay.
-        fresh = this.savepoint(() => this.insertOps(sid, tid, b));
+        fresh = this.savepoint(() => this.insertOps(sid, tid, seq + 1, b, stored));
       } catch (e) {
         if (e instanceof BatchRefused) return { seq: undefined, fresh: [], opsJson: undefined, refused: e.refusal };
         throw e;
@@ -284,25 +310,28 @@ export class ServerStore {
   }
 
   /**
-   * Adds a batch's ops to the op index and returns those that were new. Throws BatchRefused when
-   * an op's id is stored with other content, or a new op's peer id writes for another user.
+   * Adds a batch's ops to the op index under the batch's would-be `seq` and returns those that
+   * were new. Throws BatchRefused when an op's id is stored (or earlier in the batch) with other
+   * content, or a new op's peer id writes for another user.
    */
-  private insertOps(sid: number, tid: number, b: BatchInput): Op[] {
+  private insertOps(sid: number, tid: number, seq: number, b: BatchInput, stored: StoredOps): Op[] {
     const fresh: Op[] = [];
+    const freshByKey = new Map<string, Op>();
     const admitted = new Set<string>();
     for (const op of b.ops) {
       const { peerId, counter } = op.id;
-      const digest = opDigest(op);
-      if (this.q.insertOp.run(tid, peerId, counter, digest).changes > 0) {
+      if (this.q.insertOp.run(tid, peerId, counter, seq).changes > 0) {
         if (b.writer && !admitted.has(peerId)) {
           this.admitPeer(sid, peerId, b.writer);
           admitted.add(peerId);
         }
         fresh.push(op);
+        freshByKey.set(`${counter}@${peerId}`, op);
         continue;
       }
-      const stored = this.q.opDigest.get(tid, peerId, counter) as Buffer | null | undefined;
-      if (stored && !stored.equals(digest)) {
+      const at = this.q.opSeq.get(tid, peerId, counter) as number | null | undefined;
+      const earlier = at === seq ? freshByKey.get(`${counter}@${peerId}`) : at == null ? undefined : stored.get(at, peerId, counter);
+      if (earlier && !sameOpContent(earlier, op)) {
         throw new BatchRefused({ code: 'conflict', message: `op ${counter}@${peerId} is stored already with other content; an op id is never reused` });
       }
     }
@@ -481,8 +510,9 @@ function prepareStatements(db: Db) {
     tid: db.prepare('SELECT tid FROM trees WHERE sid = ? AND tree_id = ?').pluck(),
     insertTree: db.prepare('INSERT INTO trees (sid, tree_id) VALUES (?, ?)'),
     trees: db.prepare('SELECT tree_id FROM trees t WHERE sid = ? AND EXISTS (SELECT 1 FROM ops o WHERE o.tid = t.tid) ORDER BY tid').pluck(),
-    insertOp: db.prepare('INSERT OR IGNORE INTO ops (tid, peer, counter, digest) VALUES (?, ?, ?, ?)'),
-    opDigest: db.prepare('SELECT digest FROM ops WHERE tid = ? AND peer = ? AND counter = ?').pluck(),
+    insertOp: db.prepare('INSERT OR IGNORE INTO ops (tid, peer, counter, seq) VALUES (?, ?, ?, ?)'),
+    opSeq: db.prepare('SELECT seq FROM ops WHERE tid = ? AND peer = ? AND counter = ?').pluck(),
+    batchOps: db.prepare('SELECT ops FROM batches WHERE sid = ? AND seq = ?').pluck(),
     peerOwner: db.prepare('SELECT user FROM peers WHERE sid = ? AND peer = ?').pluck(),
     bindPeer: db.prepare('INSERT OR IGNORE INTO peers (sid, peer, user) VALUES (?, ?, ?)'),
     insertBatch: db.prepare('INSERT INTO batches (sid, seq, tid, n_ops, ops, created) VALUES (?, ?, ?, ?, ?, ?)'),
