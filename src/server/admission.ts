@@ -11,12 +11,14 @@
 import type { SecretRecord } from '../persistence/contract';
 import type { OpRangeSet } from '../spaces/opRanges';
 import type { Op } from '../spaces/ops';
+import { MAX_CLOCK_STEP, followCounter } from '../spaces/reptreeFixes';
 
 export interface AdmissionLimits {
   /**
-   * How far an op's counter may be above the highest counter of its tree (counting the batch's
-   * own ops below it, in counter order). A client's counter is one above the highest it has seen,
-   * so only ops the server lacks make a jump; 1,000,000 of them is a very long offline session.
+   * How far an op's counter may be above its tree's clock (counting the batch's own ops below it,
+   * in counter order). A client's counter is one above the highest it has seen, so only ops the
+   * server lacks make a jump; 1,000,000 of them is a very long offline session. The default is the
+   * step replicas' clocks follow (MAX_CLOCK_STEP); a larger gap admits ops clocks do not follow.
    */
   readonly maxCounterGap: number;
   /** How far a secret record's time may be ahead of the server's clock (ms). */
@@ -24,23 +26,34 @@ export interface AdmissionLimits {
 }
 
 export const DEFAULT_ADMISSION_LIMITS: AdmissionLimits = {
-  maxCounterGap: 1_000_000,
+  maxCounterGap: MAX_CLOCK_STEP,
   maxSecretSkewMs: 24 * 60 * 60 * 1000,
 };
 
 /**
- * The clock of a tree on the server: the highest counter reached by following its stored ops in
- * counter order, each at most `gap` above the one before. A counter stored before these checks
- * existed (e.g. 2^53-1 by an older server) is not followed, so it opens no door to others.
+ * The clock of a tree on the server, by the rule every replica's clock follows (reptreeFixes.ts
+ * `followCounter`): its stored counters in increasing order, each followed when at most
+ * MAX_CLOCK_STEP above the clock so far. A counter stored before these checks existed (e.g.
+ * 2^53-1 by an older server) is not followed here nor by any client, so it opens no door to
+ * others, and an op clients did follow is followed here too, so their next ops are admitted.
  */
-export function clockOfRanges(set: OpRangeSet | undefined, gap: number): number {
+export function clockOfRanges(set: OpRangeSet | undefined): number {
   if (!set) return 0;
   const ranges: Array<[number, number]> = [];
   for (const list of Object.values(set.toRanges())) for (const r of list) ranges.push(r);
   ranges.sort((a, b) => a[0] - b[0]);
   let clock = 0;
-  for (const [a, b] of ranges) if (a <= clock + gap && b > clock) clock = b;
+  // Counters inside a range are consecutive: once its start is followed, so is its end.
+  for (const [a, b] of ranges) if (followCounter(clock, a) === a || (a <= clock && b > clock)) clock = b;
   return clock;
+}
+
+/** The clock after `ops` arrive, followed like any replica's. */
+function followOps(clock: number, ops: readonly Op[]): number {
+  const counters = ops.map((op) => op.id.counter).sort((a, b) => a - b);
+  let c = clock;
+  for (const n of counters) c = followCounter(c, n);
+  return c;
 }
 
 export type CounterCheck = { readonly ok: true; readonly clock: number } | { readonly ok: false; readonly message: string };
@@ -76,22 +89,16 @@ export function checkSecretTimes(records: readonly SecretRecord[], now: number, 
 export class TreeClocks {
   private readonly clocks = new Map<string, number>();
 
-  constructor(
-    private readonly gap: number,
-    private readonly stateVector: (treeId: string) => OpRangeSet | undefined,
-  ) {}
+  constructor(private readonly stateVector: (treeId: string) => OpRangeSet | undefined) {}
 
   get(treeId: string): number {
     let c = this.clocks.get(treeId);
-    if (c === undefined) this.clocks.set(treeId, (c = clockOfRanges(this.stateVector(treeId), this.gap)));
+    if (c === undefined) this.clocks.set(treeId, (c = clockOfRanges(this.stateVector(treeId))));
     return c;
   }
 
   /** Stored ops (admitted, or the server's own) move the clock like any other replica's. */
   advance(treeId: string, ops: readonly Op[]): void {
-    if (ops.length === 0) return;
-    const r = checkCounters(this.get(treeId), ops, this.gap);
-    if (r.ok) this.clocks.set(treeId, r.clock);
-    else this.clocks.delete(treeId); // recomputed from the state vector on next use
+    if (ops.length > 0) this.clocks.set(treeId, followOps(this.get(treeId), ops));
   }
 }

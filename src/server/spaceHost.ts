@@ -144,7 +144,7 @@ export class SpaceHost implements LayerWriter {
   ) {
     this.layer = new SqlitePersistenceLayer(ctx.store, spaceId, { writer: this });
     this.admission = ctx.admission ?? DEFAULT_ADMISSION_LIMITS;
-    this.clocks = new TreeClocks(this.admission.maxCounterGap, (treeId) => this.trees.get(treeId));
+    this.clocks = new TreeClocks((treeId) => this.trees.get(treeId));
     this.reservedPeers = new Set([ctx.manager.peerId]);
   }
 

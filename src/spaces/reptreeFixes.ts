@@ -16,7 +16,7 @@
  * 4. `boundLamportClock(tree, ops)` keeps one hostile counter from taking over the tree's clock.
  *    RepTree moves its Lamport clock to any larger counter it merges, so one op at 2^53-1 made
  *    every later local op 2^53, an invalid id. The bounded clock follows a counter only when it
- *    is at most `MAX_CLOCK_STEP` above the clock.
+ *    is at most `MAX_CLOCK_STEP` (1,000,000) above the clock.
  *
  * The module depends on reptree's private members, which the .d.ts hides. We reach them only
  * through the narrow interfaces below. `installRepTreeFixes` throws if the members are missing.
@@ -389,16 +389,18 @@ export function flushTreeEvents(tree: RepTree): void {
 // ---------------------------------------------------------------------------------------------
 
 /**
- * How far above a tree's clock a counter may be for the clock to follow it: 2^32. A replica's
+ * How far above a tree's clock a counter may be for the clock to follow it: 1,000,000. A replica's
  * clock is the largest counter it has followed, and a counter is made by a replica whose clock
  * was one below it, so in a tree's op set, taken in counter order, each counter is at most one
  * above one already there (transient ops, never stored, leave gaps of a few). Only ops one has
- * not received yet make a larger jump, and 4 billion of them are out of reach. An op that jumps
- * further keeps its place in the tree (last-writer-wins still orders it by id) but does not move
- * the clock, so the tree's own ops stay far below 2^53-1: reaching it one step at a time takes
- * 2^21 ops that each jumped the limit, and a server admits a far smaller step (docs/protocol.md).
+ * not received yet make a larger jump: a million of them is a very long offline session. An op
+ * that jumps further keeps its place in the tree (last-writer-wins still orders it by id) but
+ * does not move the clock, so the tree's own ops stay far below 2^53-1: climbing there one step
+ * at a time takes 9 billion ops. The server admits no larger jump either (its default
+ * `maxCounterGap`, src/server/admission.ts), and it computes a tree's clock with this same rule,
+ * so what one replica's clock follows, the server's does too, and the server admits its ops.
  */
-export const MAX_CLOCK_STEP = 2 ** 32;
+export const MAX_CLOCK_STEP = 1_000_000;
 
 /** The clock after `counter` arrives: `clock`, or `counter` when it is above and within the step. */
 export function followCounter(clock: number, counter: number): number {

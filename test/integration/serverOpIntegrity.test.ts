@@ -175,7 +175,9 @@ describe('team server: counters, secret times and peer ids from a hostile writer
   });
 
   it('a server whose store already holds a poisoned op and secret (an older server) keeps every client writing', async () => {
-    withStore(t.dir, (s) => s.appendBatches(spaceId, [{ treeId: spaceId, ops: [setOp(TOP, 'oldevil', spaceId, 'setting.poison', 'x')] }]));
+    // One op at the top, one that jumped 5,000,000: no replica's clock follows either, nor the server's.
+    const poison = [setOp(TOP, 'oldevil', spaceId, 'setting.poison', 'x'), setOp(5_000_000, 'oldevil', spaceId, 'setting.jump', 'y')];
+    withStore(t.dir, (s) => s.appendBatches(spaceId, [{ treeId: spaceId, ops: poison }]));
     plantSecret(t.dir, spaceId, { key: 'api', value: 'pwned', time: TOP, peerId: 'oldevil' });
     assert.equal(withStore(t.dir, (s) => s.loadSecrets(spaceId))[0].time, TOP);
     const a = await client('a', 'alice');

@@ -1,7 +1,7 @@
 /**
  * Replicas against counters and secret times near 2^53 (a hostile writer through an older server,
  * a hand-edited file): the bounded Lamport clock, inert far-future secret records, and the
- * server's admission bounds and op index (digests, peer bindings).
+ * server's admission bounds and op index (content of reused ids, peer bindings).
  */
 import * as assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -72,10 +72,10 @@ describe('op integrity: a replica survives counters and times near 2^53', () => 
   it('the clock still follows counters within the step, so a later local op wins over what it has seen', () => {
     const tree = AppTree.createNew('me', TREE);
     disposables.push(tree);
-    tree.applyRemote([setOp(1_000_000, 'other', TREE, 'k', 'theirs')]);
+    tree.applyRemote([setOp(500_000, 'other', TREE, 'k', 'theirs')]);
     tree.setProps(TREE, { k: 'mine' });
     assert.equal(tree.getProp(TREE, 'k'), 'mine');
-    assert.equal(ownOps(tree, 'me').at(-1)?.id.counter, 1_000_001);
+    assert.equal(ownOps(tree, 'me').at(-1)?.id.counter, 500_001);
   });
 
   it('followCounter and clockOfCounters: a jump larger than the step is not followed, a walk in steps is', () => {
@@ -173,8 +173,11 @@ describe('op integrity: server admission bounds', () => {
     set.addRange('b', 40, 900);
     set.add('c', 1800);
     set.add('evil', TOP);
-    assert.equal(clockOfRanges(set, gap), 1800);
-    assert.equal(clockOfRanges(undefined, gap), 0);
+    set.add('far', 1800 + MAX_CLOCK_STEP + 1);
+    assert.equal(clockOfRanges(set), 1800);
+    set.add('near', 1800 + MAX_CLOCK_STEP);
+    assert.equal(clockOfRanges(set), 1800 + MAX_CLOCK_STEP + 1, 'followed in steps, like a replica');
+    assert.equal(clockOfRanges(undefined), 0);
   });
 
   it('checkSecretTimes: at most the skew window ahead of the server clock; the past is fine', () => {
@@ -234,14 +237,14 @@ describe('op integrity: the server store', () => {
     assert.equal(s.bindPeer(spaceId, 'pc', 'carol'), 'carol');
   });
 
-  it('a schema-1 database gets the digests of its stored ops, so conflicts with old ops are seen', () => {
+  it('a schema-1 database gets the batch seq of its stored ops, so conflicts with old ops are seen', () => {
     const s = open();
     s.createSpace(spaceId, 'S', [rootOp(spaceId, 1, 'srv'), setOp(2, 'srv', spaceId, 'k', { a: 1 })]);
     s.close();
     store = undefined;
-    // Back to schema 1: no digest column, no peers table.
+    // Back to schema 1: no seq column in the op index, no peers table.
     const db = new Database(path.join(dir, DB_FILE));
-    db.exec('DROP TABLE peers; ALTER TABLE ops DROP COLUMN digest; PRAGMA user_version = 1');
+    db.exec('DROP TABLE peers; ALTER TABLE ops DROP COLUMN seq; PRAGMA user_version = 1');
     db.close();
     const again = open();
     const version = new Database(path.join(dir, DB_FILE), { readonly: true });
