@@ -19,7 +19,7 @@ import { isPropertyOp, opKey, type Op } from '../../src/spaces/ops';
 import type { Space } from '../../src/spaces/space';
 import { SpaceManager } from '../../src/spaces/spaceManager';
 import { newTreeId, rootOp, setOp } from '../conformance/opFixtures';
-import { CLIENT_SECRET_KEY, SyncClient, converge } from '../helpers/syncClients';
+import { CLIENT_SECRET_KEY, SyncClient, converge, waitForState } from '../helpers/syncClients';
 import { startTestServer, tempDir, withStore, type TestServer } from '../helpers/syncServer';
 
 const TOP = Number.MAX_SAFE_INTEGER;
@@ -156,22 +156,26 @@ describe('team server: counters, secret times and peer ids from a hostile writer
     await seeded.close();
     const a = await client('a', 'alice');
     assert.equal(a.space.getSecret('late'), 'x');
-    await new Promise<void>((resolve, reject) => {
-      const check = (): void => {
-        if (a.server.state.status !== 'error') return;
-        d.dispose();
-        clearTimeout(timer);
-        resolve();
-      };
-      const timer = setTimeout(() => {
-        d.dispose();
-        reject(new Error(`no error state within 20 s (state ${JSON.stringify(a.server.state)})`));
-      }, 20_000);
-      const d = a.server.onStateChange(check);
-      check();
-    });
+    await waitForState(a.server, 'error');
     assert.match('reason' in a.server.state ? (a.server.state.reason ?? '') : '', /refused 1 secrets \(out-of-range\)/);
     assert.equal(withStore(t.dir, (s) => s.loadSecrets(spaceId)).length, 0);
+  });
+
+  it('a client whose file holds an op that jumps too far gets an error state naming out-of-range, sent once, not stored', async () => {
+    // An op from elsewhere (a hand-edited or foreign file) 2,000,000 above the space tree's clock.
+    const seeded = await FileLayer.create(path.join(dir, 'a.space'), spaceId, { secretKey: CLIENT_SECRET_KEY });
+    await seeded.saveOps(spaceId, [setOp(2_000_000, 'far', spaceId, 'setting.far', 1)]);
+    await seeded.close();
+    const a = await client('a', 'alice');
+    const refused: string[] = [];
+    a.server.onSyncEvent((e) => {
+      if (e.type === 'refused') refused.push(e.code);
+    });
+    await waitForState(a.server, 'error');
+    assert.match('reason' in a.server.state ? (a.server.state.reason ?? '') : '', /refused 1 ops \(out-of-range\)/);
+    assert.deepEqual(refused, ['out-of-range'], 'refused once, not resent on this connection');
+    const stored = storedSpaceOps(t, spaceId);
+    assert.ok(!stored.some((o) => o.id.peerId === 'far'));
   });
 
   it('a server whose store already holds a poisoned op and secret (an older server) keeps every client writing', async () => {
