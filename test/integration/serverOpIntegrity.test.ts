@@ -161,17 +161,24 @@ describe('team server: counters, secret times and peer ids from a hostile writer
     assert.equal(withStore(t.dir, (s) => s.loadSecrets(spaceId)).length, 0);
   });
 
-  it('a client whose file holds an op that jumps too far gets an error state naming out-of-range, sent once, not stored', async () => {
+  it('a client whose file holds an op that jumps too far gets an error state naming out-of-range, sent once, not stored; its own edit is stored', async () => {
     // An op from elsewhere (a hand-edited or foreign file) 2,000,000 above the space tree's clock.
     const seeded = await FileLayer.create(path.join(dir, 'a.space'), spaceId, { secretKey: CLIENT_SECRET_KEY });
     await seeded.saveOps(spaceId, [setOp(2_000_000, 'far', spaceId, 'setting.far', 1)]);
     await seeded.close();
     const a = await client('a', 'alice');
     const refused: string[] = [];
+    let ackedOwn: () => void = () => undefined;
+    const ownAcked = new Promise<void>((resolve) => (ackedOwn = resolve));
     a.server.onSyncEvent((e) => {
       if (e.type === 'refused') refused.push(e.code);
+      if (e.type === 'acked') ackedOwn();
     });
+    a.space.setSetting('mine', 1);
     await waitForState(a.server, 'error');
+    // Sent in its own batch (one peer per batch), the client's edit is stored all the same.
+    await ownAcked;
+    assert.ok(storedSpaceOps(t, spaceId).some((o) => isPropertyOp(o) && o.key === 'setting.mine' && o.id.peerId === a.manager.peerId));
     assert.match('reason' in a.server.state ? (a.server.state.reason ?? '') : '', /refused 1 ops \(out-of-range\)/);
     assert.deepEqual(refused, ['out-of-range'], 'refused once, not resent on this connection');
     const stored = storedSpaceOps(t, spaceId);

@@ -9,6 +9,7 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import type { SecretRecord } from '../../src/persistence/contract';
 import { MemoryLayer, MemoryStore } from '../../src/persistence/memory/memoryLayer';
+import { Outbox } from '../../src/persistence/server/outbox';
 import { checkCounters, checkSecretTimes, clockOfRanges } from '../../src/server/admission';
 import { DB_FILE, SCHEMA_VERSION } from '../../src/server/store/database';
 import { ServerStore } from '../../src/server/store/serverStore';
@@ -148,6 +149,19 @@ describe('op integrity: a replica survives counters and times near 2^53', () => 
     assert.equal(s3.getSetting('after'), 1);
     assert.equal(s3.getSecret('api'), 'v2');
     await m3.dispose();
+  });
+});
+
+describe('op integrity: the client outbox', () => {
+  it('sends one peer id per batch, so a batch refused for a relayed peer holds back no other ops', () => {
+    const box = new Outbox();
+    box.add(TREE, [setOp(1, 'mine', TREE, 'k', 1), setOp(2, 'theirs', TREE, 'k', 2), setOp(3, 'mine', TREE, 'k', 3)]);
+    const peers = new Set(['mine', 'theirs']);
+    const first = box.take(1, 100, 1 << 20, peers);
+    const second = box.take(2, 100, 1 << 20, peers);
+    assert.deepEqual(first?.ops.map((o) => `${o.id.counter}@${o.id.peerId}`), ['1@mine', '3@mine']);
+    assert.deepEqual(second?.ops.map((o) => `${o.id.counter}@${o.id.peerId}`), ['2@theirs']);
+    assert.equal(box.take(3, 100, 1 << 20, peers), undefined);
   });
 });
 
