@@ -10,6 +10,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { SecretRecord } from '../../src/persistence/contract';
 import { FileLayer } from '../../src/persistence/file/fileLayer';
+import { ServerLayer } from '../../src/persistence/server/serverLayer';
 import { encryptSecret } from '../../src/persistence/file/secretCrypto';
 import type { ErrorMessage } from '../../src/protocol/messages';
 import { DB_FILE } from '../../src/server/store/database';
@@ -19,7 +20,7 @@ import { isPropertyOp, opKey, type Op } from '../../src/spaces/ops';
 import type { Space } from '../../src/spaces/space';
 import { SpaceManager } from '../../src/spaces/spaceManager';
 import { newTreeId, rootOp, setOp } from '../conformance/opFixtures';
-import { CLIENT_SECRET_KEY, SyncClient, converge, waitForState } from '../helpers/syncClients';
+import { CLIENT_SECRET_KEY, CLIENT_TIMINGS, SyncClient, converge, waitForState } from '../helpers/syncClients';
 import { startTestServer, tempDir, withStore, type TestServer } from '../helpers/syncServer';
 
 const TOP = Number.MAX_SAFE_INTEGER;
@@ -283,6 +284,43 @@ describe('team server: counters, secret times and peer ids from a hostile writer
       ['1@c1', '2@c1'],
     );
     assert.deepEqual((ops[1] as { value: unknown }).value, { a: 1, b: [1, 2] });
+  });
+
+  it('a space made offline uploads as before: by the process that made it (Connect) and by a later one (spaces sync)', async () => {
+    for (const later of [false, true]) {
+      const maker = new SpaceManager();
+      const file = path.join(dir, `offline-${later}.space`);
+      let fileLayer = undefined as unknown as FileLayer;
+      const space = await maker.create(`Offline ${later}`, async (id) => [(fileLayer = await FileLayer.create(file, id, { secretKey: CLIENT_SECRET_KEY }))]);
+      const notes = space.createAppTree('notes', 'Notes');
+      notes.addItem(notes.rootId, { text: `made offline (${later})` });
+      space.setSecret('token', 'offline');
+      const res = await fetch(`${t.server.url}/v1/spaces`, { method: 'POST', headers: { Authorization: `Bearer ${t.admin}` }, body: JSON.stringify({ name: space.name, id: space.id }) });
+      assert.equal(res.status, 201, await res.text());
+      const token = t.token('write', space.id, { user: 'maker' });
+      let uploader: SpaceManager = maker;
+      try {
+        if (later) {
+          await maker.dispose();
+          uploader = new SpaceManager();
+          fileLayer = await FileLayer.open(file, { secretKey: CLIENT_SECRET_KEY });
+          const reopened = await uploader.open(space.id, [fileLayer]);
+          await reopened.openAppTree(notes.id); // as `spaces sync` opens every app tree
+        }
+        const layer = new ServerLayer({ url: t.server.url, token, peerId: uploader.peerId, spaceId: space.id, syncState: fileLayer, timings: CLIENT_TIMINGS });
+        await uploader.addLayer(space.id, layer);
+        await uploader.flush(space.id);
+        await layer.whenIdle();
+        assert.equal(layer.state.status, 'connected');
+      } finally {
+        await uploader.dispose();
+      }
+      const reader = await SyncClient.open(dir, `reader-${later}`, t.server.url, t.token('write', space.id, { user: 'reader' }), space.id);
+      clients.push(reader);
+      const copy = await reader.space.openAppTree(notes.id);
+      assert.deepEqual(copy.dump().children.map((c) => c.props.text), [`made offline (${later})`]);
+      assert.equal(reader.space.getSecret('token'), 'offline');
+    }
   });
 
   it("no client writes under the server's own peer id", async () => {
