@@ -100,7 +100,8 @@ async function createSpace(server: RunningServer, token: string, name: string): 
 
 /** Lists `tree` in the space tree as a notes app tree, so the server opens and merges it. */
 async function register(c: Client, spaceId: string, tree: string, peer: string): Promise<void> {
-  const c0 = 1_000_000_000;
+  // Above the few ops of a new space tree, and within the server's counter gap (out-of-range beyond).
+  const c0 = 1_000;
   const list: Op[] = [
     { id: { counter: c0, peerId: peer }, targetId: tree, parentId: spaceId },
     { id: { counter: c0 + 1, peerId: peer }, targetId: tree, key: 'appId', value: 'notes', transient: false },
@@ -108,7 +109,8 @@ async function register(c: Client, spaceId: string, tree: string, peer: string):
   ];
   const ref = 900_000_000 + Math.floor(Math.random() * 1e6);
   c.send({ type: 'ops', spaceId, treeId: spaceId, ops: encodeOps(list), ref });
-  await c.wait((m) => m.type === 'ack' && m.ref === ref);
+  const answer = await c.wait((m) => (m.type === 'ack' || m.type === 'error') && m.ref === ref);
+  if (answer.type === 'error') throw new Error(`registering the bench tree: ${answer.code}: ${answer.message}`);
 }
 
 /** Pipelines `total` ops in batches with at most WINDOW unacked; resolves with ack latencies. */

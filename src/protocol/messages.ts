@@ -143,7 +143,19 @@ export interface ServerSecretsMessage {
   records: SecretRecord[];
 }
 
-export type ErrorCode = 'forbidden' | 'not-found' | 'invalid' | 'too-large' | 'rate-limited' | 'internal';
+export type ErrorCode =
+  | 'forbidden'
+  | 'not-found'
+  | 'invalid'
+  | 'too-large'
+  | 'rate-limited'
+  | 'internal'
+  /** A counter too far above the tree's, or a secret time too far ahead of the server's clock. */
+  | 'out-of-range'
+  /** An op id the server stores with other content. */
+  | 'conflict'
+  /** A new op under a peer id that writes for another user in the space (or the server's own). */
+  | 'peer-forbidden';
 
 /** A refused request; the socket stays open. `ref` names the refused batch when there is one. */
 export interface ErrorMessage {
@@ -169,7 +181,7 @@ export class ProtocolError extends Error {
 }
 
 const ID_RE = /^[0-9a-f]{32}$/;
-const ERROR_CODES: ReadonlySet<string> = new Set<ErrorCode>(['forbidden', 'not-found', 'invalid', 'too-large', 'rate-limited', 'internal']);
+const ERROR_CODES: ReadonlySet<string> = new Set<ErrorCode>(['forbidden', 'not-found', 'invalid', 'too-large', 'rate-limited', 'internal', 'out-of-range', 'conflict', 'peer-forbidden']);
 const ROLES: ReadonlySet<string> = new Set<Role>(['read', 'write', 'admin']);
 
 type Obj = Record<string, unknown>;

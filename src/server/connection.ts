@@ -114,6 +114,7 @@ export class ClientConnection implements Subscriber {
   private state: 'hello' | 'ready' | 'closed' = 'hello';
   private token: TokenInfo | undefined;
   private peerIds = new Set<string>();
+  private ownPeerId: string | undefined;
   private readonly inbox: InboxItem[] = [];
   private processing = false;
   private readonly subs = new Map<string, Subscription>();
@@ -174,6 +175,11 @@ export class ClientConnection implements Subscriber {
 
   get user(): string | undefined {
     return this.token?.user;
+  }
+
+  /** The peer id this client writes as: the first in its hello (ServerLayer puts its own first). */
+  get ownPeer(): string | undefined {
+    return this.ownPeerId;
   }
 
   get isClosed(): boolean {
@@ -392,6 +398,7 @@ export class ClientConnection implements Subscriber {
     }
     this.token = check.token;
     this.peerIds = new Set(msg.peerIds);
+    this.ownPeerId = msg.peerIds[0];
     this.state = 'ready';
     this.send(encodeMessage({ type: 'welcome', protocol: PROTOCOL_VERSION, user: check.token.user, serverId: this.ctx.serverId }));
     this.ctx.logger.info('client connected', { conn: this.id, user: check.token.user, tokenId: check.token.id, client: msg.client, peers: msg.peerIds.length });

@@ -17,6 +17,7 @@ import { WebSocketServer } from 'ws';
 import { CloseCode, PROTOCOL_LIMITS, SYNC_PATH } from '../protocol/messages';
 import type { Event } from '../spaces/events';
 import { SpaceManager } from '../spaces/spaceManager';
+import { DEFAULT_ADMISSION_LIMITS, type AdmissionLimits } from './admission';
 import { ClientConnection, DEFAULT_CONNECTION_LIMITS, type ConnectionContext, type ConnectionLimits } from './connection';
 import { ConnectionCaps, connectionCapLimits, type ConnectionCapLimits, type UpgradeRefusal } from './connectionCaps';
 import { CatchUpCache } from './frameCache';
@@ -53,6 +54,8 @@ export interface ServerOptions {
   readonly connectionCaps?: Partial<ConnectionCapLimits>;
   /** Bytes of encoded catch-up frames kept for sharing between sockets. Default 32 MiB. */
   readonly catchUpCacheBytes?: number;
+  /** How far client counters and secret times may run ahead (docs/server.md, "Limits"). */
+  readonly admission?: Partial<AdmissionLimits>;
   /** Default: JSON lines on stdout at level info. */
   readonly logger?: Logger;
   /** 32-byte key for secrets at rest; default: DIR/server.key (created 0600). */
@@ -127,7 +130,8 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const catchUpCache = new CatchUpCache(cacheBytes);
   const manager = new SpaceManager();
   manager.onDidError((e) => logger.warn('space error', { spaceId: e.spaceId, layerId: e.layerId, error: e.message }));
-  const registry = new SpaceRegistry({ store, manager, metrics, logger, catchUpCache, idleUnloadMs: opts.idleUnloadMs ?? 60_000 });
+  const admission: AdmissionLimits = { ...DEFAULT_ADMISSION_LIMITS, ...opts.admission };
+  const registry = new SpaceRegistry({ store, manager, metrics, logger, catchUpCache, idleUnloadMs: opts.idleUnloadMs ?? 60_000, admission });
   const connections = new Set<ClientConnection>();
 
   const connCtx: ConnectionContext = {

@@ -24,10 +24,12 @@ import type { Op } from '../spaces/ops';
 import type { Space } from '../spaces/space';
 import type { SpaceManager } from '../spaces/spaceManager';
 import type { CachedFrame, CatchUpCache } from './frameCache';
+import { DEFAULT_ADMISSION_LIMITS, TreeClocks, checkCounters, checkSecretTimes, type AdmissionLimits } from './admission';
 import { ackFrame, opsFrame, secretsFrame, syncedFrame } from './frames';
 import { errorText, type Logger } from './log';
 import type { Metrics } from './metrics';
-import type { AppendResult, ServerStore } from './store/serverStore';
+import type { AppendResult, BatchInput, BatchWriter, ServerStore } from './store/serverStore';
+import { canWrite } from './store/tokenStore';
 import { SqlitePersistenceLayer, type LayerWriter } from './store/sqliteLayer';
 import { WriteQueue } from './writeQueue';
 
@@ -51,6 +53,9 @@ function nextAlignedSeq(seq: number): number {
 /** What a host needs of a client connection. */
 export interface Subscriber {
   readonly id: number;
+  /** The token's user (peer ids are bound to it) and the peer id the client writes as. */
+  readonly user: string | undefined;
+  readonly ownPeer: string | undefined;
   /**
    * Sends one frame carrying `ops` ops; does nothing once the connection is closed. A Buffer is
    * sent as it is (never copied), so one Buffer can go to many sockets.
@@ -123,6 +128,8 @@ export interface HostContext {
   readonly catchUpCache: CatchUpCache;
   /** The server's copy opened (merged) an app tree of the space. */
   readonly onDidOpenAppTree?: (e: { spaceId: string; treeId: string }) => void;
+  /** Bounds on client counters and secret times (admission.ts); default DEFAULT_ADMISSION_LIMITS. */
+  readonly admission?: AdmissionLimits;
 }
 
 export class SpaceNotFoundError extends Error {
@@ -148,12 +155,19 @@ export class SpaceHost implements LayerWriter {
    * root is missing). Opening is tried again when they get new ops.
    */
   private readonly waitingTrees = new Set<string>();
+  private readonly admission: AdmissionLimits;
+  private readonly clocks: TreeClocks;
+  /** Peer ids no client may write under: the server's own. */
+  private readonly reservedPeers: ReadonlySet<string>;
 
   constructor(
     readonly spaceId: string,
     private readonly ctx: HostContext,
   ) {
     this.layer = new SqlitePersistenceLayer(ctx.store, spaceId, { writer: this });
+    this.admission = ctx.admission ?? DEFAULT_ADMISSION_LIMITS;
+    this.clocks = new TreeClocks((treeId) => this.trees.get(treeId));
+    this.reservedPeers = new Set([ctx.manager.peerId]);
   }
 
   get subscriberCount(): number {
@@ -191,8 +205,25 @@ export class SpaceHost implements LayerWriter {
       for (const ack of previous.pendingAcks.splice(0)) sub.pendingAcks.push(ack);
     }
     this.subs.set(sink, sub);
+    if (canWrite(role)) this.bindOwnPeer(sink);
     void this.pump(sub);
     return sub;
+  }
+
+  /**
+   * A writer's own peer id belongs to its user in this space from its first subscribe on, so no
+   * other user can take it over before its first write.
+   */
+  private bindOwnPeer(sink: Subscriber): void {
+    const { user, ownPeer } = sink;
+    if (user === undefined || ownPeer === undefined || this.reservedPeers.has(ownPeer)) return;
+    try {
+      const owner = this.ctx.store.bindPeer(this.spaceId, ownPeer, user);
+      if (owner !== user) this.ctx.logger.info('peer id bound to another user', { spaceId: this.spaceId, conn: sink.id, peer: ownPeer });
+    } catch (e) {
+      // Not fatal: the binding is made by the first write as well.
+      this.ctx.logger.warn('cannot bind a peer id', { spaceId: this.spaceId, conn: sink.id, error: errorText(e) });
+    }
   }
 
   /** Ends a subscription; acks still waiting for their place are sent now. */
@@ -362,11 +393,10 @@ export class SpaceHost implements LayerWriter {
   }
 
   /** Commits consecutive ops jobs in one transaction; true when a tree the host tracks changed. */
-  private commitOps(jobs: OpsJob[]): boolean {
-    const inputs = jobs.map((j) => {
-      const known = this.trees.get(j.treeId);
-      return { treeId: j.treeId, ops: known ? j.ops.filter((op) => !known.hasOp(op)) : j.ops };
-    });
+  private commitOps(group: OpsJob[]): boolean {
+    const admitted = this.admitOps(group);
+    const jobs = admitted.map((a) => a.job);
+    const inputs = admitted.map((a) => a.input);
     let results: AppendResult[];
     if (inputs.every((b) => b.ops.length === 0)) {
       results = inputs.map(() => ({ seq: undefined, fresh: [], opsJson: undefined }));
@@ -384,6 +414,7 @@ export class SpaceHost implements LayerWriter {
     let touched = false;
     jobs.forEach((job, k) => {
       const r = results[k];
+      if (r.refused) return this.refuse(job, r.refused.code, r.refused.message);
       try {
         if (r.seq !== undefined && r.opsJson !== undefined) {
           this.applyStored(job, r.seq, r.fresh, r.opsJson);
@@ -400,8 +431,48 @@ export class SpaceHost implements LayerWriter {
     return touched;
   }
 
+  /**
+   * The jobs to store, each with its ops the tree lacks and its writer. A client's batch whose
+   * counters jump too far (admission.ts) is refused here, whole, and left out.
+   */
+  private admitOps(jobs: readonly OpsJob[]): Array<{ job: OpsJob; input: BatchInput }> {
+    const gap = this.admission.maxCounterGap;
+    // Clocks as they will be once the earlier jobs of the group are stored.
+    const ahead = new Map<string, number>();
+    const out: Array<{ job: OpsJob; input: BatchInput }> = [];
+    for (const job of jobs) {
+      const known = this.trees.get(job.treeId);
+      const ops = known ? job.ops.filter((op) => !known.hasOp(op)) : job.ops;
+      if (job.origin && ops.length > 0) {
+        const r = checkCounters(ahead.get(job.treeId) ?? this.clocks.get(job.treeId), ops, gap);
+        if (!r.ok) {
+          this.refuse(job, 'out-of-range', r.message);
+          continue;
+        }
+        ahead.set(job.treeId, r.clock);
+      }
+      // A client's ops go to the store whole: one it has under the same id must be identical (conflict otherwise).
+      out.push({ job, input: job.origin ? { treeId: job.treeId, ops: job.ops, writer: this.writerOf(job.origin) } : { treeId: job.treeId, ops } });
+    }
+    return out;
+  }
+
+  private writerOf(origin: Subscriber): BatchWriter {
+    // A connection writes only after hello, so it has a user; without one it binds nothing.
+    return { user: origin.user ?? '', ownPeer: origin.user === undefined ? undefined : origin.ownPeer, reservedPeers: this.reservedPeers };
+  }
+
+  /** Answers a refused write with `code` (the server's own write is rejected); nothing of it was stored. */
+  private refuse(job: Job, code: ErrorCode, message: string): void {
+    this.ctx.logger.info('write refused', { spaceId: this.spaceId, conn: job.origin?.id, code, message });
+    if (!job.origin) return job.reject(new Error(`space ${this.spaceId}: ${message}`));
+    if (job.ref !== undefined) job.origin.sendError(code, message, this.spaceId, job.ref);
+    job.resolve();
+  }
+
   private applyStored(job: OpsJob, seq: number, fresh: readonly Op[], opsJson: string): void {
     this.lastSeq = seq;
+    this.clocks.advance(job.treeId, fresh);
     let set = this.trees.get(job.treeId);
     if (!set) this.trees.set(job.treeId, (set = new OpRangeSet()));
     set.addOps(fresh);
@@ -460,6 +531,8 @@ export class SpaceHost implements LayerWriter {
   }
 
   private commitSecrets(job: SecretsJob): void {
+    const tooLate = job.origin ? checkSecretTimes(job.records, Date.now(), this.admission.maxSecretSkewMs) : undefined;
+    if (tooLate) return this.refuse(job, 'out-of-range', tooLate);
     let won: SecretRecord[];
     try {
       won = this.ctx.store.mergeSecrets(this.spaceId, job.records);

@@ -6,6 +6,7 @@
  */
 import { Emitter } from '../spaces/events';
 import type { SpaceManager } from '../spaces/spaceManager';
+import type { AdmissionLimits } from './admission';
 import { errorText, type Logger } from './log';
 import type { CatchUpCache } from './frameCache';
 import type { Metrics } from './metrics';
@@ -27,6 +28,7 @@ export interface RegistryOptions {
   readonly logger: Logger;
   readonly catchUpCache: CatchUpCache;
   readonly idleUnloadMs: number;
+  readonly admission?: AdmissionLimits;
 }
 
 export class SpaceRegistry {
@@ -85,8 +87,8 @@ export class SpaceRegistry {
   }
 
   private load(spaceId: string): Entry {
-    const { store, manager, metrics, logger, catchUpCache } = this.opts;
-    const host = new SpaceHost(spaceId, { store, manager, metrics, logger, catchUpCache, onDidOpenAppTree: (e) => this.appTreeEmitter.fire(e) });
+    const { store, manager, metrics, logger, catchUpCache, admission } = this.opts;
+    const host = new SpaceHost(spaceId, { store, manager, metrics, logger, catchUpCache, admission, onDidOpenAppTree: (e) => this.appTreeEmitter.fire(e) });
     const t0 = Date.now();
     const entry: Entry = {
       host,

@@ -14,7 +14,7 @@ import { RepTree } from 'reptree';
 import { compactKnownOps, trimVertexArrays } from './compactOpIds';
 import { Emitter, type Disposable } from './events';
 import { DELETED_PARENT_ID, isJsonValue, opKey, sortAndDedupe, type JsonValue, type Op } from './ops';
-import { disposeTree, installRepTreeFixes, mergeBatch } from './reptreeFixes';
+import { boundLamportClock, disposeTree, installRepTreeFixes, mergeBatch } from './reptreeFixes';
 
 installRepTreeFixes();
 
@@ -93,6 +93,7 @@ export class AppTree implements Disposable {
   /** A new, empty tree whose root vertex id is `treeId`. The creation ops are local ops. */
   static createNew(peerId: string, treeId: string, rootProps: Props = {}): AppTree {
     const tree = new RepTree(peerId);
+    boundLamportClock(tree);
     tree.moveVertex(treeId, null as unknown as string); // a move under null makes the root
     const t = new AppTree(treeId, tree);
     for (const [k, v] of Object.entries(rootProps)) tree.setVertexProperty(treeId, k, v);
@@ -108,6 +109,8 @@ export class AppTree implements Disposable {
     }
     sortAndDedupe(ops);
     const tree = new RepTree(peerId, ops);
+    // RepTree's constructor followed every counter; the bounded clock is recomputed from the ops.
+    boundLamportClock(tree, ops);
     trimVertexArrays(tree);
     if (!tree.getVertex(treeId) || tree.getVertex(treeId)?.parentId !== null) {
       disposeTree(tree);

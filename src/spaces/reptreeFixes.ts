@@ -1,5 +1,5 @@
 /**
- * Fixes for three measured problems of reptree 0.9.0, applied from outside the library.
+ * Fixes for four problems of reptree 0.9.0, applied from outside the library.
  * docs/upstream/reptree-fixes.md describes each one and has the patch we'd send upstream.
  *
  * 1. `installRepTreeFixes()` patches `TreeState.prototype`. Without it, every move builds a
@@ -13,6 +13,10 @@
  * 2. `mergeBatch(tree, ops)` merges a batch with one undo/redo pass. `RepTree.merge` undoes and
  *    redoes every later move once for each out-of-order op.
  * 3. `disposeTree(tree)` stops the 33 ms interval that every `TreeState` starts.
+ * 4. `boundLamportClock(tree, ops)` keeps one hostile counter from taking over the tree's clock.
+ *    RepTree moves its Lamport clock to any larger counter it merges, so one op at 2^53-1 made
+ *    every later local op 2^53, an invalid id. The bounded clock follows a counter only when it
+ *    is at most `MAX_CLOCK_STEP` (1,000,000) above the clock.
  *
  * The module depends on reptree's private members, which the .d.ts hides. We reach them only
  * through the narrow interfaces below. `installRepTreeFixes` throws if the members are missing.
@@ -378,6 +382,65 @@ export function disposeTree(tree: RepTree): void {
  */
 export function flushTreeEvents(tree: RepTree): void {
   stateOf(tree).processBatchedEvents();
+}
+
+// ---------------------------------------------------------------------------------------------
+// 4. A bounded Lamport clock.
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * How far above a tree's clock a counter may be for the clock to follow it: 1,000,000. A replica's
+ * clock is the largest counter it has followed, and a counter is made by a replica whose clock
+ * was one below it, so in a tree's op set, taken in counter order, each counter is at most one
+ * above one already there (transient ops, never stored, leave gaps of a few). Only ops one has
+ * not received yet make a larger jump: a million of them is a very long offline session. An op
+ * that jumps further keeps its place in the tree (last-writer-wins still orders it by id) but
+ * does not move the clock, so the tree's own ops stay far below 2^53-1: climbing there one step
+ * at a time takes 9 billion ops. The server admits no larger jump either (its default
+ * `maxCounterGap`, src/server/admission.ts), and it computes a tree's clock with this same rule,
+ * so what one replica's clock follows, the server's does too, and the server admits its ops.
+ */
+export const MAX_CLOCK_STEP = 1_000_000;
+
+/** The clock after `counter` arrives: `clock`, or `counter` when it is above and within the step. */
+export function followCounter(clock: number, counter: number): number {
+  return counter > clock && counter - clock <= MAX_CLOCK_STEP ? counter : clock;
+}
+
+/** The clock a replica reaches from these counters taken in increasing order. Sorts `counters`. */
+export function clockOfCounters(counters: number[]): number {
+  counters.sort((a, b) => a - b);
+  let clock = 0;
+  for (const c of counters) clock = followCounter(clock, c);
+  return clock;
+}
+
+interface LamportInternals {
+  lamportClock: number;
+  updateLamportClock(op: VertexOperation): void;
+}
+
+/**
+ * Makes `tree` follow counters with `followCounter` from now on, and sets its clock to what the
+ * bounded clock reaches from `ops` (the ops it was built from; RepTree's constructor has already
+ * followed every one of them). Throws if reptree's internals don't look like 0.9.0's.
+ */
+export function boundLamportClock(tree: RepTree, ops: readonly VertexOperation[] = []): void {
+  const t = tree as unknown as Partial<LamportInternals>;
+  if (typeof t.lamportClock !== 'number' || typeof t.updateLamportClock !== 'function') {
+    throw new Error('reptree RepTree.lamportClock / updateLamportClock not found: reptreeFixes supports reptree 0.9.0 only');
+  }
+  const internals = tree as unknown as LamportInternals;
+  if (ops.length > 0) internals.lamportClock = clockOfCounters(ops.map((op) => op.id.counter));
+  // An own property shadows the prototype method: RepTree's merge paths and mergeBatch all call it.
+  internals.updateLamportClock = function boundedUpdateLamportClock(this: LamportInternals, op: VertexOperation): void {
+    this.lamportClock = followCounter(this.lamportClock, op.id.counter);
+  };
+}
+
+/** The tree's Lamport clock: its next local op gets this plus one. */
+export function lamportClockOf(tree: RepTree): number {
+  return (tree as unknown as LamportInternals).lamportClock;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1,16 +1,37 @@
 /**
  * Secrets merge: last-writer-wins per key by (time, peerId), deletes kept as tombstones so a
  * delete on one layer is not undone by an older value on another.
+ *
+ * A record's time is its writer's clock, so a hostile or broken writer can date a record far in
+ * the future; a record at 2^53-1 could never be beaten (the next time, 2^53, is not a safe
+ * integer). Servers refuse times beyond a skew window (docs/protocol.md, `out-of-range`), and for
+ * records that got in anyway (an older server, a hand-edited file) a record dated after
+ * `SECRET_LIMITS.maxTime` is inert: it still loads, but never wins a merge, so the key keeps the
+ * value of the best record within the bound and its owner can set or delete it again.
  */
 import type { SecretRecord } from '../persistence/contract';
 import { isValidPeerId } from './peerId';
 
-export const SECRET_LIMITS = { maxKeyLength: 256, maxValueBytes: 64 * 1024 } as const;
+export const SECRET_LIMITS = {
+  maxKeyLength: 256,
+  maxValueBytes: 64 * 1024,
+  /**
+   * Records dated after this (ms since the epoch, 2^52: about the year 144,000) never win. Half of
+   * the safe-integer range, so writes above any winning record always have room.
+   */
+  maxTime: 2 ** 52,
+} as const;
 const SECRET_KEY_RE = /^[A-Za-z0-9_.:/@-]+$/;
 
-/** True when `a` wins over `b` (b may be missing). */
+/** A record dated after `SECRET_LIMITS.maxTime`: kept where it is stored, but it never wins. */
+export function isInertSecretTime(time: number): boolean {
+  return time > SECRET_LIMITS.maxTime;
+}
+
+/** True when `a` wins over `b` (b may be missing). An inert record never wins and is always beaten. */
 export function secretWins(a: SecretRecord, b: SecretRecord | undefined): boolean {
-  if (!b) return true;
+  if (isInertSecretTime(a.time)) return false;
+  if (!b || isInertSecretTime(b.time)) return true;
   if (a.time !== b.time) return a.time > b.time;
   if (a.peerId !== b.peerId) return a.peerId > b.peerId;
   // Same writer, same time: prefer a delete, then the larger value, so every replica agrees.

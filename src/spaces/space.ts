@@ -10,7 +10,7 @@ import type { SecretRecord } from '../persistence/contract';
 import { AppTree, TreeError, newVertexId, type Props, type TreeChange } from './appTree';
 import { Emitter, type Disposable } from './events';
 import type { JsonValue } from './ops';
-import { SECRET_LIMITS, isValidSecretKey, secretWins } from './secrets';
+import { SECRET_LIMITS, isInertSecretTime, isValidSecretKey, secretWins } from './secrets';
 
 export const SPACE_FORMAT = 'spaces-vscode';
 const SETTING_PREFIX = 'setting.';
@@ -221,7 +221,10 @@ export class Space implements Disposable {
 
   private writeSecret(key: string, value: string | null): void {
     const prev = this.secrets.get(key);
+    // After the current winner even when its writer's clock was ahead of ours. The winner is never
+    // inert (see secrets.ts), so this is over the bound only if a record sits right at it.
     const time = Math.max(Date.now(), prev ? prev.time + 1 : 0);
+    if (isInertSecretTime(time)) throw new TreeError(`secret ${key} holds a record dated at the end of the time range (${prev?.time}); it cannot be overwritten`);
     const rec: SecretRecord = { key, value, time, peerId: this.peerId };
     this.secrets.set(key, rec);
     this.secretsEmitter.fire({ records: [rec], origin: 'local' });

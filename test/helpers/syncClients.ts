@@ -17,7 +17,9 @@ import { SpaceManager } from '../../src/spaces/spaceManager';
 import { SERVER_JS } from './syncServer';
 
 export const CLIENT_TIMINGS: Partial<ServerLayerTimings> = { backoffBaseMs: 50, backoffMaxMs: 500, loadTimeoutMs: 10_000, closeTimeoutMs: 5_000, heartbeatMs: 1_000, deadAfterMs: 5_000 };
-const KEY = Buffer.alloc(32, 5);
+/** The secret key of every SyncClient's space file. */
+export const CLIENT_SECRET_KEY = Buffer.alloc(32, 5);
+const KEY = CLIENT_SECRET_KEY;
 
 export interface SpaceDump {
   readonly space: DumpNode;
@@ -40,10 +42,10 @@ export class SyncClient {
     url: string,
     token: string,
     spaceId: string,
-    opts: { timings?: Partial<ServerLayerTimings>; wrapStore?: (file: FileLayer) => SyncStateStore } = {},
+    opts: { timings?: Partial<ServerLayerTimings>; wrapStore?: (file: FileLayer) => SyncStateStore; peerId?: string } = {},
   ): Promise<SyncClient> {
     const file = path.join(dir, `${name}.space`);
-    const manager = new SpaceManager({ retry: { baseMs: 50, maxMs: 500 } });
+    const manager = new SpaceManager({ retry: { baseMs: 50, maxMs: 500 }, peerId: opts.peerId });
     const layer = fs.existsSync(file) ? await FileLayer.open(file, { secretKey: KEY }) : await FileLayer.create(file, spaceId, { secretKey: KEY });
     const syncState = opts.wrapStore ? opts.wrapStore(layer) : layer;
     const server = new ServerLayer({ url, token, peerId: manager.peerId, spaceId, syncState, timings: { ...CLIENT_TIMINGS, ...opts.timings } });

@@ -9,7 +9,7 @@
 import type { Database, SqlJsStatic, SqlValue, Statement } from 'sql.js';
 import type { SecretRecord } from '../contract';
 import { checkOp, isMoveOp, type Op } from '../../spaces/ops';
-import { checkSecretRecord, secretWins } from '../../spaces/secrets';
+import { checkSecretRecord, isInertSecretTime, secretWins } from '../../spaces/secrets';
 import { SpaceFileError } from './errors';
 import { OpKind, opsToColumns, type OpColumns } from './opColumns';
 import { FORMAT, META, REQUIRED_TABLES, SCHEMA_SQL, SCHEMA_VERSION, isStorableKey, isValidTreeId } from './schema';
@@ -668,7 +668,9 @@ export class SpaceDb {
 
   /** Does stored row `a` (from another copy) win over our row `b`? */
   private rowWins(a: SecretRow, b: SecretRow | undefined): boolean {
-    if (!b) return true;
+    // The same rule as secretWins: a record dated past SECRET_LIMITS.maxTime never wins.
+    if (isInertSecretTime(a.time)) return false;
+    if (!b || isInertSecretTime(b.time)) return true;
     if (a.time !== b.time) return a.time > b.time;
     if (a.peerId !== b.peerId) return a.peerId > b.peerId;
     if (sameSecretRow(a, b)) return false;

@@ -2,8 +2,10 @@
  * The ServerLayer's in-memory view of its outbox: ops stored durably (SyncStateStore) but not yet
  * acknowledged by the server, per tree, and which of them are in flight under which `ref`.
  *
- * Batches hold ops of one tree, at most `maxOps`, only from peer ids the connection announced in
- * its `hello` (the server refuses ops under other peer ids). A connection that drops puts its
+ * Batches hold ops of one tree and one peer id, at most `maxOps`, only from peer ids the
+ * connection announced in its `hello` (the server refuses ops under other peer ids). One peer per
+ * batch because the server refuses a batch whole: ops relayed for a peer id that writes for
+ * another user (`peer-forbidden`) must not hold back this client's own edits. A connection that drops puts its
  * in-flight batches back (`requeueInFlight`); an ack removes its batch's ops for good.
  */
 import { encodeOp, type EncodedOp } from '../../spaces/opCodec';
@@ -95,9 +97,9 @@ export class Outbox {
   }
 
   /**
-   * The next batch to send, marked in flight under `ref`: ops of one tree not in flight, of
-   * `allowedPeers`, not `excluded`, at most `maxOps` and (but for a first op that is larger)
-   * `maxBytes` of encoded JSON.
+   * The next batch to send, marked in flight under `ref`: ops of one tree and one peer id not in
+   * flight, of `allowedPeers`, not `excluded`, at most `maxOps` and (but for a first op that is
+   * larger) `maxBytes` of encoded JSON.
    */
   take(ref: number, maxOps: number, maxBytes: number, allowedPeers: ReadonlySet<string>, excluded?: (treeId: string, op: Op) => boolean): OutboxBatch | undefined {
     for (const [treeId, t] of this.trees) {
@@ -105,8 +107,10 @@ export class Outbox {
       const ops: Op[] = [];
       const encoded: EncodedOp[] = [];
       let bytes = 2;
+      let peer: string | undefined;
       for (const [k, op] of t) {
-        if (flying?.has(k) || !allowedPeers.has(op.id.peerId) || excluded?.(treeId, op)) continue;
+        if (flying?.has(k) || (peer !== undefined && op.id.peerId !== peer) || !allowedPeers.has(op.id.peerId) || excluded?.(treeId, op)) continue;
+        peer = op.id.peerId;
         const e = encodeOp(op);
         const n = JSON.stringify(e).length + 1;
         if (ops.length > 0 && bytes + n > maxBytes) break;

@@ -478,11 +478,14 @@ export class ServerLayer implements PersistenceLayer {
     if (ref !== undefined && this.secretsInFlight.has(ref)) {
       const f = this.secretsInFlight.get(ref) as SecretsInFlight;
       this.secretsInFlight.delete(ref);
-      for (const r of f.records) if (secretWins(r, this.unsentSecrets.get(r.key))) this.unsentSecrets.set(r.key, r);
+      // Refused for what they are (`out-of-range`, `invalid`): an error, not sent again on this connection.
+      const final = m.code !== 'forbidden' && m.code !== 'rate-limited' && m.code !== 'internal';
+      if (final && f.records.length) this.refusedReason = `the server refused ${f.records.length} secrets (${m.code}): ${m.message}`;
+      else for (const r of f.records) if (secretWins(r, this.unsentSecrets.get(r.key))) this.unsentSecrets.set(r.key, r);
       for (const w of f.waiters) w();
       if (f.records.length) this.syncEmitter.fire({ type: 'refused', code: m.code, message: m.message, ops: 0 });
       if (ref === this.barrierRef) this.becomeReady();
-      if (m.code === 'forbidden') this.updateState();
+      if (m.code === 'forbidden' || final) this.updateState();
       return;
     }
     const batch = ref === undefined ? undefined : this.outbox.settle(ref);

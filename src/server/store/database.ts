@@ -12,11 +12,12 @@
  */
 import Database from 'better-sqlite3';
 import { randomBytes } from 'node:crypto';
+import { decodeOpShape } from '../../spaces/opCodec';
 
 export type Db = Database.Database;
 
 export const DB_FILE = 'spaces.db';
-export const SCHEMA_VERSION = 1;
+export const SCHEMA_VERSION = 2;
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
@@ -47,12 +48,21 @@ CREATE TABLE IF NOT EXISTS batches (
   UNIQUE (sid, seq)
 );
 CREATE INDEX IF NOT EXISTS batches_by_tree ON batches (tid, seq);
--- The op index: one row per stored op id, so a duplicate is never stored twice.
+-- The op index: one row per stored op id, so a duplicate is never stored twice; seq is the
+-- batch that holds the op, to tell an identical resend from another op under the same id.
 CREATE TABLE IF NOT EXISTS ops (
   tid INTEGER NOT NULL,
   peer TEXT NOT NULL,
   counter INTEGER NOT NULL,
+  seq INTEGER,
   PRIMARY KEY (tid, peer, counter)
+) WITHOUT ROWID;
+-- Which user a peer id writes for in a space: the first that used it (as its own) keeps it.
+CREATE TABLE IF NOT EXISTS peers (
+  sid INTEGER NOT NULL REFERENCES spaces (sid),
+  peer TEXT NOT NULL,
+  user TEXT NOT NULL,
+  PRIMARY KEY (sid, peer)
 ) WITHOUT ROWID;
 -- Secrets per space, values AES-256-GCM encrypted with the server key (tombstones: iv/data NULL).
 CREATE TABLE IF NOT EXISTS secrets (
@@ -84,6 +94,25 @@ export class StoreError extends Error {
   }
 }
 
+/** Schema 1 → 2: the op index gets the seq of each op's batch, read once from the stored batches. */
+function addOpSeqs(db: Db): void {
+  db.exec('ALTER TABLE ops ADD COLUMN seq INTEGER');
+  const put = db.prepare('UPDATE ops SET seq = ? WHERE tid = ? AND peer = ? AND counter = ? AND seq IS NULL');
+  // Paged: better-sqlite3 runs no other statement while an iteration is open.
+  const page = db.prepare('SELECT bid, seq, tid, ops FROM batches WHERE bid > ? ORDER BY bid LIMIT 512').raw();
+  for (let after = 0; ; ) {
+    const rows = page.all(after) as Array<[number, number, number, string]>;
+    if (rows.length === 0) return;
+    for (const [bid, seq, tid, json] of rows) {
+      after = bid;
+      for (const t of JSON.parse(json) as unknown[]) {
+        const op = decodeOpShape(t);
+        if (op) put.run(seq, tid, op.id.peerId, op.id.counter);
+      }
+    }
+  }
+}
+
 /** Opens (creating when missing) the database file and brings its schema up to date. */
 export function openDatabase(file: string): Db {
   const db = new Database(file);
@@ -98,6 +127,7 @@ export function openDatabase(file: string): Db {
       const version = db.pragma('user_version', { simple: true }) as number;
       if (version > SCHEMA_VERSION) throw new StoreError(`${file} was written by a newer server (schema ${version}; this build reads ${SCHEMA_VERSION})`);
       db.exec(SCHEMA);
+      if (version === 1) addOpSeqs(db);
       db.prepare('INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)').run('serverId', randomBytes(8).toString('hex'));
       if (version < SCHEMA_VERSION) db.pragma(`user_version = ${SCHEMA_VERSION}`);
     }).immediate();

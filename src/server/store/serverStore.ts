@@ -4,7 +4,10 @@
  * - spaces: id, name, creation time and `last_seq`, the seq of the space's newest batch;
  * - batches: every accepted batch under the next per-space `seq` (only the ops that were new,
  *   as the wire's JSON tuples), so catch-up is "every batch with seq > N", in order;
- * - the op index (tree, peer, counter): an op already stored is never stored again;
+ * - the op index (tree, peer, counter → seq of its batch): an op already stored is never stored
+ *   again, and an op under a stored id with other content is refused (`conflict`);
+ * - peer bindings: the user each peer id writes for in a space (the first that used it keeps
+ *   it), so one user cannot write under another's peer id (`peer-forbidden`);
  * - secrets, encrypted with the server key; tokens (tokenStore.ts).
  *
  * All methods are synchronous (better-sqlite3) and every write is one transaction: when a write
@@ -12,15 +15,17 @@
  * a space in its write queue; other connections to the same file (a second process) are safe too,
  * because the op index and `last_seq` are read and written inside the same transaction.
  */
+import type Database from 'better-sqlite3';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { SecretRecord } from '../../persistence/contract';
 import { decryptSecret, encryptSecret, type SecretRow } from '../../persistence/file/secretCrypto';
-import { decodeOps, encodeOps } from '../../spaces/opCodec';
+import { decodeOpShape, decodeOps, encodeOps } from '../../spaces/opCodec';
 import { OpRangeSet } from '../../spaces/opRanges';
 import type { Op } from '../../spaces/ops';
 import { secretWins } from '../../spaces/secrets';
 import { DB_FILE, StoreError, openDatabase, type Db } from './database';
+import { sameOpContent } from './opContent';
 import { loadOrCreateServerKey } from './serverKey';
 import { TokenStore } from './tokenStore';
 
@@ -33,19 +38,68 @@ export interface SpaceInfo {
   readonly lastSeq: number;
 }
 
+/** Who wrote a batch; a batch without one (the server's own) is not checked against bindings. */
+export interface BatchWriter {
+  /** The token's user. */
+  readonly user: string;
+  /** The connection's own peer id (the first in its hello): bound to `user` on first use. */
+  readonly ownPeer: string | undefined;
+  /** Peer ids no client may write new ops under (the server's own). */
+  readonly reservedPeers?: ReadonlySet<string>;
+}
+
 export interface BatchInput {
   readonly treeId: string;
   /** Validated ops (the caller ran `validateOps`/`decodeOps`). */
   readonly ops: readonly Op[];
+  readonly writer?: BatchWriter;
+}
+
+/** Why a batch was refused; nothing of it was stored. */
+export interface BatchRefusal {
+  readonly code: 'conflict' | 'peer-forbidden';
+  readonly message: string;
 }
 
 export interface AppendResult {
-  /** The batch's seq; undefined when every op was stored already (nothing was written). */
+  /** The batch's seq; undefined when every op was stored already or the batch was refused. */
   readonly seq: number | undefined;
   /** The ops that were new, in the order given (duplicates within the batch dropped). */
   readonly fresh: Op[];
   /** `fresh` as stored: a JSON array of encoded ops (wire format). */
   readonly opsJson: string | undefined;
+  readonly refused?: BatchRefusal;
+}
+
+/** Stored ops read back from their batches (for `conflict` checks), each batch parsed once per call. */
+class StoredOps {
+  private readonly batches = new Map<number, Map<string, Op>>();
+
+  constructor(
+    private readonly sid: number,
+    private readonly read: Database.Statement,
+  ) {}
+
+  get(seq: number, peerId: string, counter: number): Op | undefined {
+    let ops = this.batches.get(seq);
+    if (!ops) {
+      ops = new Map();
+      const json = this.read.get(this.sid, seq) as string | undefined;
+      for (const t of json === undefined ? [] : (JSON.parse(json) as unknown[])) {
+        const op = decodeOpShape(t);
+        if (op) ops.set(`${op.id.counter}@${op.id.peerId}`, op);
+      }
+      this.batches.set(seq, ops);
+    }
+    return ops.get(`${counter}@${peerId}`);
+  }
+}
+
+class BatchRefused extends Error {
+  constructor(readonly refusal: BatchRefusal) {
+    super(refusal.message);
+    this.name = 'BatchRefused';
+  }
 }
 
 export interface StoredBatch {
@@ -228,12 +282,18 @@ export class ServerStore {
   private appendIn(sid: number, batches: readonly BatchInput[], now: number): AppendResult[] {
     const before = this.q.lastSeq.get(sid) as number;
     let seq = before;
+    const stored = new StoredOps(sid, this.q.batchOps);
     const out = batches.map((b): AppendResult => {
       if (b.ops.length === 0) return { seq: undefined, fresh: [], opsJson: undefined };
+      // Outside the savepoint: a rolled-back tree row would leave a stale id in the cache.
       const tid = this.tid(sid, b.treeId, true) as number;
-      const fresh: Op[] = [];
-      for (const op of b.ops) {
-        if (this.q.insertOp.run(tid, op.id.peerId, op.id.counter).changes > 0) fresh.push(op);
+      let fresh: Op[];
+      try {
+        // A savepoint per batch: a refused batch leaves nothing, the others in the call stay.
+        fresh = this.savepoint(() => this.insertOps(sid, tid, seq + 1, b, stored));
+      } catch (e) {
+        if (e instanceof BatchRefused) return { seq: undefined, fresh: [], opsJson: undefined, refused: e.refusal };
+        throw e;
       }
       if (fresh.length === 0) return { seq: undefined, fresh, opsJson: undefined };
       const opsJson = JSON.stringify(encodeOps(fresh));
@@ -242,6 +302,80 @@ export class ServerStore {
     });
     if (seq !== before) this.q.setLastSeq.run(seq, sid);
     return out;
+  }
+
+  /** Runs `fn` in a savepoint of the open transaction (better-sqlite3 nests transactions so). */
+  private savepoint<T>(fn: () => T): T {
+    return this.db.transaction(fn)();
+  }
+
+  /**
+   * Adds a batch's ops to the op index under the batch's would-be `seq` and returns those that
+   * were new. Throws BatchRefused when an op's id is stored (or earlier in the batch) with other
+   * content, or a new op's peer id writes for another user.
+   */
+  private insertOps(sid: number, tid: number, seq: number, b: BatchInput, stored: StoredOps): Op[] {
+    const fresh: Op[] = [];
+    const freshByKey = new Map<string, Op>();
+    const admitted = new Set<string>();
+    for (const op of b.ops) {
+      const { peerId, counter } = op.id;
+      if (this.q.insertOp.run(tid, peerId, counter, seq).changes > 0) {
+        if (b.writer && !admitted.has(peerId)) {
+          this.admitPeer(sid, peerId, b.writer);
+          admitted.add(peerId);
+        }
+        fresh.push(op);
+        freshByKey.set(`${counter}@${peerId}`, op);
+        continue;
+      }
+      const at = this.q.opSeq.get(tid, peerId, counter) as number | null | undefined;
+      const earlier = at === seq ? freshByKey.get(`${counter}@${peerId}`) : at == null ? undefined : stored.get(at, peerId, counter);
+      if (earlier && !sameOpContent(earlier, op)) {
+        throw new BatchRefused({ code: 'conflict', message: `op ${counter}@${peerId} is stored already with other content; an op id is never reused` });
+      }
+    }
+    return fresh;
+  }
+
+  /**
+   * Lets `writer` store new ops under `peer`: a reserved peer id never; one bound to another user
+   * never; the writer's own peer id is bound to it on first use. A peer id that is neither the
+   * writer's nor bound stays unbound (the writer relays ops made elsewhere, e.g. in a space file
+   * created offline); its owner binds it when it connects.
+   */
+  private admitPeer(sid: number, peer: string, writer: BatchWriter): void {
+    if (writer.reservedPeers?.has(peer)) throw new BatchRefused({ code: 'peer-forbidden', message: `peer id ${peer} is the server's own` });
+    const owner = this.q.peerOwner.get(sid, peer) as string | undefined;
+    if (owner === undefined) {
+      if (peer === writer.ownPeer) this.q.bindPeer.run(sid, peer, writer.user);
+      return;
+    }
+    if (owner !== writer.user) throw new BatchRefused({ code: 'peer-forbidden', message: `peer id ${peer} writes for another user in this space` });
+  }
+
+  /**
+   * Binds `peer` to `user` in the space unless it is bound already; returns the user it is bound
+   * to. Reads first, so a peer that is bound costs no write.
+   */
+  bindPeer(spaceId: string, peer: string, user: string): string {
+    this.check();
+    const sid = this.sid(spaceId);
+    const owner = this.q.peerOwner.get(sid, peer) as string | undefined;
+    if (owner !== undefined) return owner;
+    return this.tx(() => {
+      const again = this.q.peerOwner.get(sid, peer) as string | undefined;
+      if (again !== undefined) return again;
+      this.q.bindPeer.run(sid, peer, user);
+      return user;
+    });
+  }
+
+  /** The user `peer` is bound to in the space, if any. */
+  peerOwner(spaceId: string, peer: string): string | undefined {
+    this.check();
+    const sid = this.sidOrUndefined(spaceId);
+    return sid === undefined ? undefined : (this.q.peerOwner.get(sid, peer) as string | undefined);
   }
 
   /** Batches with seq > `afterSeq`, in seq order, at most `limit`. */
@@ -376,7 +510,11 @@ function prepareStatements(db: Db) {
     tid: db.prepare('SELECT tid FROM trees WHERE sid = ? AND tree_id = ?').pluck(),
     insertTree: db.prepare('INSERT INTO trees (sid, tree_id) VALUES (?, ?)'),
     trees: db.prepare('SELECT tree_id FROM trees t WHERE sid = ? AND EXISTS (SELECT 1 FROM ops o WHERE o.tid = t.tid) ORDER BY tid').pluck(),
-    insertOp: db.prepare('INSERT OR IGNORE INTO ops (tid, peer, counter) VALUES (?, ?, ?)'),
+    insertOp: db.prepare('INSERT OR IGNORE INTO ops (tid, peer, counter, seq) VALUES (?, ?, ?, ?)'),
+    opSeq: db.prepare('SELECT seq FROM ops WHERE tid = ? AND peer = ? AND counter = ?').pluck(),
+    batchOps: db.prepare('SELECT ops FROM batches WHERE sid = ? AND seq = ?').pluck(),
+    peerOwner: db.prepare('SELECT user FROM peers WHERE sid = ? AND peer = ?').pluck(),
+    bindPeer: db.prepare('INSERT OR IGNORE INTO peers (sid, peer, user) VALUES (?, ?, ?)'),
     insertBatch: db.prepare('INSERT INTO batches (sid, seq, tid, n_ops, ops, created) VALUES (?, ?, ?, ?, ?, ?)'),
     batchesAfter: db.prepare('SELECT b.seq, t.tree_id, b.n_ops, b.ops FROM batches b JOIN trees t ON t.tid = b.tid WHERE b.sid = ? AND b.seq > ? ORDER BY b.seq LIMIT ?').raw(),
     treeBatches: db.prepare('SELECT ops FROM batches WHERE tid = ? ORDER BY seq').pluck(),
