@@ -5,10 +5,11 @@ export const USAGE = `spaces-server — the Spaces team sync server
 Usage:
   spaces-server [serve] --data DIR [--port N] [--host HOST] [--idle-seconds N] [--ping-seconds N] [--log-level LEVEL]
                 [--max-connections N] [--max-connections-per-address N] [--max-connections-per-token N]
-                [--slow-consumer-seconds N]
+                [--slow-consumer-seconds N] [--max-counter-gap N] [--max-secret-skew-seconds N]
       Serves WebSocket sync at /v1/sync and HTTP (/healthz, /metrics, /v1/spaces) on one port.
       --port 0 picks a free port. Defaults: port 8420, host 127.0.0.1, idle 60, ping 30, level info,
-      connections 10000 in all, 1000 per address, 500 per token; slow consumers closed after 30 s.
+      connections 10000 in all, 1000 per address, 500 per token; slow consumers closed after 30 s;
+      op counters at most 1000000 above their tree's clock, secret times at most 86400 s ahead.
       Logs are JSON lines on stdout; the first is {"msg":"listening","url":…}.
   spaces-server token create --data DIR --user NAME --space ID|'*' --role read|write|admin [--expires DAYS]
       Prints the new token once (JSON); only its SHA-256 is stored.

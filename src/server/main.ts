@@ -2,6 +2,7 @@
  * `spaces-server` entry point: `serve` (the default) and the `token` commands.
  * Token commands print JSON on stdout; errors go to stderr (exit 1, or 2 for usage errors).
  */
+import { MAX_CLOCK_STEP } from '../spaces/reptreeFixes';
 import { USAGE, UsageError, noMorePositionals, numberFlag, parseArgs, required, type Parsed } from './args';
 import { errorText, isLogLevel, jsonLogger } from './log';
 import { startServer, type RunningServer } from './server';
@@ -9,8 +10,8 @@ import { ServerStore } from './store/serverStore';
 import { TokenError, isRole, type TokenInfo } from './store/tokenStore';
 
 const DEFAULT_PORT = 8420;
-/** `serve` flags of the connection caps and the slow-consumer time (docs/server.md, Limits). */
-const SERVE_CAP_FLAGS = ['max-connections', 'max-connections-per-address', 'max-connections-per-token', 'slow-consumer-seconds'];
+/** `serve` flags of the connection caps, the slow-consumer time and the admission bounds (docs/server.md, Limits). */
+const SERVE_LIMIT_FLAGS = ['max-connections', 'max-connections-per-address', 'max-connections-per-token', 'slow-consumer-seconds', 'max-counter-gap', 'max-secret-skew-seconds'];
 
 function out(value: unknown): void {
   process.stdout.write(JSON.stringify(value) + '\n');
@@ -105,6 +106,8 @@ async function serve(p: Parsed): Promise<number> {
   const perAddress = numberFlag(p, 'max-connections-per-address', 1, 1_000_000, true);
   const perToken = numberFlag(p, 'max-connections-per-token', 1, 1_000_000, true);
   const slowConsumer = numberFlag(p, 'slow-consumer-seconds', 0.01, 3_600, false);
+  const counterGap = numberFlag(p, 'max-counter-gap', 1, MAX_CLOCK_STEP, true);
+  const secretSkew = numberFlag(p, 'max-secret-skew-seconds', 0, 366 * 86_400, false);
   const level = p.flags.get('log-level') ?? 'info';
   if (!isLogLevel(level)) throw new UsageError('--log-level must be debug, info, warn or error');
   const logger = jsonLogger(level);
@@ -118,6 +121,10 @@ async function serve(p: Parsed): Promise<number> {
       pingIntervalMs: ping === undefined ? undefined : ping * 1000,
       connectionCaps: { total: maxConnections, perAddress, perToken },
       connectionLimits: slowConsumer === undefined ? undefined : { slowConsumerMs: slowConsumer * 1000 },
+      admission: {
+        ...(counterGap === undefined ? {} : { maxCounterGap: counterGap }),
+        ...(secretSkew === undefined ? {} : { maxSecretSkewMs: secretSkew * 1000 }),
+      },
       logger,
     });
   } catch (e) {
@@ -148,7 +155,7 @@ async function main(argv: string[]): Promise<number> {
   try {
     if (argv[0] === 'token') return tokenCommand(argv.slice(1));
     const rest = argv[0] === 'serve' ? argv.slice(1) : argv;
-    return await serve(parseArgs(rest, ['data', 'port', 'host', 'idle-seconds', 'ping-seconds', 'log-level', ...SERVE_CAP_FLAGS]));
+    return await serve(parseArgs(rest, ['data', 'port', 'host', 'idle-seconds', 'ping-seconds', 'log-level', ...SERVE_LIMIT_FLAGS]));
   } catch (e) {
     const usage = e instanceof UsageError || e instanceof TokenError;
     process.stderr.write(`spaces-server: ${errorText(e)}\n${usage ? 'Run `spaces-server --help` for usage.\n' : ''}`);

@@ -18,10 +18,11 @@ import { loadOrCreateServerKey } from '../../src/server/store/serverKey';
 import { decodeOps } from '../../src/spaces/opCodec';
 import { isPropertyOp, opKey, type Op } from '../../src/spaces/ops';
 import type { Space } from '../../src/spaces/space';
+import { MAX_CLOCK_STEP } from '../../src/spaces/reptreeFixes';
 import { SpaceManager } from '../../src/spaces/spaceManager';
 import { newTreeId, rootOp, setOp } from '../conformance/opFixtures';
 import { CLIENT_SECRET_KEY, CLIENT_TIMINGS, SyncClient, converge, waitForState } from '../helpers/syncClients';
-import { startTestServer, tempDir, withStore, type TestServer } from '../helpers/syncServer';
+import { TestClient, makeToken, spawnServer, startTestServer, tempDir, withStore, type TestServer } from '../helpers/syncServer';
 
 const TOP = Number.MAX_SAFE_INTEGER;
 /** Far below 2^53: a replica's own counters after the attack stay in the range of honest use. */
@@ -331,5 +332,41 @@ describe('team server: counters, secret times and peer ids from a hostile writer
     await impostor.subscribe(spaceId);
     assertRefused(await impostor.result(impostor.sendOps(spaceId, spaceId, [setOp(100, serverPeer, spaceId, 'name', 'Taken')])), 'peer-forbidden');
     assert.equal(withStore(t.dir, (s) => s.getSpace(spaceId))?.name, 'Team');
+  });
+});
+
+describe('spaces-server serve: admission flags', function () {
+  this.timeout(60_000);
+
+  it('--max-counter-gap and --max-secret-skew-seconds set the bounds; a gap above the clock step is a usage error', async () => {
+    const dir = tempDir('spaces-admission-cli-');
+    const admin = makeToken(dir, 'admin').token;
+    const s = await spawnServer(dir, ['--max-counter-gap', '10', '--max-secret-skew-seconds', '60']);
+    const clients: TestClient[] = [];
+    try {
+      const res = await fetch(`${s.url}/v1/spaces`, { method: 'POST', headers: { Authorization: `Bearer ${admin}` }, body: JSON.stringify({ name: 'Flags' }) });
+      const spaceId = ((await res.json()) as { id: string }).id;
+      const c = (await TestClient.open(s.syncUrl, admin, ['w'])).client;
+      clients.push(c);
+      await c.subscribe(spaceId);
+      const tree = newTreeId();
+      // Counters 1..10 are within a gap of 10 from an empty tree's clock; 100 is not.
+      assert.equal((await c.result(c.sendOps(spaceId, tree, [rootOp(tree, 1, 'w'), setOp(10, 'w', tree, 'a', 1)]))).type, 'ack');
+      assertRefused(await c.result(c.sendOps(spaceId, tree, [setOp(100, 'w', tree, 'b', 2)])), 'out-of-range');
+      const now = Date.now();
+      assert.equal((await c.result(c.sendSecrets(spaceId, [{ key: 'near', value: null, time: now + 30_000, peerId: 'w' }]))).type, 'ack');
+      assertRefused(await c.result(c.sendSecrets(spaceId, [{ key: 'far', value: null, time: now + 600_000, peerId: 'w' }])), 'out-of-range');
+    } finally {
+      await Promise.all(clients.map((c) => c.close()));
+      s.child.kill('SIGTERM');
+      await s.exited;
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+    const bad = tempDir('spaces-admission-cli-');
+    try {
+      await assert.rejects(spawnServer(bad, ['--max-counter-gap', String(MAX_CLOCK_STEP + 1)]), /max-counter-gap must be an integer from 1/);
+    } finally {
+      fs.rmSync(bad, { recursive: true, force: true });
+    }
   });
 });
