@@ -116,7 +116,7 @@ export function outline(count) {
 /**
  * A team server (dist/server.js) on a free port with its data in `data`, and an admin token
  * for every space made for `user`. Stopped when this process exits, whatever the way; `stop()`
- * stops it and resolves once it has exited.
+ * stops it and resolves once it has exited; `pid` is its process id, `exited` resolves when it exits.
  */
 export async function startTeamServer(data, user = 'e2e') {
   const token = JSON.parse(execFileSync(process.execPath, [serverJs, 'token', 'create', '--data', data, '--user', user, '--space', '*', '--role', 'admin'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).split('\n')[0]).token;
@@ -147,7 +147,7 @@ export async function startTeamServer(data, user = 'e2e') {
       setTimeout(() => reject(new Error('the team server did not say "listening" within 30 s')), 30_000).unref();
     });
     child.stdout.resume();
-    return { url, token, stop };
+    return { url, token, pid: child.pid, exited, stop };
   } catch (e) {
     await stop();
     throw e;

@@ -48,7 +48,8 @@ export function percentile(values, p) {
  * One run. `main(body)` runs `body(run)` and exits the process: cleanups run last-in first-out
  * whatever happens (Ctrl+C and SIGTERM included); on a failure it dumps code-server's output and
  * the extension's logs ("Spaces" log included) and saves a screenshot in e2e-artifacts/.
- * Progress goes to `log` (console.log; benchmarks that print figures on stdout pass console.error).
+ * Progress goes to `log` (console.log; benchmarks that print figures on stdout pass console.error),
+ * and last a line "N passed, M failed" (the checks that held; M is 1 when the run failed).
  */
 export function createRun(tag, { verbose = false, keep = false, log = console.log } = {}) {
   const say = (...a) => log(`[${tag}]`, ...a);
@@ -58,6 +59,8 @@ export function createRun(tag, { verbose = false, keep = false, log = console.lo
   /** Until the workbench shows: a problem is the harness's (exit 2), after that the test's (exit 1). */
   let uiUp = false;
   let stopping;
+  /** Checks that held; the closing line reports them with the failure, if any. */
+  let passed = 0;
 
   const stopAll = () =>
     (stopping ??= (async () => {
@@ -81,6 +84,7 @@ export function createRun(tag, { verbose = false, keep = false, log = console.lo
     check(ok, what) {
       say(`${ok ? 'ok  ' : 'FAIL'} ${what}`);
       if (!ok) throw new CheckFailed(what);
+      passed++;
     },
 
     /**
@@ -88,12 +92,23 @@ export function createRun(tag, { verbose = false, keep = false, log = console.lo
      * environment, and headless Chromium on it; resolves once the Spaces activity bar item shows.
      */
     async openWorkbench({ folder, env = {} }) {
-      const playwright = loadPlaywright();
-      if (!playwright) throw new Error('playwright-core not found (npm install)');
       const t0 = Date.now();
       const server = await startCodeServer({ env, prefix: `${tag}-`, onOutput: verbose ? (d) => process.stdout.write(d.replace(/^(?=.)/gm, '[server] ')) : undefined });
       run.onCleanup(() => server.stop({ keep }));
       await server.ready();
+      const opened = await run.showWorkbench(server, workbenchUrl(server, { folder, extensionDevelopmentPath: root }));
+      say(`workbench up in ${since(t0)} (code-server ${server.base})`);
+      return opened;
+    },
+
+    /**
+     * Headless Chromium on the workbench at `url`, served by a running code-server `server`:
+     * `{ tmp, out, userDataDir }` (Chromium's state goes under `tmp`; a failure dumps `out`, its
+     * output, and the logs under `userDataDir`). Resolves once the Spaces activity bar item shows.
+     */
+    async showWorkbench(server, url) {
+      const playwright = loadPlaywright();
+      if (!playwright) throw new Error('playwright-core not found (npm install)');
       const browser = await launchChromium(playwright.chromium, server.tmp);
       run.onCleanup(() => browser.close());
       const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
@@ -104,10 +119,9 @@ export function createRun(tag, { verbose = false, keep = false, log = console.lo
       });
       page.on('pageerror', (e) => browserLog.push(`[pageerror] ${e.stack || e}`));
       workbench = { server, browser, page };
-      await page.goto(workbenchUrl(server, { folder, extensionDevelopmentPath: root }));
+      await page.goto(url);
       await page.locator('.part.activitybar .action-item a[aria-label^="Spaces"]').waitFor({ timeout: 60_000 });
       uiUp = true;
-      say(`workbench up in ${since(t0)} (code-server ${server.base})`);
       return workbench;
     },
 
@@ -155,6 +169,7 @@ export function createRun(tag, { verbose = false, keep = false, log = console.lo
         }
       }
       await stopAll();
+      say(`${passed} passed, ${exitCode === 0 ? 0 : 1} failed`);
       process.exit(exitCode);
     },
   };

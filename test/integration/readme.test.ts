@@ -21,7 +21,7 @@ const WAIT_MS = 120_000;
 
 /** README lines (comment stripped) that this test does not run, and who does. */
 const RUN_ELSEWHERE: Record<string, string> = {
-  'npm install && npm start': 'interactive (VS Code in a browser until Ctrl+C); its parts — startTeamServer, uploadSpace, connectWorkspace of scripts/e2e/fixture.mjs — run in the extension and UI suites (scripts/e2e/run.mjs, scripts/e2e/ui-test.mjs)',
+  'npm install && npm start': 'scripts/e2e/start-test.mjs (npm run test:start, part of npm test): runs `npm start`, checks the demo space synced in the browser, Ctrl+C stops everything',
   'npm install && npm test': 'CI: .ci/run runs npm ci, then npm test',
   'npm install && npm run package': 'test/integration/package.test.ts (vsce with the flags of `npm run package`); npm run test:vsix',
   'code --install-extension spaces-vscode-0.1.0.vsix': 'npm run test:vsix (scripts/e2e/run.mjs --vsix: code-server --install-extension of the package)',
@@ -199,6 +199,14 @@ describe('README.md: every command block', function () {
     }
     return ran;
   }
+
+  it('RUN_ELSEWHERE names runners that exist: the files and npm scripts it cites', function () {
+    const scripts = (JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> }).scripts;
+    for (const [line, runner] of Object.entries(RUN_ELSEWHERE)) {
+      for (const [file] of runner.matchAll(/\b(?:scripts|test)\/[\w./-]+\.(?:mjs|ts|sh)\b/g)) assert.ok(fs.existsSync(path.join(ROOT, file)), `RUN_ELSEWHERE[${JSON.stringify(line)}] cites ${file}, which does not exist`);
+      for (const [, name] of runner.matchAll(/\bnpm run ([\w:-]+)/g)) assert.ok(name in scripts, `RUN_ELSEWHERE[${JSON.stringify(line)}] cites \`npm run ${name}\`, which package.json lacks`);
+    }
+  });
 
   const isServerBlock = (b: Block): boolean => b.lines.some((l) => /^node dist\/server\.js serve /.test(command(l)));
   const isCliBlock = (b: Block): boolean => b.lines.some((l) => /^spaces create /.test(command(l)));
