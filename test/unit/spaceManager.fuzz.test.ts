@@ -269,11 +269,14 @@ async function runFuzz(seed: number, log: string[], managers: SpaceManager[]): P
     trees.set(p, t);
   }
   for (let round = 0; ; round++) {
-    assert.ok(round < 100, 'the managers do not quiesce');
+    assert.ok(round < 100, `the managers do not quiesce (layers: ${JSON.stringify(peers.map((p) => p.manager.layerStates(spaceId)))})`);
     await hub.flush();
     const reports = await Promise.all(peers.map((p) => p.manager.flush(spaceId)));
     await macrotask();
     if (hub.pending === 0 && reports.every((r) => r.length === 0)) break;
+    // A layer that reported unsaved ops is being retried with backoff: wait for it to be ready
+    // again, so that rounds count retries, not how fast an empty round spins.
+    await Promise.all(peers.flatMap((p, i) => reports[i].map((r) => waitForLayerState(p.manager, spaceId, r.layerId, 'ready', 10_000))));
   }
 
   // ---- every manager shows the same trees and secrets -----------------------------------------
