@@ -484,21 +484,14 @@ export class ClientConnection implements Subscriber {
 
   // ---- liveness and re-checks ----------------------------------------------------------
 
-  /** Called by the server's heartbeat: closes sockets that missed a pong or lost their token. */
-  heartbeat(now: number): void {
+  /** Called by the server's heartbeat: closes a socket that missed a pong, else pings it. */
+  heartbeat(): void {
     if (this.state === 'closed') return;
     if (!this.alive) {
       this.closeWith(CloseCode.timeout, 'no pong to the last ping');
       return;
     }
-    if (this.token) {
-      const t = this.ctx.store.tokens.get(this.token.id);
-      const problem = t ? tokenProblem(t, now) : 'revoked';
-      if (problem) {
-        this.closeWith(CloseCode.unauthorized, `token ${problem}`);
-        return;
-      }
-    }
+    // Revocation and expiry are the token watch's (tokenWatch.ts, every 250 ms), not the ping's.
     this.alive = false;
     this.ws.ping();
   }
