@@ -184,5 +184,17 @@ export function answerClientError(e: Error, socket: Duplex, ctx: HttpContext): v
   const status = code === 'HPE_HEADER_OVERFLOW' ? 431 : 400;
   const body = JSON.stringify({ error: status === 431 ? 'the request line and headers are too large' : 'malformed HTTP request' });
   countResponse(ctx, status);
-  socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+  endWithResponse(socket, status, body);
+}
+
+/**
+ * Answers on a raw socket (a request the parser refused, or an upgrade that is not accepted) and
+ * closes it: `status`, then `body` as JSON when there is one.
+ */
+export function endWithResponse(socket: Duplex, status: number, body?: string, headers: Readonly<Record<string, string | number>> = {}): void {
+  const head = [`HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}`, 'Connection: close'];
+  for (const [k, v] of Object.entries(headers)) head.push(`${k}: ${v}`);
+  if (body !== undefined) head.push('Content-Type: application/json; charset=utf-8');
+  head.push(`Content-Length: ${body === undefined ? 0 : Buffer.byteLength(body)}`);
+  socket.end(`${head.join('\r\n')}\r\n\r\n${body ?? ''}`);
 }

@@ -19,9 +19,9 @@ import type { Event } from '../spaces/events';
 import { SpaceManager } from '../spaces/spaceManager';
 import { DEFAULT_ADMISSION_LIMITS, type AdmissionLimits } from './admission';
 import { ClientConnection, DEFAULT_CONNECTION_LIMITS, type ConnectionContext, type ConnectionLimits } from './connection';
-import { ConnectionCaps, connectionCapLimits, type ConnectionCapLimits, type UpgradeRefusal } from './connectionCaps';
+import { ConnectionCaps, connectionCapLimits, type ConnectionCapLimits } from './connectionCaps';
 import { CatchUpCache } from './frameCache';
-import { answerClientError, bearerToken, serveHttp, type HttpContext } from './http';
+import { answerClientError, bearerToken, endWithResponse, serveHttp, type HttpContext } from './http';
 import { errorText, jsonLogger, type Logger } from './log';
 import { Metrics } from './metrics';
 import { rateLimits, type RateLimits } from './rateLimit';
@@ -97,13 +97,6 @@ function outputSweepMs(slowConsumerMs: number): number {
 /** Slow consumers closed per output sweep at most (the rest wait for the next sweep). */
 const SLOW_CLOSES_PER_SWEEP = 200;
 
-/** The HTTP answer to an upgrade refused by a connection cap. */
-function refusedUpgradeResponse(r: UpgradeRefusal): string {
-  const body = JSON.stringify({ error: r.message, reason: r.reason, retryAfterSeconds: r.retryAfterS });
-  const status = r.status === 503 ? '503 Service Unavailable' : '429 Too Many Requests';
-  return `HTTP/1.1 ${status}\r\nConnection: close\r\nRetry-After: ${r.retryAfterS}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
-}
-
 export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const logger = opts.logger ?? jsonLogger('info');
   const host = opts.host ?? '127.0.0.1';
@@ -171,19 +164,16 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const server = http.createServer((req, res) => serveHttp(req, res, httpCtx));
   let closing: Promise<void> | undefined;
 
-  const refuseUpgrade = (socket: Duplex, status: string): void => {
-    socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
-  };
   const acceptUpgrade = (req: http.IncomingMessage, socket: Duplex, head: Buffer): void => {
-    if (closing) return refuseUpgrade(socket, '503 Service Unavailable');
+    if (closing) return endWithResponse(socket, 503);
     const target = parseRequestTarget(req.url);
-    if (!target.ok) return refuseUpgrade(socket, '400 Bad Request');
-    if (target.pathname !== SYNC_PATH) return refuseUpgrade(socket, '404 Not Found');
+    if (!target.ok) return endWithResponse(socket, 400);
+    if (target.pathname !== SYNC_PATH) return endWithResponse(socket, 404);
     const address = req.socket.remoteAddress ?? '';
     const refusal = caps.checkUpgrade(address);
     if (refusal) {
-      socket.end(refusedUpgradeResponse(refusal));
-      return;
+      const body = JSON.stringify({ error: refusal.message, reason: refusal.reason, retryAfterSeconds: refusal.retryAfterS });
+      return endWithResponse(socket, refusal.status, body, { 'Retry-After': refusal.retryAfterS });
     }
     wss.handleUpgrade(req, socket, head, (ws) => {
       if (closing) {
@@ -225,10 +215,9 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   server.on('error', (e) => logger.error('server error', { error: errorText(e) }));
 
   const heartbeat = setInterval(() => {
-    const now = Date.now();
     for (const c of connections) {
       try {
-        c.heartbeat(now);
+        c.heartbeat();
       } catch (e) {
         logger.debug('heartbeat failed', { conn: c.id, error: errorText(e) });
       }
