@@ -1,6 +1,6 @@
 /** Runs the layer conformance suite against MemoryLayer: a plain store, and two-way on a hub. */
 import type { PersistenceLayer } from '../../src/persistence/contract';
-import { MemoryHub, MemoryLayer, MemoryStore } from '../../src/persistence/memory/memoryLayer';
+import { MemoryHub, MemoryLayer, MemoryStore } from '../helpers/memoryLayer';
 import { describeLayerConformance, type LayerFault, type LayerHarness } from './layerConformance';
 
 function asMemory(layer: PersistenceLayer): MemoryLayer {

@@ -10,7 +10,7 @@ import {
   MemoryLayer,
   MemoryStore,
   seededRandom,
-} from '../../src/persistence/memory/memoryLayer';
+} from '../helpers/memoryLayer';
 import { InvalidOpError, opKey, type Op } from '../../src/spaces/ops';
 import { assertSameOps, makeOps, moveOp, sampleTree, secret, setOp } from '../conformance/opFixtures';
 

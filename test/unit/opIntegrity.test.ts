@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import type { SecretRecord } from '../../src/persistence/contract';
-import { MemoryLayer, MemoryStore } from '../../src/persistence/memory/memoryLayer';
+import { MemoryLayer, MemoryStore } from '../helpers/memoryLayer';
 import { Outbox } from '../../src/persistence/server/outbox';
 import { checkCounters, checkSecretTimes, clockOfRanges } from '../../src/server/admission';
 import { DB_FILE, SCHEMA_VERSION } from '../../src/server/store/database';

@@ -13,7 +13,7 @@
  *   Reproduce a failure with FUZZ_SEED=<seed> (printed in the message); FUZZ_RUNS sets the count.
  */
 import * as assert from 'node:assert/strict';
-import { seededRandom } from '../../src/persistence/memory/memoryLayer';
+import { seededRandom } from '../helpers/memoryLayer';
 import {
   RepTree,
   compareOpId,

@@ -9,7 +9,7 @@
  * jitter) is not seeded, so a seed reproduces the same edits, not always the same interleaving.
  */
 import * as assert from 'node:assert/strict';
-import { MemoryHub, MemoryLayer, MemoryStore, seededRandom, type MemoryFaultSettings } from '../../src/persistence/memory/memoryLayer';
+import { MemoryHub, MemoryLayer, MemoryStore, seededRandom, type MemoryFaultSettings } from '../helpers/memoryLayer';
 import { TreeError, type AppTree, type DumpNode } from '../../src/spaces/appTree';
 import { Notes } from '../../src/spaces/apps/notes';
 import type { SecretRecord } from '../../src/persistence/contract';

@@ -1,7 +1,7 @@
 /** SpaceManager behaviour over MemoryLayers: open/create/close, several layers, degraded layers, two-way sync. */
 import * as assert from 'node:assert/strict';
 import type { IncomingOps, SecretRecord } from '../../src/persistence/contract';
-import { Gate, MemoryHub, MemoryLayer, MemoryStore, type HubPeer } from '../../src/persistence/memory/memoryLayer';
+import { Gate, MemoryHub, MemoryLayer, MemoryStore, type HubPeer } from '../helpers/memoryLayer';
 import { Chat } from '../../src/spaces/apps/chat';
 import { Notes } from '../../src/spaces/apps/notes';
 import { Emitter } from '../../src/spaces/events';

@@ -1,5 +1,5 @@
 /** Helpers shared by the SpaceManager tests (spaceManager.test.ts, spaceManager.fuzz.test.ts). */
-import type { MemoryStore } from '../../src/persistence/memory/memoryLayer';
+import type { MemoryStore } from '../helpers/memoryLayer';
 import type { Event } from '../../src/spaces/events';
 import type { RetryPolicy, SlotState, SlotStatus } from '../../src/spaces/layerSlot';
 import { opKey } from '../../src/spaces/ops';

@@ -15,10 +15,10 @@
  * store keeps copies: neither the caller's objects nor the objects it gets back are shared with
  * the store.
  */
-import type { IncomingOps, LayerConnectionState, LayerKind, PersistenceLayer, SecretRecord } from '../contract';
-import { Emitter, type Disposable, type Event } from '../../spaces/events';
-import { isPropertyOp, normalizeOp, opKey, validateOps, type Op } from '../../spaces/ops';
-import { secretWins, validateSecretRecords } from '../../spaces/secrets';
+import type { IncomingOps, LayerConnectionState, LayerKind, PersistenceLayer, SecretRecord } from '../../src/persistence/contract';
+import { Emitter, type Disposable, type Event } from '../../src/spaces/events';
+import { isPropertyOp, normalizeOp, opKey, validateOps, type Op } from '../../src/spaces/ops';
+import { secretWins, validateSecretRecords } from '../../src/spaces/secrets';
 
 /** The layer methods, as named in fault errors and the `calls` counters. */
 export type LayerOperation = 'listTrees' | 'loadTree' | 'saveOps' | 'loadSecrets' | 'saveSecrets';
