@@ -32,6 +32,7 @@ import type { Space } from '../spaces/space';
 import { SpaceManager } from '../spaces/spaceManager';
 import { SpaceOpenError, type UnsavedReport } from '../spaces/spaceSession';
 import { UsageError } from './usage';
+import { ID_RULES, isHexId } from '../spaces/ids';
 
 export interface SyncIo {
   readonly secretKey: () => Buffer;
@@ -53,7 +54,6 @@ export interface SyncSummary {
   readonly seq: number;
 }
 
-const ID_RE = /^[0-9a-f]{32}$/;
 const CLIENT = 'spaces-cli/0.1.0';
 /** The server's close code for a space it does not have (docs/protocol.md). */
 const UNKNOWN_SPACE = 4404;
@@ -228,7 +228,7 @@ function parseSyncArgs(argv: string[], io: SyncIo): SyncOptions {
   }
   const token = values.token ?? io.env.SPACES_TOKEN;
   if (!token) throw new UsageError('give --token T or set $SPACES_TOKEN');
-  if (values.space !== undefined && !ID_RE.test(values.space)) throw new UsageError('--space must be a space id (32 lowercase hex digits)');
+  if (values.space !== undefined && !isHexId(values.space)) throw new UsageError(`--space must be a space id (${ID_RULES.hex})`);
   const timeoutS = values.timeout === undefined ? 30 : Number(values.timeout);
   if (!(timeoutS > 0 && timeoutS <= 86_400)) throw new UsageError('--timeout must be a number of seconds (0 < S ≤ 86400)');
   return { given: positionals[0], file: path.resolve(positionals[0]), url, token, space: values.space, timeoutMs: timeoutS * 1000, watch: values.watch === true };

@@ -11,6 +11,7 @@ import type { SecretRecord } from '../persistence/contract';
 import type { EncodedOp } from '../spaces/opCodec';
 import { isValidPeerId } from '../spaces/peerId';
 import { checkSecretRecord } from '../spaces/secrets';
+import { ID_RULES, isHexId } from '../spaces/ids';
 
 export const PROTOCOL_VERSION = 1;
 /** The WebSocket path of the sync endpoint. */
@@ -180,7 +181,6 @@ export class ProtocolError extends Error {
   }
 }
 
-const ID_RE = /^[0-9a-f]{32}$/;
 const ERROR_CODES: ReadonlySet<string> = new Set<ErrorCode>(['forbidden', 'not-found', 'invalid', 'too-large', 'rate-limited', 'internal', 'out-of-range', 'conflict', 'peer-forbidden']);
 const ROLES: ReadonlySet<string> = new Set<Role>(['read', 'write', 'admin']);
 
@@ -200,7 +200,7 @@ function onlyKeys(o: Obj, allowed: readonly string[], what: string): void {
 }
 
 function id(v: unknown, what: string): string {
-  if (typeof v !== 'string' || !ID_RE.test(v)) fail(`${what} must be 32 lowercase hex digits`);
+  if (!isHexId(v)) fail(`${what} must be ${ID_RULES.hex}`);
   return v;
 }
 

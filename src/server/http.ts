@@ -15,9 +15,9 @@ import type { Gauges, Metrics } from './metrics';
 import { parseRequestTarget } from './requestTarget';
 import { SpaceExistsError, type ServerStore } from './store/serverStore';
 import { ALL_SPACES, canWrite, roleIn, type TokenInfo } from './store/tokenStore';
+import { ID_RULES, isHexId } from '../spaces/ids';
 
 const MAX_BODY_BYTES = 64 * 1024;
-const ID_RE = /^[0-9a-f]{32}$/;
 
 export interface HttpContext {
   readonly store: ServerStore;
@@ -105,7 +105,7 @@ async function createSpace(req: IncomingMessage, token: TokenInfo, ctx: HttpCont
   if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new HttpError(400, 'the body must be a JSON object');
   const { name, id } = body as Record<string, unknown>;
   if (typeof name !== 'string') throw new HttpError(400, 'name must be a string');
-  if (id !== undefined && (typeof id !== 'string' || !ID_RE.test(id))) throw new HttpError(400, 'id must be 32 lowercase hex digits');
+  if (id !== undefined && !isHexId(id)) throw new HttpError(400, `id must be ${ID_RULES.hex}`);
   // A '*' write/admin token may create any space; an admin token of one space may create that space.
   const allowed = (token.space === ALL_SPACES && canWrite(token.role)) || (token.role === 'admin' && id !== undefined && token.space === id);
   if (!allowed) throw new HttpError(403, "creating a space needs a '*' token with write or admin role, or the admin token of that space id");

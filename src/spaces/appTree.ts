@@ -15,6 +15,7 @@ import { compactKnownOps, trimVertexArrays } from './compactOpIds';
 import { Emitter, type Disposable } from './events';
 import { DELETED_PARENT_ID, isJsonValue, opKey, sortAndDedupe, type JsonValue, type Op } from './ops';
 import { boundLamportClock, disposeTree, installRepTreeFixes, mergeBatch } from './reptreeFixes';
+import { isHexId } from './ids';
 
 installRepTreeFixes();
 
@@ -286,7 +287,7 @@ export class AppTree implements Disposable {
         const props = n.props ?? {};
         checkProps(props);
         const usedOrder = typeof props[ORDER_KEY] === 'number' ? undefined : (order = order + 1);
-        const id = n.id !== undefined && !this.tree.getVertex(n.id) && /^[0-9a-f]{32}$/.test(n.id) ? n.id : newVertexId();
+        const id = n.id !== undefined && !this.tree.getVertex(n.id) && isHexId(n.id) ? n.id : newVertexId();
         this.tree.moveVertex(id, pid);
         for (const [k, v] of Object.entries(props)) this.tree.setVertexProperty(id, k, v);
         if (usedOrder !== undefined) this.tree.setVertexProperty(id, ORDER_KEY, this.noteOrder(pid, usedOrder));

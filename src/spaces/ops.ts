@@ -7,6 +7,7 @@
  */
 import type { MoveVertex, SetVertexProperty, VertexOperation } from 'reptree';
 import { isValidPeerId } from './peerId';
+import { ID_LIMITS, isVertexId } from './ids';
 
 export type Op = VertexOperation;
 export type MoveOp = MoveVertex;
@@ -18,7 +19,7 @@ export const DELETED_PARENT_ID = '0';
 
 export const LIMITS = {
   /** Longest vertex id (RepTree uses UUIDs, 36 chars). */
-  maxVertexIdLength: 128,
+  maxVertexIdLength: ID_LIMITS.maxVertexIdLength,
   maxKeyLength: 256,
   /** Largest JSON-encoded property value. */
   maxValueBytes: 1024 * 1024,
@@ -28,7 +29,6 @@ export const LIMITS = {
   maxCounter: Number.MAX_SAFE_INTEGER,
 } as const;
 
-const VERTEX_ID_RE = /^[A-Za-z0-9_.:-]+$/;
 
 export class InvalidOpError extends Error {
   constructor(
@@ -76,10 +76,6 @@ export function sortAndDedupe(ops: Op[]): Op[] {
   }
   ops.length = w;
   return ops;
-}
-
-function isVertexId(v: unknown): v is string {
-  return typeof v === 'string' && v.length > 0 && v.length <= LIMITS.maxVertexIdLength && VERTEX_ID_RE.test(v);
 }
 
 /** Checks that `v` is plain JSON (no undefined inside, no NaN, no cycles) within the depth limit. */

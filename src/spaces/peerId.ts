@@ -7,12 +7,10 @@
  * Ids use only [0-9a-z] so that RepTree's `localeCompare` order equals code-point order.
  */
 import { randomBytes } from 'node:crypto';
+import { isPeerId } from './ids';
 
-const PEER_ID_RE = /^[0-9a-z]{1,64}$/;
-
-export function isValidPeerId(v: unknown): v is string {
-  return typeof v === 'string' && PEER_ID_RE.test(v);
-}
+/** The peer id rule (src/spaces/ids.ts). */
+export const isValidPeerId = isPeerId;
 
 /** 8 random bytes as 16 lowercase hex chars (64 bits: collisions need billions of instances). */
 export function newPeerId(): string {

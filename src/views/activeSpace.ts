@@ -4,8 +4,8 @@
  * writers; readers use `spaceId` and `onDidChange`.
  */
 import * as vscode from 'vscode';
+import { isHexId } from '../spaces/ids';
 
-const SPACE_ID_RE = /^[0-9a-f]{32}$/;
 
 export class ActiveSpace implements vscode.Disposable {
   private current: string | undefined;
@@ -19,7 +19,7 @@ export class ActiveSpace implements vscode.Disposable {
 
   /** Makes `spaceId` the active space (undefined: none). Throws on something that is not a space id. */
   set(spaceId: string | undefined): void {
-    if (spaceId !== undefined && (typeof spaceId !== 'string' || !SPACE_ID_RE.test(spaceId))) throw new TypeError(`not a space id: ${String(spaceId)}`);
+    if (spaceId !== undefined && !isHexId(spaceId)) throw new TypeError(`not a space id: ${String(spaceId)}`);
     if (spaceId === this.current) return;
     this.current = spaceId;
     this.emitter.fire(spaceId);

@@ -17,8 +17,8 @@ import type { Space } from '../spaces/space';
 import type { SpacesNode } from './spacesTree';
 import { commandWrapper, isNode, pickSpace as pickOpenSpace } from './commandHelpers';
 import { errorMessage, type WorkspaceModel } from './workspaceModel';
+import { isAppId } from '../spaces/ids';
 
-const APP_ID_RE = /^[a-z][a-z0-9._-]{0,63}$/;
 
 export interface NewSpaceArgs {
   readonly name?: string;
@@ -111,7 +111,7 @@ export function registerCommands(model: WorkspaceModel, log: vscode.LogOutputCha
         (await vscode.window.showInputBox({
           title: 'App id',
           prompt: 'Lowercase letters, digits, . _ -',
-          validateInput: (v) => (APP_ID_RE.test(v) ? undefined : 'Lowercase letters, digits, . _ - (starting with a letter)'),
+          validateInput: (v) => (isAppId(v) ? undefined : 'Lowercase letters, digits, . _ - (starting with a letter)'),
         }));
       if (!appId) return undefined;
     }

@@ -7,6 +7,7 @@
  * `patch` messages with just what changed (live edits from other windows or teammates), and
  * `ack` for every request the webview made, so it can measure and report failures.
  */
+import { ID_RULES, isVertexId } from '../spaces/ids';
 
 // ---- view models (host → webview) -----------------------------------------------------------
 
@@ -106,7 +107,6 @@ export class BadMessageError extends Error {
   }
 }
 
-const ID_RE = /^[A-Za-z0-9_-]{1,128}$/;
 
 function obj(x: unknown, what: string): Record<string, unknown> {
   if (typeof x !== 'object' || x === null || Array.isArray(x)) throw new BadMessageError(`${what} is not an object`);
@@ -115,7 +115,7 @@ function obj(x: unknown, what: string): Record<string, unknown> {
 
 function id(o: Record<string, unknown>, k: string): string {
   const v = o[k];
-  if (typeof v !== 'string' || !ID_RE.test(v)) throw new BadMessageError(`${k} is not an id`);
+  if (!isVertexId(v)) throw new BadMessageError(`${k} is not an id (${ID_RULES.vertex})`);
   return v;
 }
 

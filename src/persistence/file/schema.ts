@@ -5,6 +5,7 @@
  * tables and ops point at them by integer, which keeps the file about 20% smaller than storing
  * UUIDs in every row and lets a tree load as a few integer columns.
  */
+import { isVertexId } from '../../spaces/ids';
 
 export const FORMAT = 'spaces-vscode';
 export const SCHEMA_VERSION = 1;
@@ -76,12 +77,8 @@ export const META = {
   keyCheck: 'key_check',
 } as const;
 
-/** Tree ids and space ids: vertex-id shaped (RepTree root ids). */
-const TREE_ID_RE = /^[A-Za-z0-9_.:-]{1,128}$/;
-
-export function isValidTreeId(v: unknown): v is string {
-  return typeof v === 'string' && TREE_ID_RE.test(v);
-}
+/** Tree ids and space ids: a tree's id is its root's vertex id (src/spaces/ids.ts). */
+export const isValidTreeId = isVertexId;
 
 const LONE_SURROGATE_RE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 

@@ -4,11 +4,11 @@
  * made locally (with its own id). Answers are untrusted: checked before use. No `vscode` here.
  */
 import { serverBaseUrl } from './connection';
+import { isHexId } from '../../spaces/ids';
 
-const SPACE_ID_RE = /^[0-9a-f]{32}$/;
 
 function isSpaceId(x: unknown): x is string {
-  return typeof x === 'string' && SPACE_ID_RE.test(x);
+  return isHexId(x);
 }
 
 const TIMEOUT_MS = 10_000;

@@ -33,6 +33,7 @@ import { secretWins, validateSecretRecords } from '../../spaces/secrets';
 import { DEFAULT_CONNECTION_TIMINGS, SyncConnection, serverBaseUrl, type ConnectionDown, type ConnectionStats, type ConnectionTimings } from './connection';
 import { Outbox } from './outbox';
 import type { SyncStateStore } from './syncState';
+import { ID_RULES, isHexId } from '../../spaces/ids';
 
 export interface ServerLayerTimings extends ConnectionTimings {
   /** `loadTree`, `listTrees` and `loadSecrets` wait at most this long for the first sync (ms). */
@@ -55,7 +56,6 @@ export const DEFAULT_SERVER_LAYER_TIMINGS: ServerLayerTimings = {
 
 /** An `ops` message's ops stay under this many bytes of JSON (the server's frame limit is 8 MiB). */
 const MAX_BATCH_BYTES = 2 * 1024 * 1024;
-const ID_RE = /^[0-9a-f]{32}$/;
 
 export interface ServerLayerOptions {
   /** The server: http(s)://host[:port][/base] or ws(s)://…; the sync path is added. */
@@ -184,7 +184,7 @@ export class ServerLayer implements PersistenceLayer {
   readonly onSyncEvent: Event<SyncEvent> = this.syncEmitter.event;
 
   constructor(opts: ServerLayerOptions) {
-    if (!ID_RE.test(opts.spaceId)) throw new TypeError(`space id must be 32 lowercase hex digits: ${opts.spaceId}`);
+    if (!isHexId(opts.spaceId)) throw new TypeError(`space id must be ${ID_RULES.hex}: ${opts.spaceId}`);
     if (typeof opts.token !== 'string' || opts.token.length === 0) throw new TypeError('a token is required');
     const base = serverBaseUrl(opts.url);
     this.id = `server:${base}`;
@@ -610,7 +610,7 @@ export class ServerLayer implements PersistenceLayer {
   }
 
   private checkTreeId(treeId: string): void {
-    if (typeof treeId !== 'string' || !ID_RE.test(treeId)) throw new TypeError(`${this.label}: tree ids must be 32 lowercase hex digits: ${JSON.stringify(treeId)}`);
+    if (!isHexId(treeId)) throw new TypeError(`${this.label}: tree ids must be ${ID_RULES.hex}: ${JSON.stringify(treeId)}`);
   }
 
   /** Waits for this connection's first sync, at most `loadTimeoutMs`; at once when offline. */

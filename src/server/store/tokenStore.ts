@@ -7,11 +7,11 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { Role } from '../../protocol/messages';
 import type { Db } from './database';
+import { ID_RULES, isHexId } from '../../spaces/ids';
 
 export const TOKEN_PREFIX = 'spt_';
 export const ALL_SPACES = '*';
 export const ROLES: readonly Role[] = ['read', 'write', 'admin'];
-const SPACE_ID_RE = /^[0-9a-f]{32}$/;
 const MAX_USER_LENGTH = 100;
 const DAY_MS = 86_400_000;
 
@@ -92,7 +92,7 @@ export class TokenStore {
   create(spec: NewToken, now = Date.now()): { token: string; info: TokenInfo } {
     const user = spec.user.trim();
     if (user.length === 0 || user.length > MAX_USER_LENGTH || /\p{Cc}/u.test(user)) throw new TokenError(`user must be 1..${MAX_USER_LENGTH} printable characters`);
-    if (spec.space !== ALL_SPACES && !SPACE_ID_RE.test(spec.space)) throw new TokenError(`space must be a space id (32 lowercase hex digits) or '*'`);
+    if (spec.space !== ALL_SPACES && !isHexId(spec.space)) throw new TokenError(`space must be a space id (${ID_RULES.hex}) or '*'`);
     if (!isRole(spec.role)) throw new TokenError(`role must be one of ${ROLES.join(', ')}`);
     let expires: number | null = null;
     if (spec.expiresDays !== undefined) {

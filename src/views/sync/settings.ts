@@ -12,16 +12,16 @@
  * Settings are untrusted input: a bad entry is reported and skipped, never thrown on.
  */
 import { serverBaseUrl } from '../../persistence/server/connection';
+import { isHexId } from '../../spaces/ids';
 
 export const SETTINGS_SECTION = 'spaces.server';
 export const URL_KEY = 'url';
 export const CONNECTIONS_KEY = 'connections';
 
-const SPACE_ID_RE = /^[0-9a-f]{32}$/;
 const MAX_URL_LENGTH = 2048;
 
 export function isSpaceId(x: unknown): x is string {
-  return typeof x === 'string' && SPACE_ID_RE.test(x);
+  return isHexId(x);
 }
 
 /**

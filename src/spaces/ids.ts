@@ -1,0 +1,56 @@
+/**
+ * The id rules, in one place. Ops, the file schema, the wire protocol, the server's HTTP API and
+ * token store, the webview protocol, the CLI and the extension all check ids with these, so an id
+ * one part accepts is never refused by another (the webview used to refuse `.` and `:` in item
+ * ids that every op validator accepts, so such an item could be shown but not edited).
+ *
+ * - **Hex ids** (32 lowercase hex digits, 128 random bits): every space id, tree id and item id
+ *   this project makes (`newVertexId`). The server, its HTTP API, tokens and the settings name
+ *   spaces and trees only by hex ids.
+ * - **Vertex ids** (1..128 of `[A-Za-z0-9_.:-]`): what an op may name as its target or parent, and
+ *   what a file may use as a tree id (a tree's id is its root's vertex id). Wider than hex ids so
+ *   that files made by other tools (RepTree uses UUIDs) still open; every hex id is one.
+ * - **Peer ids** (1..64 of `[0-9a-z]`): the writer part of an op id. Restricted so that RepTree's
+ *   `localeCompare` order of peer ids equals code-point order (src/spaces/ops.ts `compareOps`).
+ * - **App ids** (a lowercase letter, then up to 63 of `[a-z0-9._-]`): the kind of an app tree.
+ *
+ * Pure: no Node or DOM APIs, so the webview bundle can use it too.
+ */
+
+export const ID_LIMITS = {
+  hexIdLength: 32,
+  maxVertexIdLength: 128,
+  maxPeerIdLength: 64,
+  maxAppIdLength: 64,
+} as const;
+
+const HEX_ID_RE = /^[0-9a-f]{32}$/;
+const VERTEX_ID_RE = /^[A-Za-z0-9_.:-]{1,128}$/;
+const PEER_ID_RE = /^[0-9a-z]{1,64}$/;
+const APP_ID_RE = /^[a-z][a-z0-9._-]{0,63}$/;
+
+/** How each rule reads in an error message. */
+export const ID_RULES = {
+  hex: '32 lowercase hex digits',
+  vertex: '1..128 of A-Z a-z 0-9 _ . : -',
+  peer: '1..64 of 0-9 a-z',
+  app: 'a lowercase letter, then up to 63 of a-z 0-9 . _ -',
+} as const;
+
+/** A space, tree or item id as this project makes them. */
+export function isHexId(v: unknown): v is string {
+  return typeof v === 'string' && HEX_ID_RE.test(v);
+}
+
+/** An id an op may name (target or parent), and a file's tree id. */
+export function isVertexId(v: unknown): v is string {
+  return typeof v === 'string' && VERTEX_ID_RE.test(v);
+}
+
+export function isPeerId(v: unknown): v is string {
+  return typeof v === 'string' && PEER_ID_RE.test(v);
+}
+
+export function isAppId(v: unknown): v is string {
+  return typeof v === 'string' && APP_ID_RE.test(v);
+}
