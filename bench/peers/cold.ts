@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
 import { bounded } from '../timing';
-import { YJS_DB_FILE, elapsed, kilo, sqliteBytes, type Deadline, type Figure, type Options, type Workload } from './harness';
+import { YJS_DB_FILE, cpuMeter, elapsed, kilo, sqliteBytes, type Deadline, type Figure, type Options, type Workload } from './harness';
 import { requestHeap } from './heapProbe';
 import { PROJECT_DB_FILE, ProjectClient, createProjectSpace, projectDataDir, startProjectServer } from './projectSide';
 import { YjsClient, startYjsServer, yjsDataDir } from './yjsSide';
@@ -38,14 +38,16 @@ async function yjsCold(o: Options, n: number, d: Deadline): Promise<ColdResult> 
     const stored = db.prepare<[], { n: number }>('SELECT sum(length(data)) AS n FROM documents').get()?.n ?? 0;
     db.close();
     server = await startYjsServer(dir);
+    const cpu = cpuMeter(server.pid);
     const t0 = performance.now();
     const r = new YjsClient(server.syncUrl);
     try {
       await r.whenSynced(d.remaining);
       await r.whenLeaves(n, d.remaining);
       const loadMs = elapsed(t0);
+      const used = cpu();
       const heap = await requestHeap(server.child);
-      return { loadMs, storageBytes, heapBytes: heap.heapUsed, detail: { leaves: r.leafCount(), storedUpdateBytes: stored, serverRss: heap.rss, serverExternal: heap.external } };
+      return { loadMs, storageBytes, heapBytes: heap.heapUsed, detail: { leaves: r.leafCount(), ...used, storedUpdateBytes: stored, serverRss: heap.rss, serverExternal: heap.external } };
     } finally {
       r.close();
     }
@@ -71,13 +73,15 @@ async function projectCold(o: Options, n: number, d: Deadline): Promise<ColdResu
     await server.stop();
     const storageBytes = sqliteBytes(dir, PROJECT_DB_FILE);
     server = await startProjectServer(dir);
+    const cpu = cpuMeter(server.pid);
     const t0 = performance.now();
     const r = await bounded('fresh client open', d.remaining, ProjectClient.open(clients, 'fresh', server.url, token, spaceId));
     try {
       await r.whenLeaves(n, d.remaining);
       const loadMs = elapsed(t0);
+      const used = cpu();
       const heap = await requestHeap(server.child);
-      return { loadMs, storageBytes, heapBytes: heap.heapUsed, detail: { leaves: r.leafCount(), connects: r.server.stats.connects, serverRss: heap.rss, serverExternal: heap.external } };
+      return { loadMs, storageBytes, heapBytes: heap.heapUsed, detail: { leaves: r.leafCount(), ...used, connects: r.server.stats.connects, serverRss: heap.rss, serverExternal: heap.external } };
     } finally {
       await r.close();
     }

@@ -7,7 +7,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { bounded, paced, pcts } from '../timing';
-import { editText, whenTrue, type Deadline, type Figure, type Options, type Workload } from './harness';
+import { cpuMeter, editText, whenTrue, type Deadline, type Figure, type Options, type Workload } from './harness';
 import { ProjectClient, createProjectSpace, projectDataDir, startProjectServer } from './projectSide';
 import { YjsClient, startYjsServer, yjsDataDir } from './yjsSide';
 
@@ -38,9 +38,9 @@ class Receipts {
     });
   }
 
-  figures(expected: number, late: number): Record<string, Figure> {
+  figures(expected: number, late: number, used: Record<string, number>): Record<string, Figure> {
     const st = pcts(this.lat);
-    const detail = { delivered: this.lat.length, expected, lateTicks: late, ...st };
+    const detail = { delivered: this.lat.length, expected, lateTicks: late, ...st, ...used };
     if (this.lat.length < expected) {
       const failed = `${this.lat.length} of ${expected} receipts`;
       return { 'fanout-p50': { failed, detail }, 'fanout-p99': { failed, detail } };
@@ -77,12 +77,13 @@ async function yjsFanout(o: Options, d: Deadline): Promise<Record<string, Figure
       r.onRemoteLeaf((text) => receipts.got(text, performance.now()));
       return r;
     });
+    const cpu = cpuMeter(server.pid);
     const late = await paced(edits, rate, (i) => {
       receipts.sent(editText(i));
       w.edit(i);
     });
     await receipts.whenCount(edits * rs.length, Math.min(DRAIN_MS, d.remaining)).catch(() => undefined);
-    return receipts.figures(edits * readers, late);
+    return receipts.figures(edits * readers, late, cpu());
   } finally {
     for (const c of clients) c.close();
     await server.stop();
@@ -110,12 +111,13 @@ async function projectFanout(o: Options, d: Deadline): Promise<Record<string, Fi
       r.onRemoteEdit((text, at) => receipts.got(text, at));
       return r;
     });
+    const cpu = cpuMeter(server.pid);
     const late = await paced(edits, rate, (i) => {
       receipts.sent(editText(i));
       w.edit(i);
     });
     await receipts.whenCount(edits * readers, Math.min(DRAIN_MS, d.remaining)).catch(() => undefined);
-    return receipts.figures(edits * readers, late);
+    return receipts.figures(edits * readers, late, cpu());
   } finally {
     await Promise.all(clients.map((c) => c.close()));
     await server.stop();

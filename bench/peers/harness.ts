@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import { procMemMB, procSample } from '../serverProc';
 import { round } from '../timing';
 
 /** Buckets under the document's root; edit i goes into bucket i mod BUCKETS. */
@@ -37,13 +38,15 @@ export interface Options {
   readonly out: string;
   /** The command line as given (for the report). */
   readonly command: string;
+  /** `--note TEXT`: said under the table (e.g. what else ran on the machine). */
+  readonly note: string | undefined;
 }
 
 export function parseOptions(argv: readonly string[]): Options {
   const sizeFlags = Object.fromEntries(Object.keys(FULL).map((k) => [k, { type: 'string' as const }]));
   const { values } = parseArgs({
     args: [...argv],
-    options: { ...sizeFlags, only: { type: 'string' }, quick: { type: 'boolean' }, 'data-root': { type: 'string' }, out: { type: 'string' } },
+    options: { ...sizeFlags, only: { type: 'string' }, quick: { type: 'boolean' }, 'data-root': { type: 'string' }, out: { type: 'string' }, note: { type: 'string' } },
     strict: true,
   });
   const quick = values.quick === true;
@@ -66,7 +69,8 @@ export function parseOptions(argv: readonly string[]): Options {
     quick,
     dataRoot: typeof values['data-root'] === 'string' ? values['data-root'] : os.tmpdir(),
     out: typeof values.out === 'string' ? path.resolve(values.out) : path.join(__dirname, '..', '..', '..', 'docs', 'benchmarks-peers.md'),
-    command: ['npm run bench:peers', ...(argv.length ? ['--', ...argv] : [])].join(' '),
+    command: ['npm run bench:peers', ...(argv.length ? ['--', ...argv.map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : JSON.stringify(a)))] : [])].join(' '),
+    note: typeof values.note === 'string' ? values.note : undefined,
   };
 }
 
@@ -223,6 +227,22 @@ export function sqliteBytes(dir: string, dbFile: string): number {
 /** 10000 → "10k" (labels). */
 export const kilo = (n: number): string => (n >= 1000 && n % 1000 === 0 ? `${n / 1000}k` : String(n));
 
+/** Milliseconds of CPU per clock tick in /proc/<pid>/stat. */
+const MS_PER_TICK = 10;
+
+/**
+ * Starts counting CPU: the server process's (from /proc) and this process's (the clients'); the
+ * returned function reads both since the start, and the server's RSS.
+ */
+export function cpuMeter(serverPid: number): () => { serverCpuMs: number; clientCpuMs: number; serverRssMB: number } {
+  const s0 = procSample(serverPid);
+  const c0 = process.cpuUsage();
+  return () => {
+    const c = process.cpuUsage(c0);
+    return { serverCpuMs: (procSample(serverPid).cpuTicks - s0.cpuTicks) * MS_PER_TICK, clientCpuMs: round((c.user + c.system) / 1000), serverRssMB: procMemMB(serverPid).rssMB };
+  };
+}
+
 export const elapsed = (t0: number): number => round(performance.now() - t0, 1);
 
 // ---- the report ------------------------------------------------------------------
@@ -233,6 +253,28 @@ const fmt = (unit: Row['unit'], f: Figure): string => {
   if (unit === 'bytes') return v >= 1024 * 1024 ? `${round(v / 1048576, 1)} MiB` : `${round(v / 1024, 1)} KiB`;
   return v >= 10_000 ? `${round(v / 1000, 2)} s` : `${round(v, 1)} ms`;
 };
+
+/** How both sides are set up: said in every report, so that a figure is read with it. */
+const SETUP = `
+## Setup
+
+- **Document shape, both sides**: a root holding 256 buckets; edit *i* adds one leaf holding one short string (\`note i\`) to bucket *i* mod 256.
+  Yjs: a \`Y.Map\` root of 256 \`Y.Array\` buckets, each edit one transaction pushing a \`Y.Map\` leaf with \`text\`. This project: a notes app tree
+  in a space, 256 bucket items under its root, each edit \`AppTree.addItem(bucket, { text })\` (what the space editor does: a move, \`text\` and \`order\`).
+- **Servers**, each in its own child process (its CPU and RSS read from /proc, its heap by a gc and process.memoryUsage() inside it, run with
+  \`--expose-gc\`): the project's real \`dist/server.js serve --port 0\`; Hocuspocus 4 (\`@hocuspocus/server\`) with \`@hocuspocus/extension-database\`
+  storing Y.encodeStateAsUpdate per document in SQLite through better-sqlite3, as Hocuspocus's SQLite extension does (its \`sqlite3\` package cannot
+  be installed offline here; the schema and the one-row-per-document upsert are the same). Hocuspocus stores after its default 2 s debounce and on
+  shutdown.
+- **Clients**, all in the bench process: the project's are the real client stack — each a \`SpaceManager\` with a \`FileLayer\` (its own space file,
+  which also keeps the \`ServerLayer\`'s sync state, as the extension and \`spaces sync\` do) and a \`ServerLayer\` with its default timings.
+  Yjs's are \`HocuspocusProvider\`s, each with its own \`Y.Doc\` and WebSocket (\`ws\`), keeping no local copy on disk.
+  So the project's clients do more work than the peer's (every client persists what it receives), and all clients share this process:
+  the space files' SQLite runs on one worker thread shared by every FileLayer of the process, and the clients' CPU competes with both servers
+  for the machine's cores. A real user runs one client per process.
+- Rows run one after the other, the peer first, each side with a deadline (\`--row-timeout\`); a side that fails or times out is reported as
+  **failed** with its reason, and the run goes on.
+`;
 
 /** The report: the table, the machine and its load, and what each workload does. */
 export function writeReport(o: Options, rows: readonly Row[], startedAt: Date, description: string): void {
@@ -254,6 +296,9 @@ export function writeReport(o: Options, rows: readonly Row[], startedAt: Date, d
     '| workload | Yjs + Hocuspocus | this project | project / Yjs | load 1 min, start → end |',
     '|---|---|---|---|---|',
     ...rows.map((r) => `| ${r.label} | ${fmt(r.unit, r.yjs)} | ${fmt(r.unit, r.project)} | ${ratio(r)} | ${r.loadStart[0]} → ${r.loadEnd[0]} |`),
+    '',
+    ...(o.note ? [o.note, ''] : []),
+    SETUP.trim(),
     '',
     description.trim(),
     '',

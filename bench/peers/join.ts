@@ -7,7 +7,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { bounded } from '../timing';
-import { elapsed, kilo, type Deadline, type Figure, type Options, type Workload } from './harness';
+import { cpuMeter, elapsed, kilo, type Deadline, type Figure, type Options, type Workload } from './harness';
 import { ProjectClient, createProjectSpace, projectDataDir, startProjectServer } from './projectSide';
 import { YjsClient, startYjsServer, yjsDataDir } from './yjsSide';
 
@@ -22,7 +22,7 @@ interface Storm {
   reconnects: number;
 }
 
-function stormFigure(s: Storm, joiners: number): Record<string, Figure> {
+function stormFigure(s: Storm, joiners: number, used: Record<string, number>): Record<string, Figure> {
   const errors = Object.fromEntries([...s.errors].slice(0, MAX_ERRORS));
   const detail = {
     joiners,
@@ -32,6 +32,7 @@ function stormFigure(s: Storm, joiners: number): Record<string, Figure> {
     connects: s.connects,
     lastCompletedMs: s.done.length ? s.done.reduce((a, b) => Math.max(a, b)) : null,
     errors,
+    ...used,
   };
   if (s.done.length < joiners) return { join: { failed: `${s.done.length} of ${joiners} have the space; ${Object.entries(errors).map(([m, n]) => `${n}× ${m}`).join('; ')}`, detail } };
   return { join: { value: detail.lastCompletedMs ?? NaN, detail } };
@@ -57,6 +58,7 @@ async function yjsJoin(o: Options, d: Deadline): Promise<Record<string, Figure>>
     await server.stop();
     server = await startYjsServer(dir);
     const storm: Storm = { done: [], errors: new Map(), connects: 0, reconnects: 0 };
+    const cpu = cpuMeter(server.pid);
     const t0 = performance.now();
     await Promise.all(
       Array.from({ length: joiners }, async () => {
@@ -76,7 +78,7 @@ async function yjsJoin(o: Options, d: Deadline): Promise<Record<string, Figure>>
       storm.connects += c.connects;
       storm.reconnects += Math.max(0, c.connects - 1);
     }
-    return stormFigure(storm, joiners);
+    return stormFigure(storm, joiners, cpu());
   } finally {
     for (const c of clients) c.close();
     await server.stop();
@@ -103,6 +105,7 @@ async function projectJoin(o: Options, d: Deadline): Promise<Record<string, Figu
     server = await startProjectServer(dir);
     const url = server.url;
     const storm: Storm = { done: [], errors: new Map(), connects: 0, reconnects: 0 };
+    const cpu = cpuMeter(server.pid);
     const t0 = performance.now();
     await Promise.all(
       Array.from({ length: joiners }, async (_, i) => {
@@ -121,7 +124,7 @@ async function projectJoin(o: Options, d: Deadline): Promise<Record<string, Figu
       storm.connects += c.server.stats.connects;
       storm.reconnects += Math.max(0, c.server.stats.connects - 1);
     }
-    return stormFigure(storm, joiners);
+    return stormFigure(storm, joiners, cpu());
   } finally {
     await Promise.all(clients.map((c) => c.close()));
     await server.stop();

@@ -8,7 +8,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { bounded } from '../timing';
-import { elapsed, kilo, type Deadline, type Figure, type Options, type Workload } from './harness';
+import { cpuMeter, elapsed, kilo, type Deadline, type Figure, type Options, type Workload } from './harness';
 import { ProjectClient, createProjectSpace, projectDataDir, startProjectServer } from './projectSide';
 import { YjsClient, startYjsServer, yjsDataDir } from './yjsSide';
 
@@ -27,10 +27,11 @@ async function yjsOffline(o: Options, d: Deadline): Promise<Record<string, Figur
     await Promise.all([a.whenDisconnected(d.remaining), b.whenDisconnected(d.remaining)]);
     for (let i = 0; i < e; i++) a.edit(i);
     for (let i = 0; i < e; i++) b.edit(e + i);
+    const cpu = cpuMeter(server.pid);
     const t0 = performance.now();
     for (const c of [a, b]) c.reconnect();
     await Promise.all([a.whenLeaves(2 * e, d.remaining), b.whenLeaves(2 * e, d.remaining)]);
-    return { offline: { value: elapsed(t0), detail: { editsEach: e, leaves: [a.leafCount(), b.leafCount()] } } };
+    return { offline: { value: elapsed(t0), detail: { editsEach: e, leaves: [a.leafCount(), b.leafCount()], ...cpu() } } };
   } finally {
     a.close();
     b.close();
@@ -57,10 +58,11 @@ async function projectOffline(o: Options, d: Deadline): Promise<Record<string, F
     await bounded('disconnect', d.remaining, Promise.all([a.disconnect(), b.disconnect()]));
     await bounded('offline edits', d.remaining, a.writeOffline(0, e));
     await bounded('offline edits', d.remaining, b.writeOffline(e, e));
+    const cpu = cpuMeter(server.pid);
     const t0 = performance.now();
     await bounded('reconnect', d.remaining, Promise.all([a.reconnect(), b.reconnect()]));
     await Promise.all([a.whenLeaves(2 * e, d.remaining), b.whenLeaves(2 * e, d.remaining)]);
-    return { offline: { value: elapsed(t0), detail: { editsEach: e, leaves: [a.leafCount(), b.leafCount()] } } };
+    return { offline: { value: elapsed(t0), detail: { editsEach: e, leaves: [a.leafCount(), b.leafCount()], ...cpu() } } };
   } finally {
     await Promise.all(clients.map((c) => c.close()));
     await server.stop();
