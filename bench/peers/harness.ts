@@ -27,6 +27,17 @@ export type Sizes = typeof FULL;
 /** The workload groups `--only` selects, in run order. */
 export const GROUPS = ['cold', 'cold100k', 'fanout', 'join', 'offline'] as const;
 export type Group = (typeof GROUPS)[number];
+/** Row ids `--only` also takes: each runs the group that makes it. */
+const ROW_GROUPS: Readonly<Record<string, Group>> = {
+  'cold-10k': 'cold',
+  'storage-10k': 'cold',
+  'cold-100k': 'cold100k',
+  'heap-100k': 'cold100k',
+  'fanout-p50': 'fanout',
+  'fanout-p99': 'fanout',
+  storage: 'cold',
+  heap: 'cold100k',
+};
 
 export interface Options {
   readonly sizes: Sizes;
@@ -60,8 +71,9 @@ export function parseOptions(argv: readonly string[]): Options {
   }
   const only = new Set<Group>();
   for (const g of typeof values.only === 'string' ? values.only.split(',') : GROUPS) {
-    if (!(GROUPS as readonly string[]).includes(g)) throw new Error(`--only: unknown workload ${JSON.stringify(g)} (one of ${GROUPS.join(', ')})`);
-    only.add(g as Group);
+    const group = (GROUPS as readonly string[]).includes(g) ? (g as Group) : Object.hasOwn(ROW_GROUPS, g) ? ROW_GROUPS[g] : undefined;
+    if (!group) throw new Error(`--only: unknown workload ${JSON.stringify(g)} (one of ${[...GROUPS, ...Object.keys(ROW_GROUPS)].join(', ')})`);
+    only.add(group);
   }
   return {
     sizes,

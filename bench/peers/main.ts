@@ -4,7 +4,7 @@
  * figures, the ratio project/yjs, the machine load at the row's start and end), progress on
  * stderr, and the report in docs/benchmarks-peers.md (or --out FILE).
  *
- *   npm run bench:peers -- [--only cold,cold100k,fanout,join,offline] [--quick] [--edits N]
+ *   npm run bench:peers -- [--only cold,cold100k,fanout,join,offline (or row ids)] [--quick] [--edits N]
  *     [--big-edits N] [--readers N] [--fanout-edits N] [--rate N] [--joiners N] [--join-edits N]
  *     [--offline-edits N] [--row-timeout S] [--data-root DIR] [--out FILE]
  *
