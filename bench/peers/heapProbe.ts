@@ -22,8 +22,11 @@ const HEAP_ANSWER_MS = 60_000;
 /** Collections per reading: a second one frees what the first one's finalizers released. */
 const GC_ROUNDS = 3;
 
-/** In the child: answers heap requests. */
+/** In the child: answers heap requests, and stops the server when the parent is gone. */
 export function answerHeapRequests(): void {
+  // A parent that is gone (crashed, or gave up on a side with this server still up) leaves no
+  // orphan: the server stops as on SIGTERM (storing what it holds).
+  process.once('disconnect', () => process.kill(process.pid, 'SIGTERM'));
   const gc = (globalThis as { gc?: () => void }).gc;
   process.on('message', (m: HeapRequest) => {
     if (m?.type !== 'heap' || !process.send) return;
