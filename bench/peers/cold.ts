@@ -4,13 +4,12 @@
  * client's start until its tree holds every leaf. With a heap row: the server's heap after a gc
  * while that client holds the space (the space is loaded on the server).
  */
-import fs from 'node:fs';
 import path from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
 import { bounded } from '../timing';
 import { YJS_DB_FILE, cpuMeter, elapsed, kilo, sqliteBytes, type Deadline, type Figure, type Options, type Workload } from './harness';
 import { requestHeap } from './heapProbe';
-import { PROJECT_DB_FILE, ProjectClient, createProjectSpace, projectDataDir, startProjectServer } from './projectSide';
+import { PROJECT_DB_FILE, ProjectClient, clientsDir, createProjectSpace, projectDataDir, startProjectServer } from './projectSide';
 import { YjsClient, startYjsServer, yjsDataDir } from './yjsSide';
 
 interface ColdResult {
@@ -53,13 +52,12 @@ async function yjsCold(o: Options, n: number, d: Deadline): Promise<ColdResult> 
     }
   } finally {
     await server.stop();
-    fs.rmSync(dir, { recursive: true, force: true });
   }
 }
 
 async function projectCold(o: Options, n: number, d: Deadline): Promise<ColdResult> {
   const { dir, token } = projectDataDir(o.dataRoot, `cold${n}`);
-  const clients = fs.mkdtempSync(path.join(o.dataRoot, 'spaces-peers-clients-'));
+  const clients = clientsDir(o.dataRoot);
   let server = await startProjectServer(dir);
   try {
     const spaceId = await createProjectSpace(server.url, token, 'Cold');
@@ -87,8 +85,6 @@ async function projectCold(o: Options, n: number, d: Deadline): Promise<ColdResu
     }
   } finally {
     await server.stop();
-    fs.rmSync(dir, { recursive: true, force: true });
-    fs.rmSync(clients, { recursive: true, force: true });
   }
 }
 

@@ -4,11 +4,9 @@
  * leaf is in its own tree (the project: the SpaceManager's change event for the notes tree; Yjs:
  * observeDeep on the document). p50 and p99 over all readers' receipts.
  */
-import fs from 'node:fs';
-import path from 'node:path';
 import { bounded, paced, pcts } from '../timing';
 import { cpuMeter, editText, whenTrue, type Deadline, type Figure, type Options, type Workload } from './harness';
-import { ProjectClient, createProjectSpace, projectDataDir, startProjectServer } from './projectSide';
+import { ProjectClient, clientsDir, createProjectSpace, projectDataDir, startProjectServer } from './projectSide';
 import { YjsClient, startYjsServer, yjsDataDir } from './yjsSide';
 
 /** Clients opened at once while the readers connect (the connecting is not what is measured). */
@@ -87,14 +85,13 @@ async function yjsFanout(o: Options, d: Deadline): Promise<Record<string, Figure
   } finally {
     for (const c of clients) c.close();
     await server.stop();
-    fs.rmSync(dir, { recursive: true, force: true });
   }
 }
 
 async function projectFanout(o: Options, d: Deadline): Promise<Record<string, Figure>> {
   const { readers, 'fanout-edits': edits, rate } = o.sizes;
   const { dir, token } = projectDataDir(o.dataRoot, 'fanout');
-  const files = fs.mkdtempSync(path.join(o.dataRoot, 'spaces-peers-clients-'));
+  const files = clientsDir(o.dataRoot);
   const server = await startProjectServer(dir);
   const clients: ProjectClient[] = [];
   try {
@@ -121,8 +118,6 @@ async function projectFanout(o: Options, d: Deadline): Promise<Record<string, Fi
   } finally {
     await Promise.all(clients.map((c) => c.close()));
     await server.stop();
-    fs.rmSync(dir, { recursive: true, force: true });
-    fs.rmSync(files, { recursive: true, force: true });
   }
 }
 

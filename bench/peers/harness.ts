@@ -193,6 +193,16 @@ export interface Workload {
   readonly project: (o: Options, d: Deadline) => Promise<Record<string, Figure>>;
 }
 
+/** Directories made by the running side (servers' data, clients' files); removed when it ends. */
+const scratch: string[] = [];
+
+/** A new directory under `root`, removed when the side that made it ends (however it ends). */
+export function scratchDir(root: string, prefix: string): string {
+  const dir = fs.mkdtempSync(path.join(root, prefix));
+  scratch.push(dir);
+  return dir;
+}
+
 /** Time a side's cleanup gets past its deadline before the side is given up. */
 const CLEANUP_GRACE_MS = 30_000;
 
@@ -209,6 +219,7 @@ export async function runSide(what: string, ms: number, fn: (d: Deadline) => Pro
     return { failed };
   } finally {
     clearTimeout(timer);
+    for (const dir of scratch.splice(0)) fs.rmSync(dir, { recursive: true, force: true });
   }
 }
 

@@ -4,11 +4,9 @@
  * every client's tree holds every leaf. A client that fails (its open rejects, or it is not
  * complete by the deadline) is counted and its error kept: a failed join is data, not a crash.
  */
-import fs from 'node:fs';
-import path from 'node:path';
 import { bounded } from '../timing';
 import { cpuMeter, elapsed, kilo, type Deadline, type Figure, type Options, type Workload } from './harness';
-import { ProjectClient, createProjectSpace, projectDataDir, startProjectServer } from './projectSide';
+import { ProjectClient, clientsDir, createProjectSpace, projectDataDir, startProjectServer } from './projectSide';
 import { YjsClient, startYjsServer, yjsDataDir } from './yjsSide';
 
 /** Distinct error messages kept per side (the rest are counted). */
@@ -82,14 +80,13 @@ async function yjsJoin(o: Options, d: Deadline): Promise<Record<string, Figure>>
   } finally {
     for (const c of clients) c.close();
     await server.stop();
-    fs.rmSync(dir, { recursive: true, force: true });
   }
 }
 
 async function projectJoin(o: Options, d: Deadline): Promise<Record<string, Figure>> {
   const { joiners, 'join-edits': n } = o.sizes;
   const { dir, token } = projectDataDir(o.dataRoot, 'join');
-  const files = fs.mkdtempSync(path.join(o.dataRoot, 'spaces-peers-clients-'));
+  const files = clientsDir(o.dataRoot);
   let server = await startProjectServer(dir);
   const clients: ProjectClient[] = [];
   try {
@@ -128,8 +125,6 @@ async function projectJoin(o: Options, d: Deadline): Promise<Record<string, Figu
   } finally {
     await Promise.all(clients.map((c) => c.close()));
     await server.stop();
-    fs.rmSync(dir, { recursive: true, force: true });
-    fs.rmSync(files, { recursive: true, force: true });
   }
 }
 

@@ -5,11 +5,9 @@
  * edits wait in the file) and come back as its Connect does (a new ServerLayer joins); Yjs's
  * providers close and reopen their sockets.
  */
-import fs from 'node:fs';
-import path from 'node:path';
 import { bounded } from '../timing';
 import { cpuMeter, elapsed, kilo, type Deadline, type Figure, type Options, type Workload } from './harness';
-import { ProjectClient, createProjectSpace, projectDataDir, startProjectServer } from './projectSide';
+import { ProjectClient, clientsDir, createProjectSpace, projectDataDir, startProjectServer } from './projectSide';
 import { YjsClient, startYjsServer, yjsDataDir } from './yjsSide';
 
 async function yjsOffline(o: Options, d: Deadline): Promise<Record<string, Figure>> {
@@ -36,14 +34,13 @@ async function yjsOffline(o: Options, d: Deadline): Promise<Record<string, Figur
     a.close();
     b.close();
     await server.stop();
-    fs.rmSync(dir, { recursive: true, force: true });
   }
 }
 
 async function projectOffline(o: Options, d: Deadline): Promise<Record<string, Figure>> {
   const e = o.sizes['offline-edits'];
   const { dir, token } = projectDataDir(o.dataRoot, 'offline');
-  const files = fs.mkdtempSync(path.join(o.dataRoot, 'spaces-peers-clients-'));
+  const files = clientsDir(o.dataRoot);
   const server = await startProjectServer(dir);
   const clients: ProjectClient[] = [];
   try {
@@ -66,8 +63,6 @@ async function projectOffline(o: Options, d: Deadline): Promise<Record<string, F
   } finally {
     await Promise.all(clients.map((c) => c.close()));
     await server.stop();
-    fs.rmSync(dir, { recursive: true, force: true });
-    fs.rmSync(files, { recursive: true, force: true });
   }
 }
 

@@ -16,7 +16,7 @@ import { isPropertyOp } from '../../src/spaces/ops';
 import type { Space } from '../../src/spaces/space';
 import { SpaceManager } from '../../src/spaces/spaceManager';
 import { spawnServerProc, type ServerProc } from '../serverProc';
-import { BUCKETS, bucketOf, editText, whenTrue } from './harness';
+import { BUCKETS, bucketOf, editText, scratchDir, whenTrue } from './harness';
 
 /** The secret key of every bench client's space file (secrets are not used here). */
 const SECRET_KEY = Buffer.alloc(32, 7);
@@ -26,9 +26,12 @@ const NOTES_APP = 'notes';
 
 export { DB_FILE as PROJECT_DB_FILE };
 
+/** A directory for clients' space files. */
+export const clientsDir = (root: string): string => scratchDir(root, 'spaces-peers-clients-');
+
 /** A data directory with an admin token in its store (as `spaces-server token create` makes it). */
 export function projectDataDir(root: string, name: string): { dir: string; token: string } {
-  const dir = fs.mkdtempSync(path.join(root, `spaces-peers-${name}-`));
+  const dir = scratchDir(root, `spaces-peers-${name}-`);
   const store = ServerStore.open(dir);
   try {
     return { dir, token: store.tokens.create({ user: 'bench', space: '*', role: 'admin' }).token };

@@ -5,12 +5,11 @@
  * one transaction per edit (as an editor makes it).
  */
 import { HocuspocusProvider, type HocuspocusProviderConfiguration } from '@hocuspocus/provider';
-import fs from 'node:fs';
 import path from 'node:path';
 import WebSocket from 'ws';
 import * as Y from 'yjs';
 import { spawnServerProc, type ServerProc } from '../serverProc';
-import { BUCKETS, bucketOf, editText, whenTrue } from './harness';
+import { BUCKETS, bucketOf, editText, scratchDir, whenTrue } from './harness';
 
 /** The document every client opens. */
 const DOC_NAME = 'bench-space';
@@ -19,7 +18,7 @@ const ROOT = 'root';
 const WRITE_CHUNK = 1_000;
 
 export function yjsDataDir(root: string, name: string): string {
-  return fs.mkdtempSync(path.join(root, `spaces-peers-yjs-${name}-`));
+  return scratchDir(root, `spaces-peers-yjs-${name}-`);
 }
 
 export function startYjsServer(dir: string): Promise<ServerProc> {
