@@ -4,7 +4,7 @@
  * every client's tree holds every leaf. A client that fails (its open rejects, or it is not
  * complete by the deadline) is counted and its error kept: a failed join is data, not a crash.
  */
-import { bounded } from '../timing';
+import { bounded, round } from '../timing';
 import { cpuMeter, elapsed, kilo, type Deadline, type Figure, type Options, type Workload } from './harness';
 import { ProjectClient, clientsDir, createProjectSpace, projectDataDir, startProjectServer } from './projectSide';
 import { YjsClient, startYjsServer, yjsDataDir } from './yjsSide';
@@ -32,7 +32,10 @@ function stormFigure(s: Storm, joiners: number, used: Record<string, number>): R
     errors,
     ...used,
   };
-  if (s.done.length < joiners) return { join: { failed: `${s.done.length} of ${joiners} have the space; ${Object.entries(errors).map(([m, n]) => `${n}× ${m}`).join('; ')}`, detail } };
+  if (s.done.length < joiners) {
+    const last = detail.lastCompletedMs === null ? '' : ` (the last after ${round(detail.lastCompletedMs / 1000, 1)} s)`;
+    return { join: { failed: `${s.done.length} of ${joiners} have the space${last}; ${Object.entries(errors).map(([m, n]) => `${n}× ${m}`).join('; ')}`, detail } };
+  }
   return { join: { value: detail.lastCompletedMs ?? NaN, detail } };
 }
 
