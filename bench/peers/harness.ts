@@ -311,7 +311,7 @@ export function writeReport(o: Options, rows: readonly Row[], startedAt: Date, d
     '',
     `Written by \`${o.command}\` on ${startedAt.toISOString()} (Node ${process.version}, ${os.cpus().length} cores, ` +
       `${round(os.totalmem() / 2 ** 30, 0)} GiB${o.quick ? ', **quick sizes: a smoke run, not figures to compare**' : ''}).`,
-    `Machine load (1-minute load average) during the rows: ${loads.length ? `${Math.min(...loads)}–${Math.max(...loads)}` : '—'}.`,
+    `Machine load (1-minute load average) during the rows: ${loads.length ? `${loads.reduce((x, y) => Math.min(x, y))}–${loads.reduce((x, y) => Math.max(x, y))}` : '—'}.`,
     `Sizes: ${Object.entries(o.sizes).map(([k, v]) => `${k} ${v}`).join(', ')}.`,
     'Both sides run in this one process (clients) against a server in a child process, on the same machine, one after the other per row.',
     'Ratio: this project / Yjs (below 1 is better for the project).',
