@@ -32,7 +32,6 @@
  * fanout runs the same startServer in a child process of this script with the message limit
  * raised (`--child-server`, every other limit at its default).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -48,6 +47,8 @@ import { encodeOps } from '../src/spaces/opCodec';
 import type { Op } from '../src/spaces/ops';
 import { Space } from '../src/spaces/space';
 import { StalledReader } from '../test/helpers/stalledReader';
+import { SERVER_JS, cpuPct, metricsOf, procMemMB, procSample, spawnServerProc, type ServerProc } from './serverProc';
+import { bounded, paced, pcts, round, sleep } from './timing';
 
 const { values: opt } = parseArgs({
   options: {
@@ -69,7 +70,7 @@ const { values: opt } = parseArgs({
     /** Where the servers' data directories go (e.g. /dev/shm to take fsync out of the picture). */
     'data-root': { type: 'string', default: os.tmpdir() },
     /** The server binary (e.g. a build of another commit, for before/after figures). */
-    'server-js': { type: 'string', default: path.join(__dirname, '..', '..', 'dist', 'server.js') },
+    'server-js': { type: 'string', default: SERVER_JS },
     'child-server': { type: 'string' },
     'child-rates': { type: 'string', default: '{}' },
     // slow: sockets that subscribe to a big space and stop reading (see benchSlow).
@@ -83,101 +84,14 @@ const { values: opt } = parseArgs({
 
 const log = (...a: unknown[]): void => console.error('[bench:sync]', ...a);
 const emit = (o: Record<string, unknown>): void => void process.stdout.write(JSON.stringify({ ...o, node: process.version, cores: os.cpus().length, loadavg1: round(os.loadavg()[0], 2), dataRoot: opt['data-root'] === os.tmpdir() ? 'tmpdir' : opt['data-root'], at: new Date().toISOString() }) + '\n');
-const round = (n: number, d = 1): number => Math.round(n * 10 ** d) / 10 ** d;
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-function pcts(xs: number[]): { n: number; p50: number; p95: number; p99: number; max: number } {
-  const s = Float64Array.from(xs).sort();
-  const at = (p: number): number => (s.length ? s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))] : NaN);
-  return { n: s.length, p50: round(at(50), 2), p95: round(at(95), 2), p99: round(at(99), 2), max: round(s.length ? s[s.length - 1] : NaN, 2) };
-}
-
-/** Runs `fn` with a deadline; rejects with `what` when it is not done in time. */
-async function bounded<T>(what: string, ms: number, fn: Promise<T>): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    return await Promise.race([fn, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what}: not done in ${ms} ms`)), ms)))]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
 // ---- the server process -------------------------------------------------------
 
-const CLK_TCK = 100;
-
-interface ProcSample {
-  cpuTicks: number;
-  at: number;
-}
-
-function procSample(pid: number): ProcSample {
-  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return { cpuTicks: Number(f[11]) + Number(f[12]), at: performance.now() };
-}
-
-function procMemMB(pid: number): { rssMB: number; peakRssMB: number } {
-  const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
-  const kb = (k: string): number => Number(new RegExp(`^${k}:\\s+(\\d+)`, 'm').exec(status)?.[1] ?? NaN);
-  return { rssMB: round(kb('VmRSS') / 1024), peakRssMB: round(kb('VmHWM') / 1024) };
-}
-
-/** CPU % of one core between two samples. */
-const cpuPct = (a: ProcSample, b: ProcSample): number => round((((b.cpuTicks - a.cpuTicks) / CLK_TCK) * 1000 * 100) / (b.at - a.at));
-
-interface ServerProc {
-  readonly pid: number;
-  readonly syncUrl: string;
-  readonly url: string;
-  /** Spawn → `listening` line, ms. */
-  readonly startMs: number;
-  /** Resolves when the process has exited (a crash included). */
-  readonly exited: Promise<void>;
-  stop(): Promise<void>;
-}
-
-async function startServerProc(dataDir: string, rates?: Record<string, number>, serveArgs: readonly string[] = []): Promise<ServerProc> {
+/** `dist/server.js serve` (or, with `rates`, this script's --child-server) in a child process. */
+function startServerProc(dataDir: string, rates?: Record<string, number>, serveArgs: readonly string[] = []): Promise<ServerProc> {
   const args = rates
     ? ['--max-old-space-size=4096', __filename, '--child-server', dataDir, '--child-rates', JSON.stringify(rates)]
     : ['--max-old-space-size=4096', path.resolve(String(opt['server-js'])), 'serve', '--port', '0', '--data', dataDir, '--log-level', 'info', ...serveArgs];
-  const t0 = performance.now();
-  const child: ChildProcess = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  const listening = await bounded(
-    'server start',
-    60_000,
-    new Promise<{ url: string; syncUrl: string }>((resolve, reject) => {
-      let buf = '';
-      child.stdout?.on('data', (d: Buffer) => {
-        buf += d.toString('utf8');
-        let nl: number;
-        while ((nl = buf.indexOf('\n')) >= 0) {
-          const line = buf.slice(0, nl);
-          buf = buf.slice(nl + 1);
-          try {
-            const m = JSON.parse(line) as { msg?: string; level?: string; url?: string; syncUrl?: string };
-            if (m.msg === 'listening' && m.url && m.syncUrl) resolve({ url: m.url, syncUrl: m.syncUrl });
-            else if (m.level === 'warn' || m.level === 'error') process.stderr.write(`[server] ${line}\n`);
-          } catch {
-            process.stderr.write(`[server] ${line}\n`);
-          }
-        }
-      });
-      child.once('exit', (code) => reject(new Error(`server exited with ${code} before listening`)));
-    }),
-  );
-  const startMs = performance.now() - t0;
-  return {
-    pid: child.pid as number,
-    ...listening,
-    startMs,
-    exited,
-    stop: async () => {
-      child.kill('SIGTERM');
-      await bounded('server stop', 30_000, exited).catch(() => child.kill('SIGKILL'));
-    },
-  };
+  return spawnServerProc(args);
 }
 
 /** `--child-server DIR`: startServer with the given rate limits, the `listening` line on stdout. */
@@ -409,20 +323,6 @@ function perSecondP99(lat: number[], sentTimes: number[], t0: number): number[] 
   const buckets: number[][] = [];
   lat.forEach((l, i) => (buckets[Math.max(0, Math.floor((sentTimes[i] - t0) / 1000))] ??= []).push(l));
   return Array.from(buckets, (b) => (b ? Math.round(pcts(b).p99) : 0));
-}
-
-/** Calls `tick(i)` `count` times at `perSecond` on a fixed schedule (no drift); resolves after. */
-async function paced(count: number, perSecond: number, tick: (i: number) => void): Promise<number> {
-  const t0 = performance.now();
-  let late = 0;
-  for (let i = 0; i < count; i++) {
-    const due = t0 + (i * 1000) / perSecond;
-    const wait = due - performance.now();
-    if (wait > 1) await sleep(wait);
-    else if (wait < -5) late++;
-    tick(i);
-  }
-  return late;
 }
 
 // ---- benchmarks ------------------------------------------------------------------
@@ -761,22 +661,6 @@ async function benchResume(): Promise<void> {
   } finally {
     await server.stop();
     fs.rmSync(dir, { recursive: true, force: true });
-  }
-}
-
-/** One sample of `GET /metrics` (prefix included), or undefined. */
-async function metricsOf(url: string): Promise<Map<string, number> | undefined> {
-  try {
-    const text = await (await fetch(`${url}/metrics`, { signal: AbortSignal.timeout(5_000) })).text();
-    const out = new Map<string, number>();
-    for (const line of text.split('\n')) {
-      if (!line || line.startsWith('#')) continue;
-      const i = line.lastIndexOf(' ');
-      out.set(line.slice(0, i), Number(line.slice(i + 1)));
-    }
-    return out;
-  } catch {
-    return undefined;
   }
 }
 
