@@ -11,7 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
-import { RepTree } from 'reptree';
+import { RepTree } from '../src/crdt';
 import { FileLayer } from '../src/persistence/file/fileLayer';
 import { AppTree } from '../src/spaces/appTree';
 import { Chat } from '../src/spaces/apps/chat';
@@ -120,7 +120,7 @@ async function benchSaves(): Promise<void> {
   {
     // Grow the file in chunks until it reaches the target size (saves resolve once on disk).
     const filler = new RepTree('benchfill');
-    filler.moveVertex(treeId, null as unknown as string);
+    filler.moveVertex(treeId, null);
     const layer = await FileLayer.open(file, { secretKey: KEY });
     let g = 0;
     while (fs.statSync(file).size < targetBytes) {
@@ -129,7 +129,7 @@ async function benchSaves(): Promise<void> {
       await layer.saveOps(treeId, filler.popLocalOps());
     }
     await layer.close();
-    (filler as unknown as { state: { dispose(): void } }).state.dispose();
+    filler.dispose();
   }
   const fileMB = mb(fs.statSync(file).size);
   const manager = new SpaceManager();
@@ -159,7 +159,7 @@ async function benchSaves(): Promise<void> {
   const r0 = performance.now();
   for (let i = 0; i < opsSaved / opsPerItem; i++) rt.newVertex(rp.id, { text: `saved item ${i}`, order: i });
   const rawOpsPerSec = opsSaved / ((performance.now() - r0) / 1000);
-  (rt as unknown as { state: { dispose(): void } }).state.dispose();
+  rt.dispose();
   emit({
     bench: 'sustained-saves',
     fileMB,

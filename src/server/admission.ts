@@ -11,7 +11,7 @@
 import type { SecretRecord } from '../persistence/contract';
 import type { OpRangeSet } from '../spaces/opRanges';
 import type { Op } from '../spaces/ops';
-import { MAX_CLOCK_STEP, followCounter } from '../spaces/reptreeFixes';
+import { MAX_CLOCK_STEP, followCounter } from '../crdt';
 
 export interface AdmissionLimits {
   /**

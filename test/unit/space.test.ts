@@ -184,18 +184,8 @@ describe('notes and chat apps', () => {
   });
 });
 
-describe('compact RepTree indexes', () => {
-  it('CompactOpIdSet answers like a Set of op ids, in any insertion order', async () => {
-    const { CompactOpIdSet } = await import('../../src/spaces/compactOpIds');
-    const ids = ['5@a', '1@a', '2@b', '3@a', '4@a', '2@a', '10@zz', '3@a'];
-    const c = new CompactOpIdSet(ids);
-    const s = new Set(ids);
-    assert.equal(c.size, s.size);
-    for (const probe of ['1@a', '2@a', '6@a', '2@b', '1@b', '10@zz', '10@z', 'x', '@a']) assert.equal(c.has(probe), s.has(probe), probe);
-    assert.ok(c instanceof Set);
-  });
-
-  it('a tree loaded with compact indexes converges with one that was not', () => {
+describe('AppTree.fromOps', () => {
+  it('a tree loaded from ops converges with the one that made them', () => {
     const a = AppTree.createNew('p1', 'c'.repeat(32));
     try {
       const n = new Notes(a);
