@@ -24,7 +24,6 @@ import { randomUUID } from 'node:crypto';
 import { followCounter } from './clock';
 import { compareIds, opIdToString, type OpId } from './opId';
 import {
-  isAnyPropertyOp,
   isMoveVertexOp,
   newMoveVertexOp,
   newSetVertexPropertyOp,
@@ -172,6 +171,12 @@ export class RepTree {
   private supersededCount = 0;
 
   private readonly stateVector = new StateVector();
+  /** The undone moves of the batch being merged (see applyMove): counters, then [peer, target, parent] each. */
+  private readonly undoCounter: number[] = [];
+  private readonly undoInt: number[] = [];
+  /** The last peer id interned and its index: a batch's ops mostly come from one peer. */
+  private lastPeerId = '';
+  private lastPeer = -1;
   private localOps: VertexOperation[] = [];
   private readonly pendingMoves = new Map<string, MoveVertex[]>();
   private readonly pendingProps = new Map<string, SetVertexProperty[]>();
@@ -190,7 +195,8 @@ export class RepTree {
     if (RepTree.restoring) return;
     if (ops && ops.length > 0) {
       this.merge(ops);
-      this.compact();
+      // Reserved for every move as a new vertex: trim when many moves were of existing ones.
+      if (this.vertexCount * VERTEX_STRIDE < this.vx.length * 0.8 || this.supersededCount * 2 < this.sCounter.length) this.compact();
       if (!this.root) throw new Error('There has to be a root vertex in the operations');
     } else {
       this.ensureNullVertex();
@@ -382,28 +388,30 @@ export class RepTree {
    * one undo/redo pass for the whole batch (`applyMoves`), then the property ops.
    */
   merge(ops: ReadonlyArray<VertexOperation>): VertexOperation[] {
-    for (const op of ops) {
-      if (isAnyPropertyOp(op) && op.transient) throw new Error(`op ${opIdToString(op.id)}: transient property ops are not supported`);
-    }
     const sorted = isSortedById(ops) ? ops : ops.slice().sort(compareOps);
     const fresh: VertexOperation[] = [];
+    // A tree that holds nothing yet (being built from ops) need not look anything up.
+    const checkKnown = this.moveCount + this.propCount > 0;
     const checkParked = this.parkedIds.size > 0;
+    let moves = 0;
     let prev: VertexOperation | undefined;
     for (const op of sorted) {
       // Sorting is stable, so of repeated ids the first copy is kept.
       if (prev !== undefined && prev.id.counter === op.id.counter && prev.id.peerId === op.id.peerId) continue;
       prev = op;
-      if (this.stateVector.has(op.id.peerId, op.id.counter)) continue;
+      if (isMoveVertexOp(op)) moves++;
+      else if (op.transient) throw new Error(`op ${opIdToString(op.id)}: transient property ops are not supported`);
+      if (checkKnown && this.stateVector.has(op.id.peerId, op.id.counter)) continue;
       if (checkParked && this.parkedIds.has(opIdToString(op.id))) continue;
       fresh.push(op);
     }
     if (fresh.length === 0) return fresh;
+    this.reserve(moves, fresh.length - moves);
     // The clock follows every new counter in increasing order, as the server computes it.
     for (const op of fresh) this.lamportClock = followCounter(this.lamportClock, op.id.counter);
-    const moves: MoveVertex[] = [];
-    for (const op of fresh) if (isMoveVertexOp(op)) moves.push(op);
-    if (moves.length > 0) this.applyMoves(moves);
-    for (const op of fresh) if (isAnyPropertyOp(op)) this.applyProperty(op);
+    // Moves and property ops in op-id order: a property op depends only on its vertex existing,
+    // and a vertex, once created, exists whatever is undone; one waiting for its vertex is parked.
+    this.applyMoves(fresh);
     return fresh;
   }
 
@@ -589,6 +597,7 @@ export class RepTree {
     for (const [peer, ranges] of Object.entries(s.stateVector)) for (const [a, b] of ranges) this.stateVector.addRange(peer, a, b);
     this.lamportClock = s.clock;
     this.rootVertexId = undefined;
+    this.lastPeerId = '';
     for (const op of s.parked) this.park(op);
   }
 
@@ -626,13 +635,20 @@ export class RepTree {
     return v;
   }
 
+  private recordApplied(peerId: string, counter: number): void {
+    this.stateVector.add(peerId, counter);
+  }
+
   private peerOf(peerId: string): number {
+    if (peerId === this.lastPeerId) return this.lastPeer;
     let p = this.peerIndex.get(peerId);
     if (p === undefined) {
       p = this.peers.length;
       this.peers.push(peerId);
       this.peerIndex.set(peerId, p);
     }
+    this.lastPeerId = peerId;
+    this.lastPeer = p;
     return p;
   }
 
@@ -683,68 +699,90 @@ export class RepTree {
    *
    * Instead of redoing the newer moves right after each op (reptree), they stay undone until an
    * op needs them: the log is two stacks, the applied moves (the log, ascending) and the undone
-   * ones (smallest on top). For a batch sorted by op id every logged move is undone and redone at
-   * most once, instead of once per older op in the batch. The result is the same, because a redo
-   * records the parent it moves a vertex away from and the undo restores it. An op older than
-   * every logged move goes first (reptree 0.9.0 inserted it after the first one and never
-   * redid that one).
+   * ones (`undoCounter`/`undoInt`, smallest on top), and `redoAll` empties the second at the end
+   * of a batch. For a batch sorted by op id every logged move is undone and redone at most once,
+   * instead of once per older op in the batch. The result is the same, because a redo records the
+   * parent it moves a vertex away from and the undo restores it. An op older than every logged
+   * move goes first (reptree 0.9.0 inserted it after the first one and never redid that one).
    */
-  private applyMoves(ops: ReadonlyArray<MoveVertex>): void {
-    const uCounter: number[] = [];
-    const uInt: number[] = [];
-    const undoTop = (): number => uCounter.length - 1;
-    const apply = (op: MoveVertex): void => {
-      const parent = op.parentId === null ? NO_PARENT : this.createdIndex(op.parentId);
-      if (parent === MISSING) {
-        this.park(op);
-        return;
-      }
-      const counter = op.id.counter;
-      const peer = this.peerOf(op.id.peerId);
-      while (this.moveCount > 0 && this.compareLog(this.moveCount - 1, counter, peer) >= 0) {
-        const i = --this.moveCount;
-        this.undoMove(i);
-        const b = i * MOVE_STRIDE;
-        uCounter.push(this.mCounter[i]);
-        uInt.push(this.mInt[b + M_PEER], this.mInt[b + M_TARGET], this.mInt[b + M_PARENT]);
-      }
-      while (uCounter.length > 0) {
-        const top = undoTop();
-        const c = uCounter[top];
-        const p = uInt[top * 3];
-        if (c > counter || (c === counter && compareIds(0, this.peers[p], 0, op.id.peerId) > 0)) break;
-        this.tryToMove(this.appendLog(c, p, uInt[top * 3 + 1], uInt[top * 3 + 2]));
-        uCounter.pop();
-        uInt.length -= 3;
-      }
-      const target = this.intern(op.targetId);
-      const i = this.appendLog(counter, peer, target, parent);
-      this.stateVector.add(op.id.peerId, counter);
-      this.tryToMove(i);
-      // The vertex may be the missing parent of parked moves.
-      if (this.pendingMoves.size > 0 && this.vx[target * VERTEX_STRIDE + V_PARENT] !== UNCREATED) {
-        const parked = this.pendingMoves.get(op.targetId);
-        if (parked) {
-          this.pendingMoves.delete(op.targetId);
-          for (const p of parked) {
-            this.parkedIds.delete(opIdToString(p.id));
-            apply(p);
-          }
+  private applyMove(op: MoveVertex): void {
+    const parent = op.parentId === null ? NO_PARENT : this.createdIndex(op.parentId);
+    if (parent === MISSING) {
+      this.park(op);
+      return;
+    }
+    const counter = op.id.counter;
+    const peer = this.peerOf(op.id.peerId);
+    while (this.moveCount > 0 && this.compareLog(this.moveCount - 1, counter, peer) >= 0) {
+      const i = --this.moveCount;
+      this.undoMove(i);
+      const b = i * MOVE_STRIDE;
+      this.undoCounter.push(this.mCounter[i]);
+      this.undoInt.push(this.mInt[b + M_PEER], this.mInt[b + M_TARGET], this.mInt[b + M_PARENT]);
+    }
+    while (this.undoCounter.length > 0) {
+      const top = this.undoCounter.length - 1;
+      const c = this.undoCounter[top];
+      const p = this.undoInt[top * 3];
+      if (c > counter || (c === counter && compareIds(0, this.peers[p], 0, op.id.peerId) > 0)) break;
+      this.tryToMove(this.appendLog(c, p, this.undoInt[top * 3 + 1], this.undoInt[top * 3 + 2]));
+      this.undoCounter.pop();
+      this.undoInt.length -= 3;
+    }
+    const target = this.intern(op.targetId);
+    const i = this.appendLog(counter, peer, target, parent);
+    this.recordApplied(op.id.peerId, counter);
+    this.tryToMove(i);
+    // The vertex may be the missing parent of parked moves.
+    if (this.pendingMoves.size > 0 && this.vx[target * VERTEX_STRIDE + V_PARENT] !== UNCREATED) {
+      const parked = this.pendingMoves.get(op.targetId);
+      if (parked) {
+        this.pendingMoves.delete(op.targetId);
+        for (const p of parked) {
+          this.parkedIds.delete(opIdToString(p.id));
+          this.applyMove(p);
         }
       }
-    };
+    }
+  }
+
+  /**
+   * Redoes the moves still undone (oldest first) at the end of a batch. After a throw (`redo`
+   * false) they are only put back in the log, so the op set stays complete.
+   */
+  private redoAll(redo = true): void {
+    for (let top = this.undoCounter.length - 1; top >= 0; top--) {
+      const i = this.appendLog(this.undoCounter[top], this.undoInt[top * 3], this.undoInt[top * 3 + 1], this.undoInt[top * 3 + 2]);
+      if (redo) this.tryToMove(i);
+    }
+    this.undoCounter.length = 0;
+    this.undoInt.length = 0;
+  }
+
+  /** Applies ops (sorted by op id) with one undo/redo pass; property ops in between, as they come. */
+  private applyMoves(ops: ReadonlyArray<VertexOperation>): void {
     let completed = false;
     try {
-      for (const op of ops) apply(op);
+      for (const op of ops) {
+        if (isMoveVertexOp(op)) this.applyMove(op);
+        else this.applyProperty(op);
+      }
       completed = true;
     } finally {
-      // Redo the rest. Should something have thrown, still put every undone move back in the
-      // log, so the op set stays complete.
-      for (let top = undoTop(); top >= 0; top--) {
-        const i = this.appendLog(uCounter[top], uInt[top * 3], uInt[top * 3 + 1], uInt[top * 3 + 2]);
-        if (completed) this.tryToMove(i);
-      }
+      if (this.undoCounter.length > 0) this.redoAll(completed);
     }
+  }
+
+  /** Grows the columns once for a batch of up to `moves` moves (new vertices) and `props` property ops. */
+  private reserve(moves: number, props: number): void {
+    const v = (this.vertexCount + moves) * VERTEX_STRIDE;
+    if (v > this.vx.length) this.vx = growInt32(this.vx, v, true);
+    const m = this.moveCount + moves;
+    if (m > this.mCounter.length) this.mCounter = growFloat64(this.mCounter, m, true);
+    if (m * MOVE_STRIDE > this.mInt.length) this.mInt = growInt32(this.mInt, m * MOVE_STRIDE, true);
+    const p = this.propCount + props;
+    if (p > this.pCounter.length) this.pCounter = growFloat64(this.pCounter, p, true);
+    if (p * PROP_STRIDE > this.pInt.length) this.pInt = growInt32(this.pInt, p * PROP_STRIDE, true);
   }
 
   /** Applies log entry `i` unless it would put a vertex under itself or a descendant. */
@@ -837,7 +875,7 @@ export class RepTree {
     const key = this.keyOf(op.key);
     const peer = this.peerOf(op.id.peerId);
     const counter = op.id.counter;
-    this.stateVector.add(op.id.peerId, counter);
+    this.recordApplied(op.id.peerId, counter);
     const e = this.findProp(v, key);
     if (e === NONE) {
       this.appendProp(v, this.newProp(key, peer, counter, op.value));
@@ -951,14 +989,19 @@ function isSortedById(ops: ReadonlyArray<VertexOperation>): boolean {
   return true;
 }
 
-function growInt32(a: Int32Array, need: number): Int32Array {
-  const b = new Int32Array(Math.max(need, a.length * 2, INITIAL_CAPACITY));
+/**
+ * A copy of `a` with room for `need`: doubling, so that many small batches cost amortised O(1)
+ * each; with `fit`, exactly `need` when that is more than double (one big batch, such as the ops
+ * a tree is built from, leaves no slack).
+ */
+function growInt32(a: Int32Array, need: number, fit = false): Int32Array {
+  const b = new Int32Array(fit && need > a.length * 2 ? need : Math.max(need, a.length * 2, INITIAL_CAPACITY));
   b.set(a);
   return b;
 }
 
-function growFloat64(a: Float64Array, need: number): Float64Array {
-  const b = new Float64Array(Math.max(need, a.length * 2, INITIAL_CAPACITY));
+function growFloat64(a: Float64Array, need: number, fit = false): Float64Array {
+  const b = new Float64Array(fit && need > a.length * 2 ? need : Math.max(need, a.length * 2, INITIAL_CAPACITY));
   b.set(a);
   return b;
 }
