@@ -19,4 +19,9 @@ export {
   type VertexPropertyType,
 } from './operations';
 export { MAX_CLOCK_STEP, clockOfCounters, followCounter } from './clock';
+export { SNAPSHOT_VERSION, SnapshotError, decodeSnapshot, encodeSnapshot, type SnapshotErrorCode } from './snapshot';
+import { decodeSnapshot, encodeSnapshot, SNAPSHOT_VERSION } from './snapshot';
+
+/** Snapshots of a tree's state: `encode(tree)`, `decode(bytes)`; `RepTree.fromSnapshot` opens one. */
+export const TreeSnapshot = { encode: encodeSnapshot, decode: decodeSnapshot, version: SNAPSHOT_VERSION } as const;
 export type { ChangeListener, VertexChangeEvent, VertexChildrenChangeEvent, VertexMoveEvent, VertexPropertyChangeEvent } from './treeEvents';

@@ -34,6 +34,7 @@ import {
   type VertexOperation,
   type VertexPropertyType,
 } from './operations';
+import { decodeSnapshot, SnapshotError } from './snapshot';
 import { rangesHave, StateVector, type StateVectorRanges } from './stateVector';
 import { TreeEvents, type ChangeListener } from './treeEvents';
 
@@ -214,6 +215,18 @@ export class RepTree {
     }
     t.loadState(s);
     return t;
+  }
+
+  /**
+   * A tree opened from a snapshot (snapshot.ts) without replaying history, then `tailOps` (the
+   * ops stored after the snapshot; any order, ones it already holds are skipped) merged in.
+   * Throws SnapshotError for a snapshot that is damaged, truncated, newer or has no root.
+   */
+  static fromSnapshot(peerId: string, bytes: Uint8Array, tailOps: ReadonlyArray<VertexOperation> = []): RepTree {
+    const tree = RepTree.fromState(peerId, decodeSnapshot(bytes));
+    if (tailOps.length > 0) tree.merge(tailOps);
+    if (!tree.root) throw new SnapshotError('corrupt', 'the snapshot has no root vertex');
+    return tree;
   }
 
   // ---- reading ----------------------------------------------------------------------------
@@ -458,29 +471,32 @@ export class RepTree {
     const vertexIds: string[] = new Array<string>(m);
     const parents = new Int32Array(m);
     const childStart = new Int32Array(m + 1);
-    const childList: number[] = [];
-    const propVertex: number[] = [];
-    const propKey: number[] = [];
-    const propPeer: number[] = [];
-    const propCounter: number[] = [];
-    const propValue: VertexPropertyType[] = [];
+    const childList = new Int32Array(m);
+    let children = 0;
+    const pc = this.propCount;
+    const propVertex = new Int32Array(pc);
+    const propKey = new Int32Array(pc);
+    const propPeer = new Int32Array(pc);
+    const propCounter = new Float64Array(pc);
+    const propValue: VertexPropertyType[] = new Array<VertexPropertyType>(pc);
+    let props = 0;
     for (let i = 0; i < m; i++) {
       const v = created[i];
       const b = v * VERTEX_STRIDE;
       vertexIds[i] = this.vertexIds[v];
       const p = this.vx[b + V_PARENT];
       parents[i] = p === NO_PARENT ? NO_PARENT : remap[p];
-      childStart[i] = childList.length;
-      for (let c = this.vx[b + V_FIRST_CHILD]; c !== NONE; c = this.vx[c * VERTEX_STRIDE + V_NEXT]) childList.push(remap[c]);
+      childStart[i] = children;
+      for (let c = this.vx[b + V_FIRST_CHILD]; c !== NONE; c = this.vx[c * VERTEX_STRIDE + V_NEXT]) childList[children++] = remap[c];
       for (let e = this.vx[b + V_FIRST_PROP]; e !== NONE; e = this.pInt[e * PROP_STRIDE + P_NEXT]) {
-        propVertex.push(i);
-        propKey.push(this.pInt[e * PROP_STRIDE + P_KEY]);
-        propPeer.push(this.pInt[e * PROP_STRIDE + P_PEER]);
-        propCounter.push(this.pCounter[e]);
-        propValue.push(this.pValue[e]);
+        propVertex[props] = i;
+        propKey[props] = this.pInt[e * PROP_STRIDE + P_KEY];
+        propPeer[props] = this.pInt[e * PROP_STRIDE + P_PEER];
+        propCounter[props] = this.pCounter[e];
+        propValue[props++] = this.pValue[e];
       }
     }
-    childStart[m] = childList.length;
+    childStart[m] = children;
     const k = this.moveCount;
     const movePeer = new Int32Array(k);
     const moveTarget = new Int32Array(k);
@@ -510,14 +526,14 @@ export class RepTree {
     return {
       vertexIds,
       parents,
-      childList: Int32Array.from(childList),
+      childList: childList.slice(0, children),
       childStart,
       peers: this.peers.slice(),
       keys: this.keys.slice(),
-      propVertex: Int32Array.from(propVertex),
-      propKey: Int32Array.from(propKey),
-      propPeer: Int32Array.from(propPeer),
-      propCounter: Float64Array.from(propCounter),
+      propVertex,
+      propKey,
+      propPeer,
+      propCounter,
       propValue,
       movePeer,
       moveTarget,
@@ -542,6 +558,7 @@ export class RepTree {
     this.vx = new Int32Array(Math.max(n, 1) * VERTEX_STRIDE).fill(NONE);
     for (let v = 0; v < n; v++) {
       this.vertexIndex.set(this.vertexIds[v], v);
+      if (this.vertexIndex.size !== v + 1) throw new SnapshotError('corrupt', `vertex id ${this.vertexIds[v]} appears twice`);
       this.vx[v * VERTEX_STRIDE + V_PARENT] = s.parents[v];
       let prev = NONE;
       for (let j = s.childStart[v]; j < s.childStart[v + 1]; j++) {
@@ -813,7 +830,12 @@ export class RepTree {
   private undoMove(i: number): void {
     const b = i * MOVE_STRIDE;
     const before = this.mInt[b + M_UNDO];
-    if (before !== NO_UNDO) this.place(this.mInt[b + M_TARGET], before);
+    if (before === NO_UNDO) return;
+    const target = this.mInt[b + M_TARGET];
+    // An undo restores an earlier (acyclic) state, so this never skips on a tree built by merges;
+    // it keeps a crafted snapshot's undo records from making a cycle.
+    if (before !== NO_PARENT && (before === target || this.isAncestor(before, target))) return;
+    this.place(target, before);
   }
 
   /** True when `ancestor` is above `child` (walking parents from `child`). */

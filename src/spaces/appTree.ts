@@ -10,7 +10,7 @@
  * then creation time (`_c`, set by RepTree), then vertex id.
  */
 import { randomUUID } from 'node:crypto';
-import { RepTree } from '../crdt';
+import { RepTree, TreeSnapshot } from '../crdt';
 import { Emitter, type Disposable } from './events';
 import { DELETED_PARENT_ID, isJsonValue, type JsonValue, type Op } from './ops';
 
@@ -101,6 +101,25 @@ export class AppTree implements Disposable {
       throw new TreeError(`tree ${treeId}: its ops do not create its root vertex`);
     }
     return new AppTree(treeId, tree);
+  }
+
+  /**
+   * A tree opened from a snapshot (`snapshot()`) plus the ops stored after it, without replaying
+   * history. Throws SnapshotError (src/crdt/snapshot.ts) for a damaged, truncated or newer
+   * snapshot, and TreeError when it is not a snapshot of tree `treeId`: rebuild from ops then.
+   */
+  static fromSnapshot(peerId: string, treeId: string, bytes: Uint8Array, tailOps: readonly Op[] = []): AppTree {
+    const tree = RepTree.fromSnapshot(peerId, bytes, tailOps);
+    if (tree.parentIdOf(treeId) !== null) {
+      tree.dispose();
+      throw new TreeError(`the snapshot is not one of tree ${treeId}`);
+    }
+    return new AppTree(treeId, tree);
+  }
+
+  /** The tree's state as a snapshot (src/crdt/snapshot.ts). */
+  snapshot(): Uint8Array {
+    return TreeSnapshot.encode(this.tree);
   }
 
   get rootId(): string {

@@ -6,9 +6,13 @@
 import * as assert from 'node:assert/strict';
 import { RepTree as RawRepTree } from 'reptree';
 import { seededRandom } from '../../src/persistence/memory/memoryLayer';
+import { crc32 } from '../../src/crdt/snapshot';
 import {
   MAX_CLOCK_STEP,
   RepTree,
+  SNAPSHOT_VERSION,
+  SnapshotError,
+  TreeSnapshot,
   newMoveVertexOp,
   newSetVertexPropertyOp,
   opIdToString,
@@ -225,6 +229,117 @@ describe('crdt: the owned RepTree', function () {
       await Promise.resolve();
       assert.deepEqual(seen, [['first'], ['first', 'second']]);
       tree.dispose();
+    });
+  });
+
+  describe('snapshots', () => {
+    /** A tree with a bit of everything: nesting, a superseded and a removed property, a parked op. */
+    function sampleTree(): RepTree {
+      const t = new RepTree('a', baseOps());
+      t.moveVertex('p', ROOT);
+      t.moveVertex('c', 'p');
+      t.setVertexProperty('c', 'text', 'héllo ✓');
+      t.setVertexProperty('c', 'text', 'second');
+      t.setVertexProperty('c', 'n', -3.5);
+      t.setVertexProperty('p', 'big', Number.MAX_SAFE_INTEGER);
+      t.setVertexProperty('p', 'obj', { a: [1, null, 'x'], b: { c: true } });
+      t.setVertexProperty('p', 'gone', 1);
+      t.setVertexProperty('p', 'gone', undefined);
+      t.deleteVertex('c');
+      t.merge([newMoveVertexOp(50, 'z', 'w', 'missing'), newSetVertexPropertyOp(51, 'z', 'missing', 'k', 1)]);
+      t.popLocalOps();
+      return t;
+    }
+
+    it('load equals the tree without replaying ops: structure, properties, op set, state vector, clock, parked ops', () => {
+      const t = sampleTree();
+      const bytes = TreeSnapshot.encode(t);
+      const u = RepTree.fromSnapshot('b', bytes);
+      assert.deepEqual(structure(u), structure(t));
+      assert.deepEqual(u.getAllOps().map(key).sort(), t.getAllOps().map(key).sort());
+      assert.deepEqual(u.getAllOps(), t.getAllOps());
+      assert.deepEqual(u.getStateVector(), t.getStateVector());
+      assert.deepEqual(u.getChildrenIds(ROOT), t.getChildrenIds(ROOT));
+      assert.equal(u.clock, t.clock);
+      assert.equal(u.parkedCount, 2);
+      assert.equal(u.getVertexProperty('p', 'gone'), undefined);
+      // Its next local op continues the clock; the parked ops are released when their parent comes.
+      u.setVertexProperty('p', 'after', 1);
+      assert.equal(u.popLocalOps()[0].id.counter, t.clock + 1);
+      u.merge([newMoveVertexOp(52, 'z', 'missing', ROOT)]);
+      assert.equal(u.parkedCount, 0);
+      assert.equal(u.parentIdOf('w'), 'missing');
+      assert.equal(u.getVertexProperty('missing', 'k'), 1);
+    });
+
+    it('snapshot + tail equals the tree built from all ops, also when the tail holds older concurrent moves', () => {
+      const t = sampleTree();
+      const bytes = TreeSnapshot.encode(t);
+      // Ops made elsewhere concurrently with the snapshot's (older counters): undo/redo over the loaded log.
+      const tail = [newMoveVertexOp(5, 'b', 'q', ROOT), newMoveVertexOp(6, 'b', 'p', 'q'), newSetVertexPropertyOp(7, 'b', 'c', 'text', 'theirs')];
+      const loaded = RepTree.fromSnapshot('x', bytes, tail);
+      const all = new RepTree('y', [...t.getAllOps(), ...tail]);
+      assert.deepEqual(structure(loaded), structure(all));
+      assert.deepEqual(loaded.getStateVector(), all.getStateVector());
+      assert.equal(loaded.parentIdOf('p'), 'q');
+    });
+
+    it('refuses a truncated, damaged, newer or foreign snapshot with a typed error', () => {
+      const bytes = TreeSnapshot.encode(sampleTree());
+      const code = (b: Uint8Array): string => {
+        try {
+          RepTree.fromSnapshot('x', b);
+        } catch (e) {
+          assert.ok(e instanceof SnapshotError, String(e));
+          return e.code;
+        }
+        return 'loaded';
+      };
+      assert.equal(code(bytes), 'loaded');
+      for (const n of [0, 5, 13, 14, bytes.length - 1]) assert.equal(code(bytes.subarray(0, n)), 'truncated', `cut at ${n}`);
+      for (let i = 14; i < bytes.length; i += 7) {
+        const b = bytes.slice();
+        b[i] ^= 0x40;
+        assert.equal(code(b), 'checksum', `byte ${i} flipped`);
+      }
+      const newer = bytes.slice();
+      newer[4] = SNAPSHOT_VERSION + 1;
+      assert.equal(code(newer), 'newer-version');
+      assert.equal(code(new TextEncoder().encode('{"not":"a snapshot"}')), 'not-a-snapshot');
+      assert.equal(code(new Uint8Array([...bytes, 0])), 'corrupt');
+    });
+
+    it('refuses a well-formed snapshot whose content is inconsistent (a crafted file), even with a valid checksum', () => {
+      // Re-sign a changed body, as someone crafting a file would.
+      const resign = (b: Uint8Array): Uint8Array => {
+        const out = b.slice();
+        new DataView(out.buffer).setUint32(10, crc32(out.subarray(14)), true);
+        return out;
+      };
+      const t = new RepTree('a', baseOps());
+      t.moveVertex('p', ROOT);
+      t.moveVertex('c', 'p');
+      const bytes = TreeSnapshot.encode(t);
+      let refused = 0;
+      // Every single-byte change of the body, re-signed: none may load into a broken tree. Some
+      // changes are still consistent (another counter, another string): those load and must work.
+      for (let i = 14; i < bytes.length; i++) {
+        for (const delta of [1, 2, 0x7f]) {
+          const b = bytes.slice();
+          b[i] = (b[i] + delta) & 0xff;
+          try {
+            const u = RepTree.fromSnapshot('x', resign(b));
+            // A tree that loads must be usable: reads and a merge terminate.
+            for (const v of u.getAllVertices()) u.getChildrenIds(v.id);
+            u.merge([newMoveVertexOp(1000, 'z', 'n', u.root?.id ?? ROOT)]);
+            TreeSnapshot.encode(u);
+          } catch (e) {
+            assert.ok(e instanceof SnapshotError, `byte ${i} +${delta}: ${String(e)}`);
+            refused++;
+          }
+        }
+      }
+      assert.ok(refused > bytes.length, `${refused} refused`);
     });
   });
 });

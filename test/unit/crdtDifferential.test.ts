@@ -11,8 +11,10 @@
  * of their own in between. Every receiver must then equal reptree 0.9.0 built from the same op
  * set: the parent and properties of every vertex, the children of every vertex (as sets: the
  * order inside a parent depends on undo/redo history in both libraries), the op set (every op's
- * content) and the state vector. A receiver is also checked halfway, against reptree built from
- * what it had received by then.
+ * content) and the state vector. In runs of up to 400 ops every receiver is also compared, after
+ * every batch, with reptree given the same batches (sorted, without ops it was already given).
+ * Each receiver also takes a snapshot (src/crdt/snapshot.ts) after a
+ * random batch: loaded with the ops that came after it, it must equal reptree built from all.
  *
  * reptree is fed one op at a time in op-id order (its constructor, ops sorted and without
  * repeats), because fed like the receivers it is wrong by the bugs in
@@ -35,7 +37,16 @@
 import * as assert from 'node:assert/strict';
 import { RepTree as RawRepTree, type VertexOperation as RawOp } from 'reptree';
 import { seededRandom } from '../../src/persistence/memory/memoryLayer';
-import { RepTree, compareOpId, newMoveVertexOp, newSetVertexPropertyOp, opIdToString, type VertexOperation, type VertexPropertyType } from '../../src/crdt';
+import {
+  RepTree,
+  TreeSnapshot,
+  compareOpId,
+  newMoveVertexOp,
+  newSetVertexPropertyOp,
+  opIdToString,
+  type VertexOperation,
+  type VertexPropertyType,
+} from '../../src/crdt';
 
 const ROOT = 'root';
 const DELETED = RepTree.NULL_VERTEX_ID;
@@ -217,6 +228,7 @@ interface RunStats {
   batches: number;
   parkedSeen: number;
   stepChecked: number;
+  snapshots: number;
 }
 
 /** reptree 0.9.0 has no public dispose (docs/upstream/reptree-fixes.md, 3): its interval is cleared through its private state. */
@@ -231,9 +243,11 @@ function runOnce(seed: number): RunStats {
   const rng = new Rng(seed);
   const generated = makeOps(rng, rng.chance(0.05) ? rng.range(2000, 4000) : rng.range(150, 800));
   const receivers = rng.shuffle(['r1', 'r2', 'r3']).slice(0, rng.range(2, 3));
-  const stats: RunStats = { ops: generated.length, batches: 0, parkedSeen: 0, stepChecked: 0 };
+  const stats: RunStats = { ops: generated.length, batches: 0, parkedSeen: 0, stepChecked: 0, snapshots: 0 };
   const localOps: VertexOperation[] = [];
   const quiet = console.error;
+  // Per receiver: a snapshot taken after a random batch, and the ops it received after it.
+  const snapshots: { bytes: Uint8Array; tail: VertexOperation[] }[] = [];
   const trees = receivers.map((peer) => {
     const t = new RepTree(peer, baseOps());
     // reptree fed the same batches, sorted, without ops it was already given (so neither bug 4
@@ -252,6 +266,8 @@ function runOnce(seed: number): RunStats {
     };
     const delivery = rng.shuffle(generated.slice());
     for (let d = rng.int(delivery.length / 10); d > 0; d--) delivery.splice(rng.int(delivery.length), 0, rng.pick(generated));
+    const snapshotAfter = rng.int(delivery.length);
+    let snapshot: { bytes: Uint8Array; tail: VertexOperation[] } | undefined;
     let i = 0;
     try {
       while (i < delivery.length) {
@@ -259,6 +275,7 @@ function runOnce(seed: number): RunStats {
         const batch = delivery.slice(i, i + size);
         t.merge(batch);
         feedRef(batch);
+        if (snapshot) for (const op of batch) snapshot.tail.push(op);
         i += size;
         stats.batches++;
         if (t.parkedCount > 0) stats.parkedSeen++;
@@ -267,6 +284,10 @@ function runOnce(seed: number): RunStats {
           const mine = t.popLocalOps();
           for (const op of mine) localOps.push(op);
           feedRef(mine);
+        }
+        if (!snapshot && i >= snapshotAfter) {
+          snapshot = { bytes: TreeSnapshot.encode(t), tail: [] };
+          snapshots.push(snapshot);
         }
         if (stepRef) {
           const got = owned(t);
@@ -286,7 +307,17 @@ function runOnce(seed: number): RunStats {
   for (const t of trees) {
     assert.deepStrictEqual(owned(t), expected, `receiver ${t.peerId} differs from reptree built from all ops`);
     assert.equal(t.getAllOps().length, new Set(t.getAllOps().map(key)).size, 'an op appears twice');
+    // A snapshot reads back to the same bytes.
+    const bytes = TreeSnapshot.encode(t);
+    assert.deepStrictEqual(TreeSnapshot.encode(RepTree.fromSnapshot(t.peerId, bytes)), bytes, `receiver ${t.peerId}: snapshot round trip`);
     t.dispose();
+  }
+  // Snapshot + the ops that came after it (and every local op, some already in the snapshot)
+  // equals the tree built from all ops.
+  for (const snap of snapshots) {
+    const loaded = RepTree.fromSnapshot('s1', snap.bytes, [...snap.tail, ...rng.shuffle(localOps.slice())]);
+    assert.deepStrictEqual(owned(loaded), expected, 'snapshot + tail differs from reptree built from all ops');
+    stats.snapshots++;
   }
   return stats;
 }
@@ -297,8 +328,8 @@ describe('crdt differential: the owned RepTree equals reptree 0.9.0 on random op
   const only = process.env.CRDT_DIFF_SEED;
   const seeds = only !== undefined ? [Number(only)] : Array.from({ length: runs }, (_, i) => 1 + i);
 
-  it(`${seeds.length} seeded runs: any order, repeats, random batches, local edits, several receivers`, () => {
-    const totals: RunStats = { ops: 0, batches: 0, parkedSeen: 0, stepChecked: 0 };
+  it(`${seeds.length} seeded runs: any order, repeats, random batches, local edits, several receivers, snapshot + tail`, () => {
+    const totals: RunStats = { ops: 0, batches: 0, parkedSeen: 0, stepChecked: 0, snapshots: 0 };
     for (const seed of seeds) {
       let s: RunStats;
       try {
@@ -311,6 +342,7 @@ describe('crdt differential: the owned RepTree equals reptree 0.9.0 on random op
       totals.batches += s.batches;
       totals.parkedSeen += s.parkedSeen;
       totals.stepChecked += s.stepChecked;
+      totals.snapshots += s.snapshots;
     }
     if (process.env.CRDT_DIFF_VERBOSE) console.log('      totals', totals);
     // The runs must reach the interesting paths, not only in-order appends.

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { AppTree, TreeError, type TreeChange } from '../../src/spaces/appTree';
 import { Chat } from '../../src/spaces/apps/chat';
 import { Notes } from '../../src/spaces/apps/notes';
+import type { Op } from '../../src/spaces/ops';
 import { Space } from '../../src/spaces/space';
 
 function newSpace(name = 'Team', peerId = 'p1'): { space: Space; changes: TreeChange[] } {
@@ -180,6 +181,36 @@ describe('notes and chat apps', () => {
       assert.throws(() => chat.post(' ', 'x'), /author/);
     } finally {
       t.dispose();
+    }
+  });
+});
+
+describe('AppTree.fromSnapshot', () => {
+  it('opens a snapshot plus the ops after it as the same tree; refuses a snapshot of another tree', () => {
+    const a = AppTree.createNew('p1', 'c'.repeat(32));
+    const other = AppTree.createNew('p1', 'd'.repeat(32));
+    try {
+      const n = new Notes(a);
+      const x = n.add('x');
+      n.indent(n.add('y', undefined, x));
+      const snap = a.snapshot();
+      a.transact(() => undefined);
+      const later: Op[] = [];
+      a.onDidChange((c) => {
+        for (const op of c.ops) later.push(op);
+      });
+      n.setDone(n.add('z'), true);
+      const b = AppTree.fromSnapshot('p2', a.id, snap, later);
+      try {
+        assert.deepEqual(b.dump(), a.dump());
+        assert.deepEqual(b.applyRemote(a.allOps()), [], 'every op is known');
+      } finally {
+        b.dispose();
+      }
+      assert.throws(() => AppTree.fromSnapshot('p2', a.id, other.snapshot()), TreeError);
+    } finally {
+      a.dispose();
+      other.dispose();
     }
   });
 });
