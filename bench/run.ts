@@ -117,11 +117,26 @@ async function benchBuild(): Promise<void> {
     runs.push(performance.now() - t0);
     tree.dispose();
   }
-  runs.sort((a, b) => a - b);
-  const ms = runs[runs.length >> 1];
+  const median = (xs: number[]): number => xs.sort((a, b) => a - b)[xs.length >> 1];
+  const ms = median(runs);
   log(`build: ${round(ms)} ms (median of ${BUILD_RUNS})`);
+  // The same tree from a snapshot (src/crdt/snapshot.ts): what an open costs without the ops.
+  const tree = AppTree.fromOps('benchreader', treeId, ops);
+  const encodeRuns: number[] = [];
+  const loadRuns: number[] = [];
+  let bytes: Uint8Array = new Uint8Array(0);
+  for (let i = 0; i < BUILD_RUNS; i++) {
+    let t0 = performance.now();
+    bytes = tree.snapshot();
+    encodeRuns.push(performance.now() - t0);
+    t0 = performance.now();
+    AppTree.fromSnapshot('benchreader', treeId, bytes).dispose();
+    loadRuns.push(performance.now() - t0);
+  }
+  tree.dispose();
   const r = raw(['load', opsFile, treeId]);
   emit({ bench: 'tree-build', items, ops: ops.length, ms: round(ms), rawReptreeMs: r && round(r.ms), ratio: r && round(ms / r.ms, 3), targetMs: 300 });
+  emit({ bench: 'tree-snapshot', items, snapshotMB: mb(bytes.length), bytesPerOp: round(bytes.length / ops.length), encodeMs: round(median(encodeRuns)), loadMs: round(median(loadRuns)), buildFromOpsMs: round(ms), ratio: round(median(loadRuns) / ms, 2) });
 }
 
 /** Builds measured by `build`; the median is reported. */
