@@ -1,5 +1,5 @@
 /** Workloads shared by the benchmarks (ours and raw reptree's run the same ops). */
-import { RepTree } from 'reptree';
+import { RepTree } from '../src/crdt';
 import type { Op } from '../src/spaces/ops';
 
 /**
@@ -8,7 +8,7 @@ import type { Op } from '../src/spaces/ops';
  */
 export function groupedTreeOps(peerId: string, treeId: string, groups: number, perGroup: number): Op[] {
   const tree = new RepTree(peerId);
-  tree.moveVertex(treeId, null as unknown as string);
+  tree.moveVertex(treeId, null);
   let n = 0;
   const add = (parent: string, text: string, order: number): string => {
     const id = `${(++n).toString(16).padStart(32, '0')}`;
@@ -21,7 +21,7 @@ export function groupedTreeOps(peerId: string, treeId: string, groups: number, p
     for (let i = 0; i < perGroup; i++) add(group, `item ${g}.${i}`, i + 1);
   }
   const ops = [...tree.getAllOps()];
-  (tree as unknown as { state: { dispose(): void } }).state.dispose();
+  tree.dispose();
   return ops;
 }
 

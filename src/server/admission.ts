@@ -5,13 +5,13 @@
  * A counter is a Lamport clock and a secret's time decides last-writer-wins, so one value near
  * 2^53 from one writer would end everyone's writes (the next counter or time is not a safe
  * integer). A batch with such a value is refused whole with `out-of-range` (docs/protocol.md).
- * Replicas also survive values that got in elsewhere (reptreeFixes.ts `boundLamportClock`,
+ * Replicas also survive values that got in elsewhere (src/crdt/clock.ts,
  * secrets.ts `isInertSecretTime`); this is the first line.
  */
 import type { SecretRecord } from '../persistence/contract';
 import type { OpRangeSet } from '../spaces/opRanges';
 import type { Op } from '../spaces/ops';
-import { MAX_CLOCK_STEP, followCounter } from '../spaces/reptreeFixes';
+import { MAX_CLOCK_STEP, followCounter } from '../crdt';
 
 export interface AdmissionLimits {
   /**
@@ -31,7 +31,7 @@ export const DEFAULT_ADMISSION_LIMITS: AdmissionLimits = {
 };
 
 /**
- * The clock of a tree on the server, by the rule every replica's clock follows (reptreeFixes.ts
+ * The clock of a tree on the server, by the rule every replica's clock follows (src/crdt/clock.ts
  * `followCounter`): its stored counters in increasing order, each followed when at most
  * MAX_CLOCK_STEP above the clock so far. A counter stored before these checks existed (e.g.
  * 2^53-1 by an older server) is not followed here nor by any client, so it opens no door to

@@ -2,7 +2,7 @@
  * `spaces-server` entry point: `serve` (the default) and the `token` commands.
  * Token commands print JSON on stdout; errors go to stderr (exit 1, or 2 for usage errors).
  */
-import { MAX_CLOCK_STEP } from '../spaces/reptreeFixes';
+import { MAX_CLOCK_STEP } from '../crdt';
 import { USAGE, UsageError, noMorePositionals, numberFlag, parseArgs, required, type Parsed } from './args';
 import { errorText, isLogLevel, jsonLogger } from './log';
 import { startServer, type RunningServer } from './server';

@@ -10,14 +10,10 @@
  * then creation time (`_c`, set by RepTree), then vertex id.
  */
 import { randomUUID } from 'node:crypto';
-import { RepTree } from 'reptree';
-import { compactKnownOps, trimVertexArrays } from './compactOpIds';
+import { RepTree, TreeSnapshot } from '../crdt';
 import { Emitter, type Disposable } from './events';
-import { DELETED_PARENT_ID, isJsonValue, opKey, sortAndDedupe, type JsonValue, type Op } from './ops';
-import { boundLamportClock, disposeTree, installRepTreeFixes, mergeBatch } from './reptreeFixes';
+import { DELETED_PARENT_ID, isJsonValue, type JsonValue, type Op } from './ops';
 import { isHexId } from './ids';
-
-installRepTreeFixes();
 
 export const ORDER_KEY = 'order';
 const CREATED_KEY = '_c';
@@ -73,10 +69,6 @@ export function newVertexId(): string {
   return randomUUID().replace(/-/g, '');
 }
 
-interface RepTreeInternals {
-  knownOps: Set<string>;
-}
-
 export class AppTree implements Disposable {
   private readonly changeEmitter = new Emitter<TreeChange>();
   readonly onDidChange = this.changeEmitter.event;
@@ -87,37 +79,48 @@ export class AppTree implements Disposable {
   private constructor(
     readonly id: string,
     readonly tree: RepTree,
-  ) {
-    compactKnownOps(tree);
-  }
+  ) {}
 
   /** A new, empty tree whose root vertex id is `treeId`. The creation ops are local ops. */
   static createNew(peerId: string, treeId: string, rootProps: Props = {}): AppTree {
     const tree = new RepTree(peerId);
-    boundLamportClock(tree);
-    tree.moveVertex(treeId, null as unknown as string); // a move under null makes the root
+    tree.moveVertex(treeId, null); // a move under null makes the root
     const t = new AppTree(treeId, tree);
     for (const [k, v] of Object.entries(rootProps)) tree.setVertexProperty(treeId, k, v);
     return t;
   }
 
-  /** A tree rebuilt from stored ops (validated by the caller); sorts them first. */
-  static fromOps(peerId: string, treeId: string, ops: Op[]): AppTree {
-    // Checked before RepTree sees the ops: its constructor starts a timer, then throws when the
-    // root is missing, and a tree that throws from its constructor cannot be disposed.
+  /** A tree rebuilt from stored ops (validated by the caller), in any order. */
+  static fromOps(peerId: string, treeId: string, ops: readonly Op[]): AppTree {
+    // Checked first so that the error names what is wrong (RepTree's own says "no root vertex").
     if (!ops.some((op) => op.targetId === treeId && 'parentId' in op && op.parentId === null)) {
       throw new TreeError(`tree ${treeId} is incomplete: its ops do not create its root vertex`);
     }
-    sortAndDedupe(ops);
     const tree = new RepTree(peerId, ops);
-    // RepTree's constructor followed every counter; the bounded clock is recomputed from the ops.
-    boundLamportClock(tree, ops);
-    trimVertexArrays(tree);
-    if (!tree.getVertex(treeId) || tree.getVertex(treeId)?.parentId !== null) {
-      disposeTree(tree);
+    if (tree.parentIdOf(treeId) !== null) {
+      tree.dispose();
       throw new TreeError(`tree ${treeId}: its ops do not create its root vertex`);
     }
     return new AppTree(treeId, tree);
+  }
+
+  /**
+   * A tree opened from a snapshot (`snapshot()`) plus the ops stored after it, without replaying
+   * history. Throws SnapshotError (src/crdt/snapshot.ts) for a damaged, truncated or newer
+   * snapshot, and TreeError when it is not a snapshot of tree `treeId`: rebuild from ops then.
+   */
+  static fromSnapshot(peerId: string, treeId: string, bytes: Uint8Array, tailOps: readonly Op[] = []): AppTree {
+    const tree = RepTree.fromSnapshot(peerId, bytes, tailOps);
+    if (tree.parentIdOf(treeId) !== null) {
+      tree.dispose();
+      throw new TreeError(`the snapshot is not one of tree ${treeId}`);
+    }
+    return new AppTree(treeId, tree);
+  }
+
+  /** The tree's state as a snapshot (src/crdt/snapshot.ts). */
+  snapshot(): Uint8Array {
+    return TreeSnapshot.encode(this.tree);
   }
 
   get rootId(): string {
@@ -126,28 +129,23 @@ export class AppTree implements Disposable {
 
   /** Number of ops the tree holds (moves + property sets). */
   get opCount(): number {
-    return this.tree.getMoveOps().length + this.propertyOpCount();
+    return this.tree.opCount;
   }
 
-  private propertyOpCount(): number {
-    return (this.tree as unknown as { setPropertyOps: unknown[] }).setPropertyOps.length;
-  }
-
+  /** Every op the tree holds (new objects, moves in op-id order, then property ops). */
   allOps(): Op[] {
-    return [...this.tree.getAllOps()];
+    return this.tree.getAllOps();
   }
 
   /** True when the vertex exists and is not deleted (no ancestor is the deleted-items vertex). */
   has(id: string): boolean {
     if (id === this.id) return true;
-    let v = this.tree.getVertex(id);
-    const seen = new Set<string>();
-    while (v) {
-      const p = v.parentId;
+    // The tree has no cycles (the CRDT skips moves that would make one); the bound is a guard.
+    let p = this.tree.parentIdOf(id);
+    for (let steps = this.tree.opCount; p !== undefined && steps >= 0; steps--) {
       if (p === this.id) return true;
-      if (p === null || p === DELETED_PARENT_ID || seen.has(p)) return false;
-      seen.add(p);
-      v = this.tree.getVertex(p);
+      if (p === null || p === DELETED_PARENT_ID) return false;
+      p = this.tree.parentIdOf(p);
     }
     return false;
   }
@@ -158,13 +156,11 @@ export class AppTree implements Disposable {
 
   get(id: string): TreeItem | undefined {
     if (!this.has(id)) return undefined;
-    const v = this.tree.getVertex(id);
-    if (!v) return undefined;
-    return { id, parentId: v.parentId ?? '', props: this.propsOf(id) };
+    return { id, parentId: this.tree.parentIdOf(id) ?? '', props: this.propsOf(id) };
   }
 
   getProp(id: string, key: string): JsonValue | undefined {
-    return this.tree.getVertexProperty(id, key, false) as JsonValue | undefined;
+    return this.tree.getVertexProperty(id, key) as JsonValue | undefined;
   }
 
   /** The vertex's properties without RepTree's internal creation time. */
@@ -180,8 +176,8 @@ export class AppTree implements Disposable {
   childIds(parentId: string = this.id): string[] {
     const ids = this.tree.getChildrenIds(parentId);
     const keyed = ids.map((id) => {
-      const o = this.tree.getVertexProperty(id, ORDER_KEY, false);
-      const c = this.tree.getVertexProperty(id, CREATED_KEY, false);
+      const o = this.tree.getVertexProperty(id, ORDER_KEY);
+      const c = this.tree.getVertexProperty(id, CREATED_KEY);
       return { id, o: typeof o === 'number' ? o : Number.POSITIVE_INFINITY, c: typeof c === 'string' ? c : '' };
     });
     keyed.sort((a, b) => (a.o !== b.o ? (a.o < b.o ? -1 : 1) : a.c !== b.c ? (a.c < b.c ? -1 : 1) : a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
@@ -258,7 +254,7 @@ export class AppTree implements Disposable {
   placement(id: string): Placement {
     const v = this.tree.getVertex(id);
     if (!v || id === this.id) throw new TreeError(`no item ${id} in tree ${this.id}`);
-    const order = this.tree.getVertexProperty(id, ORDER_KEY, false);
+    const order = this.tree.getVertexProperty(id, ORDER_KEY);
     return { parentId: this.has(id) ? (v.parentId ?? null) : null, order: typeof order === 'number' ? order : undefined };
   }
 
@@ -272,7 +268,7 @@ export class AppTree implements Disposable {
       this.requireItem(p.parentId, 'parent');
       if (id === p.parentId || this.isAncestorOf(id, p.parentId)) throw new TreeError(`cannot move ${id} into itself or one of its descendants`);
       if (v.parentId !== p.parentId) this.tree.moveVertex(id, p.parentId);
-      if (this.tree.getVertexProperty(id, ORDER_KEY, false) !== p.order) this.tree.setVertexProperty(id, ORDER_KEY, p.order);
+      if (this.tree.getVertexProperty(id, ORDER_KEY) !== p.order) this.tree.setVertexProperty(id, ORDER_KEY, p.order);
       if (p.order !== undefined) this.noteOrder(p.parentId, p.order);
     }
     this.emitLocal();
@@ -316,19 +312,9 @@ export class AppTree implements Disposable {
    * (the ones other layers still need). Fires `onDidChange` with origin 'remote' when any.
    */
   applyRemote(ops: readonly Op[]): Op[] {
-    const known = (this.tree as unknown as RepTreeInternals).knownOps;
-    const seen = new Set<string>();
-    const fresh: Op[] = [];
-    for (const op of ops) {
-      const k = opKey(op);
-      if (known.has(k) || seen.has(k)) continue;
-      seen.add(k);
-      fresh.push(op);
-    }
+    const fresh = this.tree.merge(ops);
     if (fresh.length === 0) return fresh;
-    sortAndDedupe(fresh);
     this.maxOrder.clear();
-    mergeBatch(this.tree, fresh);
     // A remote op never becomes a local one; RepTree keeps localOps for its own changes only.
     this.changeEmitter.fire({ treeId: this.id, ops: fresh, origin: 'remote' });
     return fresh;
@@ -362,7 +348,7 @@ export class AppTree implements Disposable {
     if (cached !== undefined) return cached;
     let max = 0;
     for (const id of this.tree.getChildrenIds(parentId)) {
-      const o = this.tree.getVertexProperty(id, ORDER_KEY, false);
+      const o = this.tree.getVertexProperty(id, ORDER_KEY);
       if (typeof o === 'number' && o > max) max = o;
     }
     this.maxOrder.set(parentId, max);
@@ -378,7 +364,7 @@ export class AppTree implements Disposable {
     if (position?.after === undefined && position?.before === undefined) return this.noteOrder(parentId, this.lastOrder(parentId) + 1);
     const siblings = this.childIds(parentId).filter((id) => id !== movingId);
     const orderOf = (id: string): number => {
-      const o = this.tree.getVertexProperty(id, ORDER_KEY, false);
+      const o = this.tree.getVertexProperty(id, ORDER_KEY);
       return typeof o === 'number' ? o : NaN;
     };
     let index: number;
@@ -411,7 +397,7 @@ export class AppTree implements Disposable {
     if (this.disposed) return;
     this.disposed = true;
     this.changeEmitter.dispose();
-    disposeTree(this.tree);
+    this.tree.dispose();
   }
 }
 

@@ -5,7 +5,7 @@
  * past 2^53 breaks or freezes the tree. Every op that comes from a file, a socket or another
  * process goes through `validateOps` first, and a batch with one bad op is rejected whole.
  */
-import type { MoveVertex, SetVertexProperty, VertexOperation } from 'reptree';
+import type { MoveVertex, SetVertexProperty, VertexOperation } from '../crdt';
 import { isValidPeerId } from './peerId';
 import { ID_LIMITS, isVertexId } from './ids';
 

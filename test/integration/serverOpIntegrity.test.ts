@@ -18,7 +18,7 @@ import { loadOrCreateServerKey } from '../../src/server/store/serverKey';
 import { decodeOps } from '../../src/spaces/opCodec';
 import { isPropertyOp, opKey, type Op } from '../../src/spaces/ops';
 import type { Space } from '../../src/spaces/space';
-import { MAX_CLOCK_STEP } from '../../src/spaces/reptreeFixes';
+import { MAX_CLOCK_STEP } from '../../src/crdt';
 import { SpaceManager } from '../../src/spaces/spaceManager';
 import { newTreeId, rootOp, setOp } from '../conformance/opFixtures';
 import { CLIENT_SECRET_KEY, CLIENT_TIMINGS, SyncClient, converge, waitForState } from '../helpers/syncClients';

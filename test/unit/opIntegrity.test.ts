@@ -16,7 +16,7 @@ import { ServerStore } from '../../src/server/store/serverStore';
 import { AppTree, TreeError } from '../../src/spaces/appTree';
 import { OpRangeSet } from '../../src/spaces/opRanges';
 import { validateOps, type Op } from '../../src/spaces/ops';
-import { MAX_CLOCK_STEP, clockOfCounters, followCounter } from '../../src/spaces/reptreeFixes';
+import { MAX_CLOCK_STEP, clockOfCounters, followCounter } from '../../src/crdt';
 import { SECRET_LIMITS, secretWins } from '../../src/spaces/secrets';
 import { Space } from '../../src/spaces/space';
 import { SpaceManager } from '../../src/spaces/spaceManager';
@@ -26,8 +26,12 @@ import { tempDir } from '../helpers/syncServer';
 const TOP = Number.MAX_SAFE_INTEGER;
 const TREE = 'a'.repeat(32);
 
+/** The tree's ops made by `peerId`, in counter order (allOps lists moves, then properties). */
 function ownOps(tree: AppTree, peerId: string): Op[] {
-  return tree.allOps().filter((o) => o.id.peerId === peerId);
+  return tree
+    .allOps()
+    .filter((o) => o.id.peerId === peerId)
+    .sort((a, b) => a.id.counter - b.id.counter);
 }
 
 function newSpace(peerId = 'p1'): Space {

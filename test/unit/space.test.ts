@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { AppTree, TreeError, type TreeChange } from '../../src/spaces/appTree';
 import { Chat } from '../../src/spaces/apps/chat';
 import { Notes } from '../../src/spaces/apps/notes';
+import type { Op } from '../../src/spaces/ops';
 import { Space } from '../../src/spaces/space';
 
 function newSpace(name = 'Team', peerId = 'p1'): { space: Space; changes: TreeChange[] } {
@@ -184,18 +185,38 @@ describe('notes and chat apps', () => {
   });
 });
 
-describe('compact RepTree indexes', () => {
-  it('CompactOpIdSet answers like a Set of op ids, in any insertion order', async () => {
-    const { CompactOpIdSet } = await import('../../src/spaces/compactOpIds');
-    const ids = ['5@a', '1@a', '2@b', '3@a', '4@a', '2@a', '10@zz', '3@a'];
-    const c = new CompactOpIdSet(ids);
-    const s = new Set(ids);
-    assert.equal(c.size, s.size);
-    for (const probe of ['1@a', '2@a', '6@a', '2@b', '1@b', '10@zz', '10@z', 'x', '@a']) assert.equal(c.has(probe), s.has(probe), probe);
-    assert.ok(c instanceof Set);
+describe('AppTree.fromSnapshot', () => {
+  it('opens a snapshot plus the ops after it as the same tree; refuses a snapshot of another tree', () => {
+    const a = AppTree.createNew('p1', 'c'.repeat(32));
+    const other = AppTree.createNew('p1', 'd'.repeat(32));
+    try {
+      const n = new Notes(a);
+      const x = n.add('x');
+      n.indent(n.add('y', undefined, x));
+      const snap = a.snapshot();
+      a.transact(() => undefined);
+      const later: Op[] = [];
+      a.onDidChange((c) => {
+        for (const op of c.ops) later.push(op);
+      });
+      n.setDone(n.add('z'), true);
+      const b = AppTree.fromSnapshot('p2', a.id, snap, later);
+      try {
+        assert.deepEqual(b.dump(), a.dump());
+        assert.deepEqual(b.applyRemote(a.allOps()), [], 'every op is known');
+      } finally {
+        b.dispose();
+      }
+      assert.throws(() => AppTree.fromSnapshot('p2', a.id, other.snapshot()), TreeError);
+    } finally {
+      a.dispose();
+      other.dispose();
+    }
   });
+});
 
-  it('a tree loaded with compact indexes converges with one that was not', () => {
+describe('AppTree.fromOps', () => {
+  it('a tree loaded from ops converges with the one that made them', () => {
     const a = AppTree.createNew('p1', 'c'.repeat(32));
     try {
       const n = new Notes(a);
