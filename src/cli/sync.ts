@@ -55,8 +55,6 @@ export interface SyncSummary {
 
 const ID_RE = /^[0-9a-f]{32}$/;
 const CLIENT = 'spaces-cli/0.1.0';
-/** The server's close code for a space it does not have (docs/protocol.md). */
-const UNKNOWN_SPACE = 4404;
 /** Putting a finished clone in place waits this long for the target's lock (as FileLayer's saves). */
 const PLACE_LOCK = { timeoutMs: 60_000, staleMs: 30_000 } as const;
 
@@ -71,12 +69,9 @@ function reasonOf(s: LayerConnectionState): string {
   return 'reason' in s && s.reason ? s.reason : s.status;
 }
 
-/** The server refused the token access to the space (close code or refused upgrade). */
-const NO_ACCESS = new Set([4403, 403]);
-
 /** Why the sync failed, with what the token needs when it has no access to the space. */
 function stateError(server: ServerLayer, url: string, s: LayerConnectionState, cloning: boolean): SyncError {
-  const needs = !NO_ACCESS.has(server.stopCode ?? 0)
+  const needs = server.stopReason !== 'forbidden'
     ? ''
     : cloning
       ? ` (a token with access to space ${server.spaceId} is needed)`
@@ -128,9 +123,10 @@ function failure(
 }
 
 /**
- * Creates the space on the server the first time the server says it has none (4404), then
+ * Creates the space on the server the first time the server says it has none (stop reason
+ * `unknown-space`), then
  * reconnects; `promise` rejects when the token may not create it. `handled()` is true from that
- * answer until the creation is done, so that the 4404 does not fail the sync meanwhile.
+ * answer until the creation is done, so that the refusal does not fail the sync meanwhile.
  */
 function createWhenMissing(
   server: ServerLayer,
@@ -141,7 +137,7 @@ function createWhenMissing(
   let sub: { dispose(): void } | undefined;
   const promise = new Promise<never>((_, reject) => {
     const check = (): void => {
-      if (state !== 'waiting' || !server.stopped || server.stopCode !== UNKNOWN_SPACE) return;
+      if (state !== 'waiting' || !server.stopped || server.stopReason !== 'unknown-space') return;
       state = 'creating';
       name()
         .then((n) => ensureServerSpace(o.url, o.token, server.spaceId, n, { timeoutMs: o.timeoutMs }))
@@ -162,7 +158,7 @@ function createWhenMissing(
   promise.catch(() => undefined);
   return {
     promise,
-    handled: () => state !== 'done' && server.stopCode === UNKNOWN_SPACE,
+    handled: () => state !== 'done' && server.stopReason === 'unknown-space',
     dispose: () => sub?.dispose(),
   };
 }

@@ -32,6 +32,7 @@ import { opKey, sortAndDedupe, validateOps, type Op } from '../../spaces/ops';
 import { secretWins, validateSecretRecords } from '../../spaces/secrets';
 import { DEFAULT_CONNECTION_TIMINGS, SyncConnection, serverBaseUrl, type ConnectionDown, type ConnectionStats, type ConnectionTimings } from './connection';
 import { Outbox } from './outbox';
+import { stopCodeOfRefusal, stopReasonOf, type StopReason } from '../../protocol/stopReasons';
 import type { SyncStateStore } from './syncState';
 
 export interface ServerLayerTimings extends ConnectionTimings {
@@ -259,6 +260,11 @@ export class ServerLayer implements PersistenceLayer {
    */
   get stopCode(): number | undefined {
     return this.conn.status === 'failed' ? this.fatalCode : undefined;
+  }
+
+  /** While `stopped` by the server: why, as a typed reason (src/protocol/stopReasons.ts). */
+  get stopReason(): StopReason | undefined {
+    return stopReasonOf(this.stopCode);
   }
 
   /** Connects now: after an auth error (e.g. a new token is in place) or to skip a backoff wait. */
@@ -494,7 +500,7 @@ export class ServerLayer implements PersistenceLayer {
       if (m.code === 'rate-limited') return this.pauseSending();
       if (m.code === 'forbidden' || m.code === 'not-found') {
         // Not retried until retry(): the token or the space has to change first.
-        this.conn.fail(4000 + (m.code === 'forbidden' ? 403 : 404), `${this.label}: ${m.message}`);
+        this.conn.fail(stopCodeOfRefusal(m.code), `${this.label}: ${m.message}`);
         return;
       }
       this.syncEmitter.fire({ type: 'refused', code: m.code, message: m.message, ops: 0 });
