@@ -40,6 +40,8 @@ export interface SyncIo {
   readonly out: (value: unknown) => void;
   /** Resolves with the signal's name at the first SIGINT or SIGTERM. */
   readonly untilSignal: () => Promise<string>;
+  /** Where a slow first sync reports how far it got (main.ts: stderr when it is a terminal). */
+  readonly progress?: (line: string) => void;
 }
 
 export interface SyncSummary {
@@ -109,7 +111,14 @@ function failure(
     subs.push(server.onSyncEvent((e) => e.type === 'store-error' && check(server.state)));
     check(server.state);
     if (timeoutMs !== undefined) {
-      timer = setTimeout(() => reject(new SyncError(`cannot sync with ${url} within ${timeoutMs / 1000} s: ${reasonOf(server.state)}`)), timeoutMs);
+      // Counted from the last progress: a big space on a slow link or a busy server is waited for.
+      const arm = (): void => {
+        clearTimeout(timer);
+        timer = setTimeout(() => reject(new SyncError(`cannot sync with ${url} within ${timeoutMs / 1000} s: ${reasonOf(server.state)}`)), timeoutMs);
+      };
+      arm();
+      subs.push(server.onLoadProgress(arm));
+      subs.push(server.onSyncEvent((e) => e.type !== 'store-error' && e.type !== 'refused' && arm()));
     }
   });
   promise.catch(() => undefined);
@@ -291,6 +300,10 @@ async function syncFile(o: SyncOptions, io: SyncIo, layer: FileLayer, cloning: b
       fail.dispose();
     }
   };
+  if (io.progress) {
+    const report = io.progress;
+    server.onLoadProgress((p) => report(p.message));
+  }
   // Listening for SIGINT/SIGTERM from the start: one that comes early still closes cleanly.
   const signalled = watch ? io.untilSignal() : undefined;
   let summary: SyncSummary;

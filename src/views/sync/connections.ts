@@ -371,8 +371,6 @@ export class SyncConnections implements vscode.Disposable {
         this.changeEmitter.fire(c.spaceId);
         break;
     }
-    if (e.type === 'welcome') c.progress?.report('connected, catching up…');
-    if (e.type === 'received') c.progress?.report(`${c.layer?.stats.opsReceived ?? 0} ops received`);
     this.activityEmitter.fire(c.spaceId);
   }
 
@@ -384,8 +382,10 @@ export class SyncConnections implements vscode.Disposable {
       layer.whenReady().then(resolve, resolve);
       c.subs.push(
         layer.onStateChange((s) => {
-          if (s.status === 'offline' || s.status === 'error') resolve();
+          // A dropped or busy connection the layer rides out keeps the notification up.
+          if ((s.status === 'offline' || s.status === 'error') && !layer.firstSyncPending) resolve();
         }),
+        layer.onLoadProgress((p) => c.progress?.report(p.message)),
       );
     });
     c.progress = progressAfter(`Spaces: syncing "${this.name(c.spaceId)}" with ${hostOf(c.url)}`, done, this.opts.progressDelayMs ?? PROGRESS_DELAY_MS);
