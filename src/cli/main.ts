@@ -22,6 +22,8 @@ async function main(argv: string[]): Promise<number> {
       env: process.env,
       out: (value) => process.stdout.write(JSON.stringify(value) + '\n'),
       untilSignal: () => new Promise((resolve) => ['SIGINT', 'SIGTERM'].forEach((sig) => process.once(sig, () => resolve(sig)))),
+      // Progress of a slow first sync, for people: only on a terminal (as git does), never into a log or a pipe.
+      progress: process.stderr.isTTY ? (line) => process.stderr.write(`spaces: ${line}\n`) : undefined,
     });
     process.stdout.write(JSON.stringify(result) + '\n');
     return 0;

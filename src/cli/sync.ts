@@ -41,6 +41,8 @@ export interface SyncIo {
   readonly out: (value: unknown) => void;
   /** Resolves with the signal's name at the first SIGINT or SIGTERM. */
   readonly untilSignal: () => Promise<string>;
+  /** Where a slow first sync reports how far it got (main.ts: stderr when it is a terminal). */
+  readonly progress?: (line: string) => void;
 }
 
 export interface SyncSummary {
@@ -55,8 +57,6 @@ export interface SyncSummary {
 }
 
 const CLIENT = 'spaces-cli/0.1.0';
-/** The server's close code for a space it does not have (docs/protocol.md). */
-const UNKNOWN_SPACE = 4404;
 /** Putting a finished clone in place waits this long for the target's lock (as FileLayer's saves). */
 const PLACE_LOCK = { timeoutMs: 60_000, staleMs: 30_000 } as const;
 
@@ -71,12 +71,9 @@ function reasonOf(s: LayerConnectionState): string {
   return 'reason' in s && s.reason ? s.reason : s.status;
 }
 
-/** The server refused the token access to the space (close code or refused upgrade). */
-const NO_ACCESS = new Set([4403, 403]);
-
 /** Why the sync failed, with what the token needs when it has no access to the space. */
 function stateError(server: ServerLayer, url: string, s: LayerConnectionState, cloning: boolean): SyncError {
-  const needs = !NO_ACCESS.has(server.stopCode ?? 0)
+  const needs = server.stopReason !== 'forbidden'
     ? ''
     : cloning
       ? ` (a token with access to space ${server.spaceId} is needed)`
@@ -114,7 +111,14 @@ function failure(
     subs.push(server.onSyncEvent((e) => e.type === 'store-error' && check(server.state)));
     check(server.state);
     if (timeoutMs !== undefined) {
-      timer = setTimeout(() => reject(new SyncError(`cannot sync with ${url} within ${timeoutMs / 1000} s: ${reasonOf(server.state)}`)), timeoutMs);
+      // Counted from the last progress: a big space on a slow link or a busy server is waited for.
+      const arm = (): void => {
+        clearTimeout(timer);
+        timer = setTimeout(() => reject(new SyncError(`cannot sync with ${url} within ${timeoutMs / 1000} s: ${reasonOf(server.state)}`)), timeoutMs);
+      };
+      arm();
+      subs.push(server.onLoadProgress(arm));
+      subs.push(server.onSyncEvent((e) => e.type !== 'store-error' && e.type !== 'refused' && arm()));
     }
   });
   promise.catch(() => undefined);
@@ -128,9 +132,10 @@ function failure(
 }
 
 /**
- * Creates the space on the server the first time the server says it has none (4404), then
+ * Creates the space on the server the first time the server says it has none (stop reason
+ * `unknown-space`), then
  * reconnects; `promise` rejects when the token may not create it. `handled()` is true from that
- * answer until the creation is done, so that the 4404 does not fail the sync meanwhile.
+ * answer until the creation is done, so that the refusal does not fail the sync meanwhile.
  */
 function createWhenMissing(
   server: ServerLayer,
@@ -141,7 +146,7 @@ function createWhenMissing(
   let sub: { dispose(): void } | undefined;
   const promise = new Promise<never>((_, reject) => {
     const check = (): void => {
-      if (state !== 'waiting' || !server.stopped || server.stopCode !== UNKNOWN_SPACE) return;
+      if (state !== 'waiting' || !server.stopped || server.stopReason !== 'unknown-space') return;
       state = 'creating';
       name()
         .then((n) => ensureServerSpace(o.url, o.token, server.spaceId, n, { timeoutMs: o.timeoutMs }))
@@ -162,7 +167,7 @@ function createWhenMissing(
   promise.catch(() => undefined);
   return {
     promise,
-    handled: () => state !== 'done' && server.stopCode === UNKNOWN_SPACE,
+    handled: () => state !== 'done' && server.stopReason === 'unknown-space',
     dispose: () => sub?.dispose(),
   };
 }
@@ -295,6 +300,10 @@ async function syncFile(o: SyncOptions, io: SyncIo, layer: FileLayer, cloning: b
       fail.dispose();
     }
   };
+  if (io.progress) {
+    const report = io.progress;
+    server.onLoadProgress((p) => report(p.message));
+  }
   // Listening for SIGINT/SIGTERM from the start: one that comes early still closes cleanly.
   const signalled = watch ? io.untilSignal() : undefined;
   let summary: SyncSummary;

@@ -33,6 +33,15 @@ export interface IncomingOps {
   readonly ops: readonly Op[];
 }
 
+/** What a slow load has done so far (a server sending a space): for progress UIs, and to tell a slow layer from a stuck one. */
+export interface LoadProgress {
+  /** For people: "receiving from host: 12000 ops (1.2 MiB)", "host: reconnecting (…)". */
+  readonly message: string;
+  /** Ops received so far. */
+  readonly ops: number;
+  readonly bytes: number;
+}
+
 /** Connection or health state a layer reports by itself (two-way layers mostly). */
 export type LayerConnectionState =
   | { readonly status: 'connected' }
@@ -48,6 +57,15 @@ export interface PersistenceLayer {
   readonly kind: LayerKind;
   /** The space this layer instance stores. */
   readonly spaceId: string;
+
+  /**
+   * Optional: the id of another layer of the space that every op this layer loads or delivers is
+   * stored into by this layer itself (a server layer keeps what it receives, and its outbox, in
+   * its SyncStateStore, which is usually the space's file). The manager then neither forwards
+   * this layer's incoming ops to that layer nor counts them as missing there after a load: an
+   * incoming op is written once.
+   */
+  readonly storesInto?: string;
 
   /** Ids of every tree this layer holds ops for (the space tree's id is the space id). */
   listTrees(): Promise<string[]>;
@@ -73,6 +91,12 @@ export interface PersistenceLayer {
   readonly onIncomingSecrets?: Event<readonly SecretRecord[]>;
   /** Connection state, for two-way layers. */
   readonly onStateChange?: Event<LayerConnectionState>;
+  /**
+   * Optional: progress of a load under way. The manager waits for a layer whose load keeps
+   * reporting progress (its load timeout counts from the last report) and passes it on
+   * (SpaceManager.onDidReportLoadProgress).
+   */
+  readonly onLoadProgress?: Event<LoadProgress>;
 
   /** Flushes pending writes and frees every resource; idempotent. */
   close(): Promise<void>;

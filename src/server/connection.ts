@@ -133,8 +133,10 @@ export class ClientConnection implements Subscriber {
   private killTimer: NodeJS.Timeout | undefined;
   private wake: (() => void) | undefined;
   private wakeTimer: NodeJS.Timeout | undefined;
-  /** Cleared by each heartbeat, set by each pong. */
+  /** Cleared by each heartbeat, set by each pong, by any frame the client sends, and by output progress. */
   private alive = true;
+  /** When the client last sent anything (a frame, a ping, a pong): a slow reader that does is busy, not gone. */
+  private lastSignAt = Date.now();
 
   constructor(
     private readonly ws: WebSocket,
@@ -147,7 +149,9 @@ export class ClientConnection implements Subscriber {
     ctx.metrics.connectionsTotal++;
     this.mapReceiverCloseCodes();
     ws.on('message', (data, isBinary) => this.onMessage(toBuffer(data), isBinary));
-    ws.on('pong', () => (this.alive = true));
+    ws.on('pong', () => this.signOfLife());
+    // The client's own heartbeat: its process runs, even while it reads what it is sent slowly.
+    ws.on('ping', () => this.signOfLife());
     ws.on('error', (e) => this.ctx.logger.debug('socket error', { conn: this.id, error: errorText(e) }));
     ws.on('close', (code) => this.onSocketClosed(code));
     this.helloTimer = setTimeout(() => this.closeWith(CloseCode.timeout, `no hello within ${ctx.helloTimeoutMs} ms`), ctx.helloTimeoutMs);
@@ -268,16 +272,20 @@ export class ClientConnection implements Subscriber {
     if (this.state === 'closed') return false;
     const queued = this.queuedBytes;
     const backlog = this.kernelBacklog();
-    if (queued === 0 || this.writesDone !== this.outSeen.writes || backlog < this.outSeen.backlog) {
-      this.outSeen.progressAt = now;
-      if (queued > 0) this.alive = true;
-    }
+    const moved = this.writesDone !== this.outSeen.writes || backlog < this.outSeen.backlog;
+    if (queued === 0 || moved) this.outSeen.progressAt = now;
+    // What it was sent moves out: it is there, reading. Its pong may sit behind that data in the
+    // stream for longer than a ping interval while it works through a catch-up; a socket whose
+    // output stops moving is this check's to close (4001), not the pong rule's.
+    if (moved) this.alive = true;
     // While reading is paused for output no pong can arrive: this check, not the heartbeat's pong
     // rule, decides whether the client is gone.
     if (this.readPausedForOutput) this.alive = true;
     this.outSeen.writes = this.writesDone;
     this.outSeen.backlog = backlog;
-    const stalledMs = now - this.outSeen.progressAt;
+    // A client that pings or writes is busy working through what it was sent (a catch-up on a
+    // loaded machine), not a stalled reader; what is queued for it stays bounded by the high-water mark.
+    const stalledMs = now - Math.max(this.outSeen.progressAt, this.lastSignAt);
     if (!mayClose || queued === 0 || stalledMs < this.ctx.limits.slowConsumerMs) return false;
     this.ctx.metrics.slowConsumersClosed++;
     this.closeWith(CloseCode.slowConsumer, `slow consumer: ${queued} bytes waiting, none read for ${Math.round(stalledMs / 1000)} s`);
@@ -298,6 +306,8 @@ export class ClientConnection implements Subscriber {
 
   private onMessage(data: Buffer, isBinary: boolean): void {
     if (this.state === 'closed') return;
+    // A client busy sending (a large outbox) may answer pings late: its frames prove it is there.
+    this.signOfLife();
     this.ctx.metrics.messagesReceived++;
     this.ctx.metrics.bytesReceived += data.length;
     this.inbox.push({ data, isBinary });
@@ -484,10 +494,19 @@ export class ClientConnection implements Subscriber {
 
   // ---- liveness and re-checks ----------------------------------------------------------
 
-  /** Called by the server's heartbeat: closes a socket that missed a pong, else pings it. */
-  heartbeat(): void {
+  private signOfLife(): void {
+    this.alive = true;
+    this.lastSignAt = Date.now();
+  }
+
+  /**
+   * Called by the server's heartbeat: closes a socket that missed a pong, else pings it. With
+   * `judge` false (the heartbeat came late: this process was busy, so pongs may be unread) it
+   * only pings again.
+   */
+  heartbeat(judge = true): void {
     if (this.state === 'closed') return;
-    if (!this.alive) {
+    if (!this.alive && judge) {
       this.closeWith(CloseCode.timeout, 'no pong to the last ping');
       return;
     }

@@ -77,8 +77,11 @@ export interface RunningServer {
   /** A space finished loading / was unloaded (idle or shutdown); the argument is its id. */
   readonly onDidLoadSpace: Event<string>;
   readonly onDidUnloadSpace: Event<string>;
-  /** The server's merged copy of a space opened one of its app trees. */
-  readonly onDidOpenAppTree: Event<{ spaceId: string; treeId: string }>;
+  /**
+   * Trees the server holds as a merged CRDT: the space tree of each loaded space, nothing else
+   * (app trees are served from storage, see spaceHost.ts).
+   */
+  builtTrees(): number;
   /** Stops accepting, finishes queued writes, closes sockets with 1001, closes the database. Idempotent. */
   close(): Promise<void>;
 }
@@ -96,6 +99,8 @@ function outputSweepMs(slowConsumerMs: number): number {
 
 /** Slow consumers closed per output sweep at most (the rest wait for the next sweep). */
 const SLOW_CLOSES_PER_SWEEP = 200;
+/** A heartbeat this much later than its interval means the process was busy: nobody is judged on it. */
+const LATE_BEAT_FACTOR = 1.5;
 
 export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const logger = opts.logger ?? jsonLogger('info');
@@ -214,14 +219,24 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   }
   server.on('error', (e) => logger.error('server error', { error: errorText(e) }));
 
+  // A busy server is not a dead client: sockets are judged after the poll phase (pongs that came
+  // while this loop was busy are read first), and not at all on a beat that came late.
+  let lastBeat = Date.now();
+  let beat: NodeJS.Immediate | undefined;
   const heartbeat = setInterval(() => {
-    for (const c of connections) {
-      try {
-        c.heartbeat();
-      } catch (e) {
-        logger.debug('heartbeat failed', { conn: c.id, error: errorText(e) });
+    beat ??= setImmediate(() => {
+      beat = undefined;
+      const now = Date.now();
+      const judge = now - lastBeat < pingIntervalMs * LATE_BEAT_FACTOR;
+      lastBeat = now;
+      for (const c of connections) {
+        try {
+          c.heartbeat(judge);
+        } catch (e) {
+          logger.debug('heartbeat failed', { conn: c.id, error: errorText(e) });
+        }
       }
-    }
+    });
   }, pingIntervalMs);
   heartbeat.unref();
   const tokenWatch = new TokenWatch({ tokens: store.tokens, intervalMs: tokenRecheckMs, holders: () => connections, logger });
@@ -242,6 +257,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     closing ??= (async () => {
       logger.info('shutting down', { connections: connections.size, spacesLoaded: registry.loadedCount });
       clearInterval(heartbeat);
+      if (beat) clearImmediate(beat);
       tokenWatch.dispose();
       clearInterval(outputSweep);
       const serverClosed = new Promise<void>((resolve) => server.close(() => resolve()));
@@ -275,7 +291,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     loadedSpaces: () => registry.loadedCount,
     onDidLoadSpace: registry.onDidLoadSpace,
     onDidUnloadSpace: registry.onDidUnloadSpace,
-    onDidOpenAppTree: registry.onDidOpenAppTree,
+    builtTrees: () => manager.list().reduce((n, s) => n + 1 + s.loadedAppTreeIds().length, 0),
     close,
   };
 }

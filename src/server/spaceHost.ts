@@ -1,9 +1,13 @@
 /**
  * SpaceHost: one loaded space on the server.
  *
- * - The space is opened with the server's SpaceManager over a SqlitePersistenceLayer, so the
- *   server holds a validated, merged copy of it (the space tree and every app tree it lists).
- * - Per tree, an `OpRangeSet` state vector of what is stored (sent in `synced.trees`).
+ * - Joins are served from storage: catch-up frames are the stored batches' JSON, encoded once and
+ *   shared (frameCache.ts); no tree is built for them. The server holds a merged copy of the
+ *   space tree only (opened with its SpaceManager over a SqlitePersistenceLayer: the space's
+ *   name); app trees are stored and relayed, never built, so a space of 100 000 ops costs its
+ *   state vectors, not a CRDT, and a join storm never waits for a tree being built.
+ * - Per tree, an `OpRangeSet` state vector of what is stored (sent in `synced.trees`), which is
+ *   also where admission (admission.ts) takes each tree's clock from.
  * - Subscribers, each with a position `sentSeq` in the space's batch sequence: a subscription
  *   catches up from the store (one coalesced frame at a time, sent only while the socket is under
  *   its low-water mark; frames encoded once and shared through the catch-up cache) and then goes
@@ -126,8 +130,6 @@ export interface HostContext {
   readonly logger: Logger;
   /** Encoded catch-up frames, shared by the subscribers at the same seq (server-wide). */
   readonly catchUpCache: CatchUpCache;
-  /** The server's copy opened (merged) an app tree of the space. */
-  readonly onDidOpenAppTree?: (e: { spaceId: string; treeId: string }) => void;
   /** Bounds on client counters and secret times (admission.ts); default DEFAULT_ADMISSION_LIMITS. */
   readonly admission?: AdmissionLimits;
 }
@@ -149,12 +151,6 @@ export class SpaceHost implements LayerWriter {
   private space: Space | undefined;
   private closed = false;
   private closing: Promise<void> | undefined;
-  private readonly openingTrees = new Set<string>();
-  /**
-   * App trees the space lists that are not open: no ops yet, or too few to build the tree (its
-   * root is missing). Opening is tried again when they get new ops.
-   */
-  private readonly waitingTrees = new Set<string>();
   private readonly admission: AdmissionLimits;
   private readonly clocks: TreeClocks;
   /** Peer ids no client may write under: the server's own. */
@@ -178,7 +174,7 @@ export class SpaceHost implements LayerWriter {
     return this.lastSeq;
   }
 
-  /** Reads the state vectors and opens the space with the SpaceManager; then writes may run. */
+  /** Reads the state vectors and opens the space tree with the SpaceManager; then writes may run. */
   async load(): Promise<void> {
     const info = this.ctx.store.getSpace(this.spaceId);
     if (!info) throw new SpaceNotFoundError(this.spaceId);
@@ -187,7 +183,6 @@ export class SpaceHost implements LayerWriter {
     this.trees = this.ctx.store.stateVectors(this.spaceId);
     this.space = await this.ctx.manager.open(this.spaceId, [this.layer]);
     this.queue.start();
-    this.syncAppTrees();
   }
 
   // ---- subscriptions -----------------------------------------------------------
@@ -418,7 +413,7 @@ export class SpaceHost implements LayerWriter {
       try {
         if (r.seq !== undefined && r.opsJson !== undefined) {
           this.applyStored(job, r.seq, r.fresh, r.opsJson);
-          if (job.treeId === this.spaceId || this.waitingTrees.delete(job.treeId)) touched = true;
+          if (job.treeId === this.spaceId) touched = true;
         } else {
           this.ackPosition(job.origin, job.ref);
         }
@@ -478,8 +473,9 @@ export class SpaceHost implements LayerWriter {
     set.addOps(fresh);
     this.ctx.metrics.batchesStored++;
     this.ctx.metrics.opsStored += fresh.length;
-    // The SpaceManager merges what clients wrote; its own ops are in its trees already.
-    if (job.origin) this.layer.deliver(job.treeId, fresh);
+    // The SpaceManager merges what clients wrote to the space tree (its own ops are in it
+    // already); app trees are not built on the server.
+    if (job.origin && job.treeId === this.spaceId) this.layer.deliver(job.treeId, fresh);
     this.fanOut(seq, job.treeId, opsJson, fresh.length, job.origin, job.ref);
   }
 
@@ -564,9 +560,9 @@ export class SpaceHost implements LayerWriter {
     }
   }
 
-  // ---- the merged copy -------------------------------------------------------------
+  // ---- the merged copy of the space tree ---------------------------------------------
 
-  /** After the space tree (or an app tree that could not load) changed: name, app trees. */
+  /** After the space tree changed: its name, as GET /v1/spaces lists it. */
   private afterTreeChanges(): void {
     const space = this.space;
     if (!space || this.closed) return;
@@ -578,33 +574,6 @@ export class SpaceHost implements LayerWriter {
       } catch (e) {
         this.ctx.logger.warn('cannot store the space name', { spaceId: this.spaceId, error: errorText(e) });
       }
-    }
-    this.syncAppTrees();
-  }
-
-  /** Opens every app tree the space lists that has ops and is not open yet. */
-  private syncAppTrees(): void {
-    const space = this.space;
-    if (!space || this.closed) return;
-    for (const ref of space.appTreeRefs()) {
-      const id = ref.id;
-      if (space.loadedAppTree(id) || this.openingTrees.has(id) || this.waitingTrees.has(id)) continue;
-      if (!this.trees.has(id)) {
-        this.waitingTrees.add(id);
-        continue;
-      }
-      this.openingTrees.add(id);
-      space
-        .openAppTree(id)
-        .then(
-          () => this.ctx.onDidOpenAppTree?.({ spaceId: this.spaceId, treeId: id }),
-          (e: unknown) => {
-            if (this.closed) return;
-            this.waitingTrees.add(id);
-            this.ctx.logger.debug('app tree not loadable yet', { spaceId: this.spaceId, treeId: id, error: errorText(e) });
-          },
-        )
-        .finally(() => this.openingTrees.delete(id));
     }
   }
 

@@ -40,9 +40,6 @@ export class SpaceRegistry {
   private readonly unloadedEmitter = new Emitter<string>();
   /** A space was unloaded (its id). */
   readonly onDidUnloadSpace = this.unloadedEmitter.event;
-  private readonly appTreeEmitter = new Emitter<{ spaceId: string; treeId: string }>();
-  /** The server's copy of a space opened (and so merges) one of its app trees. */
-  readonly onDidOpenAppTree = this.appTreeEmitter.event;
 
   constructor(private readonly opts: RegistryOptions) {}
 
@@ -88,7 +85,7 @@ export class SpaceRegistry {
 
   private load(spaceId: string): Entry {
     const { store, manager, metrics, logger, catchUpCache, admission } = this.opts;
-    const host = new SpaceHost(spaceId, { store, manager, metrics, logger, catchUpCache, admission, onDidOpenAppTree: (e) => this.appTreeEmitter.fire(e) });
+    const host = new SpaceHost(spaceId, { store, manager, metrics, logger, catchUpCache, admission });
     const t0 = Date.now();
     const entry: Entry = {
       host,

@@ -16,7 +16,7 @@ import { DisposableStore, Emitter, type Disposable } from './events';
 import { DEFAULT_RETRY, type RetryPolicy } from './layerSlot';
 import { newPeerId } from './peerId';
 import { Space } from './space';
-import { SpaceOpenError, SpaceSession, type LayerStateChange, type SpaceErrorEvent, type UnsavedReport } from './spaceSession';
+import { SpaceOpenError, SpaceSession, type LayerStateChange, type LoadProgressEvent, type SpaceErrorEvent, type UnsavedReport } from './spaceSession';
 
 export interface SpaceManagerOptions {
   /** Defaults to a fresh random id: one per running instance. */
@@ -49,6 +49,9 @@ export class SpaceManager implements Disposable {
   readonly onDidChangeLayerState = this.layerStateEmitter.event;
   private readonly errorEmitter = new Emitter<SpaceErrorEvent>();
   readonly onDidError = this.errorEmitter.event;
+  private readonly progressEmitter = new Emitter<LoadProgressEvent>();
+  /** A layer's load is under way and moving (a server sending a space): for progress UIs; fired while opening too. */
+  readonly onDidReportLoadProgress = this.progressEmitter.event;
 
   constructor(opts: SpaceManagerOptions = {}) {
     this.peerId = opts.peerId ?? newPeerId();
@@ -57,7 +60,7 @@ export class SpaceManager implements Disposable {
   }
 
   private get sessionOptions() {
-    return { peerId: this.peerId, retry: this.retry, loadTimeoutMs: this.loadTimeoutMs };
+    return { peerId: this.peerId, retry: this.retry, loadTimeoutMs: this.loadTimeoutMs, onLoadProgress: (e: LoadProgressEvent) => this.progressEmitter.fire(e) };
   }
 
   /** Creates a new space named `name`; `makeLayers` gets its id and returns its (empty) layers. */
@@ -198,6 +201,6 @@ export class SpaceManager implements Disposable {
   /** Closes everything and disposes the emitters. */
   async dispose(): Promise<void> {
     await this.closeAll();
-    for (const e of [this.openedEmitter, this.closedEmitter, this.changeEmitter, this.layerStateEmitter, this.errorEmitter]) e.dispose();
+    for (const e of [this.openedEmitter, this.closedEmitter, this.changeEmitter, this.layerStateEmitter, this.errorEmitter, this.progressEmitter]) e.dispose();
   }
 }

@@ -2,9 +2,10 @@
  * SpaceSession: one open space with its layers — loading, merging, reconciling, saving, and
  * applying what layers deliver. The SpaceManager keeps one per open space.
  */
-import type { IncomingOps, PersistenceLayer, SecretRecord } from '../persistence/contract';
+import type { IncomingOps, LoadProgress, PersistenceLayer, SecretRecord } from '../persistence/contract';
 import { AppTree, type TreeChange } from './appTree';
 import { DisposableStore, Emitter } from './events';
+import { FreeTimeDeadline } from './freeTimeDeadline';
 import { LayerSlot, errorMessage, type RetryPolicy, type SlotState } from './layerSlot';
 import { opKey, validateOps, type Op } from './ops';
 import { mergeSecrets, secretWins, validateSecretRecords } from './secrets';
@@ -13,8 +14,19 @@ import { Space } from './space';
 export interface SessionOptions {
   readonly peerId: string;
   readonly retry: RetryPolicy;
-  /** A layer whose load takes longer is treated as failed (and retried later). */
+  /**
+   * A layer whose load takes longer is treated as failed (and retried later); for a layer that
+   * reports load progress, counted from its last report.
+   */
   readonly loadTimeoutMs: number;
+  /** Load progress of any layer (while opening too). */
+  readonly onLoadProgress?: (e: LoadProgressEvent) => void;
+}
+
+export interface LoadProgressEvent extends LoadProgress {
+  readonly spaceId: string;
+  readonly layerId: string;
+  readonly label: string;
 }
 
 export interface LayerStateChange {
@@ -49,6 +61,20 @@ export class SpaceOpenError extends Error {
 }
 
 type LoadResult<T> = { ok: true; value: T } | { ok: false; error: string };
+
+/** What the other loaded layers store into `slot`'s layer themselves (PersistenceLayer.storesInto). */
+function heldFor(ok: ReadonlyArray<{ slot: LayerSlot; ops: Op[] }>, slot: LayerSlot): Op[][] {
+  return ok.filter((o) => o.slot !== slot && o.slot.layer.storesInto === slot.layer.id).map((o) => o.ops);
+}
+
+/**
+ * Lets the event loop poll I/O before a long synchronous step (building a tree). Loads finish in
+ * bursts (a worker answers many at once), and without this the builds run back to back while
+ * sockets go unread: with many spaces opening at once, their connections would look dead.
+ */
+function yieldToIo(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}
 
 export class SpaceSession {
   readonly slots = new Map<string, LayerSlot>();
@@ -92,6 +118,7 @@ export class SpaceSession {
       throw new SpaceOpenError(`cannot open space ${spaceId}: ${why}`);
     }
     let tree: AppTree;
+    await yieldToIo();
     try {
       tree = AppTree.fromOps(opts.peerId, spaceId, all); // sorts and dedupes `all`
     } catch (e) {
@@ -104,7 +131,7 @@ export class SpaceSession {
     s.space.applySecrets([...mergeSecrets(secretResults.flatMap((r) => (r.ok ? r.value : []))).values()], 'local');
     ok.forEach(({ slot, ops }, i) => {
       slot.setStatus('ready');
-      s.pushMissing(slot, tree, ops, ok.length === 1);
+      s.pushMissing(slot, tree, ops, ok.length === 1, heldFor(ok, slot));
       s.takeSecrets(slot, secretResults[i], false);
     });
     for (const f of failed) f.slot.degrade(f.error);
@@ -154,6 +181,8 @@ export class SpaceSession {
     subs.add(slot.onDidChangeState((state) => this.layerStateEmitter.fire({ spaceId: this.spaceId, layerId: layer.id, label: layer.label, state })));
     if (layer.onIncoming) subs.add(layer.onIncoming((batch) => this.onIncoming(slot, batch)));
     if (layer.onIncomingSecrets) subs.add(layer.onIncomingSecrets((records) => this.onIncomingSecrets(slot, records)));
+    const report = this.opts.onLoadProgress;
+    if (layer.onLoadProgress && report) subs.add(layer.onLoadProgress((p) => report({ ...p, spaceId: this.spaceId, layerId: layer.id, label: layer.label })));
     return slot;
   }
 
@@ -190,22 +219,31 @@ export class SpaceSession {
 
   // ---- loading -------------------------------------------------------------
 
-  private async withTimeout<T>(p: Promise<T>, what: string): Promise<T> {
-    let timer: NodeJS.Timeout | undefined;
+  /**
+   * Bounds a load by `loadTimeoutMs`, counted from the layer's last progress report (if it
+   * reports any) and in time this process was free to see it (FreeTimeDeadline).
+   */
+  private async withTimeout<T>(p: Promise<T>, what: string, layer: PersistenceLayer): Promise<T> {
+    const ms = this.opts.loadTimeoutMs;
+    let deadline: FreeTimeDeadline | undefined;
+    let progress: { dispose(): void } | undefined;
     const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`${what} timed out after ${this.opts.loadTimeoutMs} ms`)), this.opts.loadTimeoutMs);
+      deadline = new FreeTimeDeadline(ms, () => reject(new Error(`${what} timed out after ${ms} ms${progress ? ' without progress' : ''}`)));
+      deadline.reset();
+      progress = layer.onLoadProgress?.(() => deadline?.reset());
     });
     try {
       return await Promise.race([p, timeout]);
     } finally {
-      clearTimeout(timer);
+      deadline?.stop();
+      progress?.dispose();
     }
   }
 
   /** Loads and validates one tree from one layer; never throws. */
   private async loadFrom(slot: LayerSlot, treeId: string): Promise<LoadResult<Op[]>> {
     try {
-      const ops = await this.withTimeout(slot.layer.loadTree(treeId), `loading from ${slot.layer.label}`);
+      const ops = await this.withTimeout(slot.layer.loadTree(treeId), `loading from ${slot.layer.label}`, slot.layer);
       validateOps(ops, treeId, slot.layer.label);
       return { ok: true, value: ops };
     } catch (e) {
@@ -227,7 +265,7 @@ export class SpaceSession {
 
   private async loadSecretsFrom(slot: LayerSlot): Promise<LoadResult<SecretRecord[]>> {
     try {
-      const records = await this.withTimeout(slot.layer.loadSecrets(), `loading secrets from ${slot.layer.label}`);
+      const records = await this.withTimeout(slot.layer.loadSecrets(), `loading secrets from ${slot.layer.label}`, slot.layer);
       validateSecretRecords(records, slot.layer.label);
       return { ok: true, value: records };
     } catch (e) {
@@ -255,12 +293,13 @@ export class SpaceSession {
       throw new SpaceOpenError(`cannot load app tree ${treeId} of space ${this.spaceId}: ${why || 'no layer is ready'}`, ok.length > 0 && failed.length === 0);
     }
     let tree: AppTree;
+    await yieldToIo();
     try {
       tree = AppTree.fromOps(this.opts.peerId, treeId, all); // sorts and dedupes `all`
     } catch (e) {
       throw new SpaceOpenError(`cannot load app tree ${treeId} of space ${this.spaceId}: ${errorMessage(e)}`);
     }
-    for (const { slot, ops } of ok) this.pushMissing(slot, tree, ops, ok.length === 1);
+    for (const { slot, ops } of ok) this.pushMissing(slot, tree, ops, ok.length === 1, heldFor(ok, slot));
     // Layers that recovered while this tree loaded were not read, and their resync did not see
     // this tree: reconcile them with it now.
     for (const late of [...this.slots.values()].filter((sl) => sl.status === 'ready' && !slots.includes(sl))) {
@@ -281,7 +320,7 @@ export class SpaceSession {
    * Queues for `slot` every op of `tree` that `layerOps` (what the layer holds) lacks.
    * `onlySource`: the tree was built from this layer's ops alone, so it lacks nothing.
    */
-  private pushMissing(slot: LayerSlot, tree: AppTree, layerOps: readonly Op[], onlySource = false): void {
+  private pushMissing(slot: LayerSlot, tree: AppTree, layerOps: readonly Op[], onlySource = false, held: ReadonlyArray<readonly Op[]> = []): void {
     if (onlySource) return;
     if (slot.layer.missingOps) {
       slot.layer.missingOps(tree.id, tree.allOps()).then(
@@ -292,6 +331,8 @@ export class SpaceSession {
     }
     const have = new Set<string>();
     for (const op of layerOps) have.add(opKey(op));
+    // Ops another layer stores into this one itself (a server layer into its file) are not missing here.
+    for (const ops of held) for (const op of ops) have.add(opKey(op));
     const missing = tree.allOps().filter((op) => !have.has(opKey(op)));
     slot.enqueue(tree.id, missing);
   }
@@ -381,9 +422,11 @@ export class SpaceSession {
     this.forwardSecrets(source, this.space.applySecrets(records));
   }
 
+  /** Queues ops for every layer but their source and the layer the source stores them into itself (`storesInto`). */
   private forward(source: LayerSlot, treeId: string, ops: readonly Op[]): void {
     if (ops.length === 0) return;
-    for (const slot of this.slots.values()) if (slot !== source) slot.enqueue(treeId, ops);
+    const held = source.layer.storesInto;
+    for (const slot of this.slots.values()) if (slot !== source && slot.layer.id !== held) slot.enqueue(treeId, ops);
   }
 
   private forwardSecrets(source: LayerSlot, records: readonly SecretRecord[]): void {

@@ -38,6 +38,12 @@ export interface FakeOptions {
   noPong?: boolean;
   role?: 'read' | 'write' | 'admin';
   port?: number;
+  /**
+   * A slow server: catch-up batches go out one every `everyMs` (a server busy with other
+   * joiners); `stall` sends none at all (welcome, then silence but for pongs); `dropFirstAfter`
+   * cuts the first connection after that many batches.
+   */
+  pacedCatchUp?: { everyMs: number; stall?: boolean; dropFirstAfter?: number };
 }
 
 export class FakeSyncServer {
@@ -45,6 +51,7 @@ export class FakeSyncServer {
   readonly batches: Batch[] = [];
   private readonly sv = new Map<string, OpRangeSet>();
   private readonly waiters: Array<() => void> = [];
+  private readonly timers = new Set<NodeJS.Timeout>();
   private constructor(
     private readonly http: http.Server,
     private readonly wss: WebSocketServer,
@@ -142,10 +149,34 @@ export class FakeSyncServer {
           this.send(conn, { type: 'error', code: this.opts.refuseSubscribe, message: `fake ${this.opts.refuseSubscribe}`, spaceId: m.spaceId });
           return;
         }
-        for (const b of this.batches) if (b.seq > m.since) this.send(conn, { type: 'ops', spaceId: m.spaceId, treeId: b.treeId, ops: b.ops, seq: b.seq });
-        const trees: Record<string, Record<string, Array<[number, number]>>> = {};
-        for (const [t, set] of this.sv) trees[t] = set.toRanges();
-        this.send(conn, { type: 'synced', spaceId: m.spaceId, seq: this.seq, role: this.opts.role ?? 'write', trees });
+        const due = this.batches.filter((b) => b.seq > m.since);
+        const synced = (): void => {
+          const trees: Record<string, Record<string, Array<[number, number]>>> = {};
+          for (const [t, set] of this.sv) trees[t] = set.toRanges();
+          this.send(conn, { type: 'synced', spaceId: m.spaceId, seq: this.seq, role: this.opts.role ?? 'write', trees });
+        };
+        const paced = this.opts.pacedCatchUp;
+        if (!paced) {
+          for (const b of due) this.send(conn, { type: 'ops', spaceId: m.spaceId, treeId: b.treeId, ops: b.ops, seq: b.seq });
+          synced();
+          return;
+        }
+        if (paced.stall) return;
+        const first = this.connections.indexOf(conn) === 0;
+        let i = 0;
+        const timer = setInterval(() => {
+          if (conn.closed || conn.ws.readyState !== WebSocket.OPEN) return clearInterval(timer);
+          if (first && paced.dropFirstAfter !== undefined && i >= paced.dropFirstAfter) {
+            clearInterval(timer);
+            conn.ws.terminate();
+            return;
+          }
+          const b = due[i++];
+          if (b) return this.send(conn, { type: 'ops', spaceId: m.spaceId, treeId: b.treeId, ops: b.ops, seq: b.seq });
+          clearInterval(timer);
+          synced();
+        }, paced.everyMs);
+        this.timers.add(timer);
         return;
       }
       case 'ops': {
@@ -183,6 +214,7 @@ export class FakeSyncServer {
   }
 
   async close(): Promise<void> {
+    for (const t of this.timers) clearInterval(t);
     this.killConnections();
     this.wss.close();
     const closed = new Promise<void>((resolve) => this.http.close(() => resolve()));

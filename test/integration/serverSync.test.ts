@@ -238,33 +238,24 @@ describe('team server: sync', function () {
     }
   });
 
-  it("the server's SpaceManager merges client ops: app trees open (either order), a rename shows in GET /v1/spaces", async () => {
+  it('the server builds the space tree only: app trees are stored and served from storage, a rename shows in GET /v1/spaces', async () => {
     const a = await t.open(t.token('write'), ['pa']);
     await a.subscribe(spaceId);
-    const opened: string[] = [];
-    const waiters = new Map<string, () => void>();
-    t.server.onDidOpenAppTree((e) => {
-      assert.equal(e.spaceId, spaceId);
-      opened.push(e.treeId);
-      waiters.get(e.treeId)?.();
-    });
-    const openedTree = (id: string): Promise<void> => new Promise((resolve) => (opened.includes(id) ? resolve() : waiters.set(id, resolve)));
     const listing = (tree: string, c: number): Op[] => [moveOp(c, 'pa', tree, spaceId), setOp(c + 1, 'pa', tree, 'appId', 'notes'), setOp(c + 2, 'pa', tree, 'name', 'Plans')];
+    const tree = newVertexId();
+    const ops = appTreeOps(tree, 'pa', 20, 200);
+    await a.ack(a.sendOps(spaceId, tree, ops));
+    await a.ack(a.sendOps(spaceId, spaceId, listing(tree, 300)));
+    // One merged tree: the space tree. The app tree the space lists is not built.
+    assert.equal(t.server.builtTrees(), 1);
+    // A joiner gets every op of it, from storage.
+    const b = await t.open(t.token('read'), ['pb']);
+    const { ops: frames } = await b.subscribe(spaceId);
+    const got = frames.filter((f) => f.treeId === tree).flatMap((f) => decodeOps(f.ops, tree, 'test'));
+    assert.deepEqual(new Set(got.map(opKey)), new Set(ops.map(opKey)));
+    assert.equal(t.server.builtTrees(), 1);
 
-    // The app tree's ops first, then its listing in the space tree.
-    const first = newVertexId();
-    await a.ack(a.sendOps(spaceId, first, [rootOp(first, 10, 'pa'), setOp(11, 'pa', first, 'appId', 'notes')]));
-    await a.ack(a.sendOps(spaceId, spaceId, listing(first, 12)));
-    await openedTree(first);
-    // The listing first, then a partial tree (no root yet), then its root.
-    const second = newVertexId();
-    await a.ack(a.sendOps(spaceId, spaceId, listing(second, 20)));
-    await a.ack(a.sendOps(spaceId, second, [setOp(31, 'pa', second, 'appId', 'notes')]));
-    await a.ack(a.sendOps(spaceId, second, [rootOp(second, 30, 'pa')]));
-    await openedTree(second);
-    assert.deepEqual(opened, [first, second]);
-
-    await a.ack(a.sendOps(spaceId, spaceId, [setOp(40, 'pa', spaceId, 'name', 'Renamed')]));
+    await a.ack(a.sendOps(spaceId, spaceId, [setOp(400, 'pa', spaceId, 'name', 'Renamed')]));
     const res = await fetch(`${t.server.url}/v1/spaces`, { headers: { Authorization: `Bearer ${t.admin}` } });
     const body = (await res.json()) as { spaces: Array<{ id: string; name: string }> };
     assert.deepEqual(body.spaces.find((s) => s.id === spaceId)?.name, 'Renamed');

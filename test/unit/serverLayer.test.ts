@@ -7,12 +7,14 @@
 import * as assert from 'node:assert/strict';
 import type { LayerConnectionState } from '../../src/persistence/contract';
 import { fullJitterDelay, serverBaseUrl, syncUrl } from '../../src/persistence/server/connection';
-import { ServerLayer, type ServerLayerTimings } from '../../src/persistence/server/serverLayer';
+import { ServerLayer, ServerLoadError, type ServerLayerTimings } from '../../src/persistence/server/serverLayer';
 import { MemorySyncStateStore } from '../../src/persistence/server/syncState';
 import { encodeOps } from '../../src/spaces/opCodec';
 import { opKey, type Op } from '../../src/spaces/ops';
+import { FileLayer } from '../../src/persistence/file/fileLayer';
+import { SpaceManager } from '../../src/spaces/spaceManager';
 import { FakeSyncServer } from '../helpers/fakeSyncServer';
-import { makeOps, newId, rootOp } from '../helpers/fileFixtures';
+import { TEST_KEY, TempDir, makeOps, newId, rootOp } from '../helpers/fileFixtures';
 
 const FAST: Partial<ServerLayerTimings> = { backoffBaseMs: 20, backoffMaxMs: 200, loadTimeoutMs: 3_000, closeTimeoutMs: 1_000, resendPauseMs: 50 };
 
@@ -170,6 +172,82 @@ describe('ServerLayer (fake server)', function () {
     const secretsMsg = fake.connections.flatMap((c) => c.messages).find((m) => m.type === 'secrets' && m.records.length > 0);
     assert.ok(secretsMsg, 'the secret saved offline was not sent');
     assert.equal(l.state.status, 'connected');
+  });
+
+  describe('a slow first sync is waited for, never answered as empty', function () {
+    /** A space of `n` batches on the fake: the root and 10 ops per batch. */
+    const seed = (f: FakeSyncServer, n: number): Op[] => {
+      const all: Op[] = [rootOp(spaceId, 'srv')];
+      f.inject(spaceId, spaceId, encodeOps(all));
+      for (let i = 0; i < n - 1; i++) {
+        const ops = makeOps(spaceId, 'srv', 2 + i * 10, 10);
+        f.inject(spaceId, spaceId, encodeOps(ops));
+        for (const op of ops) all.push(op);
+      }
+      return all;
+    };
+
+    it('a catch-up that takes many times loadTimeoutMs while frames keep coming: waited for, with progress', async function () {
+      fake = await FakeSyncServer.start({ pacedCatchUp: { everyMs: 60 } });
+      const all = seed(fake, 20); // 20 frames at 60 ms: about 1.2 s against a 300 ms timeout
+      const l = layer({ timings: { loadTimeoutMs: 300 } });
+      const progress: string[] = [];
+      l.onLoadProgress((p) => progress.push(p.message));
+      const t0 = Date.now();
+      assert.deepEqual(keys(await l.loadTree(spaceId)), keys(all));
+      assert.ok(Date.now() - t0 > 300, 'the catch-up was not slower than the timeout: the test proves nothing');
+      assert.ok(progress.some((m) => /catching up/.test(m)), `no "catching up" progress: ${progress.join(' | ')}`);
+      assert.ok(progress.some((m) => /receiving from .*: \d+ ops/.test(m)), `no "receiving" progress: ${progress.join(' | ')}`);
+      assert.equal(l.firstSyncPending, false);
+    });
+
+    it('a connection dropped in the middle of the catch-up is ridden out: the load completes on the next one', async function () {
+      fake = await FakeSyncServer.start({ pacedCatchUp: { everyMs: 5, dropFirstAfter: 3 } });
+      const all = seed(fake, 10);
+      const l = layer();
+      const st = states(l);
+      assert.deepEqual(keys(await l.loadTree(spaceId)), keys(all));
+      assert.equal(l.stats.connects, 2);
+      assert.ok(st.some((s) => s.status === 'offline'), 'the drop was not seen');
+    });
+
+    it('a server that welcomes and then sends nothing: the load fails with a stall error after loadTimeoutMs, not with an empty answer', async function () {
+      fake = await FakeSyncServer.start({ pacedCatchUp: { everyMs: 5, stall: true } });
+      seed(fake, 3);
+      const l = layer({ timings: { loadTimeoutMs: 300 } });
+      await assert.rejects(l.loadTree(spaceId), (e: unknown) => e instanceof ServerLoadError && e.code === 'STALLED' && /no progress for 300 ms/.test(e.message));
+    });
+  });
+
+  it('incoming ops are written once: the file that is the layer\'s store gets them from the layer, not again from the manager', async function () {
+    fake = await FakeSyncServer.start();
+    const first = [rootOp(spaceId, 'srv'), ...makeOps(spaceId, 'srv', 2, 20)];
+    fake.inject(spaceId, spaceId, encodeOps(first));
+    const dir = new TempDir();
+    const manager = new SpaceManager();
+    try {
+      const file = await FileLayer.create(dir.file(), spaceId, { secretKey: TEST_KEY, watch: false });
+      const saved: Op[] = [];
+      const saveOps = file.saveOps.bind(file);
+      // A spy on the real layer: what the manager writes into the file.
+      file.saveOps = (treeId, ops) => {
+        for (const op of ops) saved.push(op);
+        return saveOps(treeId, ops);
+      };
+      const server = new ServerLayer({ url: fake.url, token: 'tok', peerId: manager.peerId, spaceId, syncState: file, timings: FAST });
+      const space = await manager.open(spaceId, [file, server]);
+      const live = makeOps(spaceId, 'srv', 100, 30);
+      fake.inject(spaceId, spaceId, encodeOps(live));
+      await until(() => live.every((op) => space.tree.allOps().some((o) => opKey(o) === opKey(op))), 'the live batch in the tree');
+      await manager.flush(spaceId);
+      const fromServer = new Set([...first, ...live].map(opKey));
+      assert.deepEqual(saved.filter((op) => fromServer.has(opKey(op))).map(opKey), [], 'the manager wrote ops into the file that the server layer had stored there');
+      const inFile = new Set((await file.loadTree(spaceId)).map(opKey));
+      assert.ok([...fromServer].every((k) => inFile.has(k)), 'the file lacks ops the server sent');
+    } finally {
+      await manager.dispose();
+      dir.cleanup();
+    }
   });
 
   it('a client restarted with unsent ops sends them (the outbox is in the store)', async function () {

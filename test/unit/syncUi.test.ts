@@ -8,6 +8,7 @@ import { newVertexId } from '../../src/spaces/appTree';
 import { Emitter } from '../../src/spaces/events';
 import { ServerApiError, ensureServerSpace, listServerSpaces } from '../../src/persistence/server/serverApi';
 import { normalizeServerUrl, parseConnectionSettings, serverOrigin, serverUrlProblem, updatedConnections } from '../../src/views/sync/settings';
+import { stopReasonOf } from '../../src/protocol/stopReasons';
 import { authFailureOf, clickRetries, statusBarText, statusOf, tooltipLines, treeDescription, type SpaceSyncState } from '../../src/views/sync/syncStatus';
 import { TOKEN_ENV, TokenStore, tokenProblem, tokenSecretKey, type TokenSecrets } from '../../src/views/sync/tokens';
 import { startTestServer, type TestServer } from '../helpers/syncServer';
@@ -72,11 +73,20 @@ describe('team sync UI: status wording', function () {
     assert.deepEqual(statusOf({ status: 'syncing' }), { status: 'syncing' });
     assert.deepEqual(statusOf({ status: 'offline', reason: 'ECONNREFUSED' }), { status: 'offline', reason: 'ECONNREFUSED' });
     assert.deepEqual(statusOf({ status: 'error', reason: 'token not recognised' }), { status: 'error', reason: 'token not recognised' });
-    assert.equal(authFailureOf(4401), 'unauthorized');
-    assert.equal(authFailureOf(401), 'unauthorized');
-    assert.equal(authFailureOf(4403), 'forbidden');
-    assert.equal(authFailureOf(403), 'forbidden');
-    assert.equal(authFailureOf(4404), undefined);
+    for (const [code, reason, auth] of [
+      [4401, 'unauthorized', 'unauthorized'],
+      [401, 'unauthorized', 'unauthorized'],
+      [4403, 'forbidden', 'forbidden'],
+      [403, 'forbidden', 'forbidden'],
+      [4404, 'unknown-space', undefined],
+      [4426, 'unsupported-version', undefined],
+      [426, 'unsupported-version', undefined],
+      [4408, undefined, undefined],
+    ] as const) {
+      assert.equal(stopReasonOf(code), reason, `stop code ${code}`);
+      assert.equal(authFailureOf(stopReasonOf(code)), auth, `auth failure of ${code}`);
+    }
+    assert.equal(stopReasonOf(undefined), undefined);
     assert.equal(authFailureOf(undefined), undefined);
   });
 

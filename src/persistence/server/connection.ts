@@ -7,9 +7,12 @@
  *   do not come back in step). The attempt count resets once the owner reports the connection
  *   healthy (`markHealthy`, after `synced`), not on a mere `welcome`, so a server that accepts and
  *   drops at once is not hammered.
- * - Heartbeat: pings every `heartbeatMs`; a socket that has shown no sign of life (message, ping,
- *   pong) for `deadAfterMs` is dropped and reconnected (a half-open TCP connection is otherwise
- *   noticed only after many minutes).
+ * - Heartbeat: pings every `heartbeatMs`; a socket that has shown no sign of life (any byte
+ *   received: a frame or part of one, a ping, a pong) for `deadAfterMs` is dropped and reconnected
+ *   (a half-open TCP connection is otherwise noticed only after many minutes). Silence, like the
+ *   connect timeout, counts only time this process's event loop was free (FreeTimeDeadline): a
+ *   busy client — building trees, storing a catch-up — never mistakes its own stall for a dead
+ *   or silent server.
  * - Auth failures (close codes 4401, 4403, 4426, or a 401/403 answer to the upgrade) are fatal:
  *   reported as such and not retried until `retry()`. Everything else is retried with backoff:
  *   a server at a connection cap (HTTP 429/503 with `Retry-After`, honoured up to the backoff
@@ -24,6 +27,7 @@ import { randomInt } from 'node:crypto';
 import WebSocket from 'ws';
 import { CloseCode, PROTOCOL_LIMITS, PROTOCOL_VERSION, SYNC_PATH, encodeMessage, parseServerMessage, type ClientMessage, type ServerMessage, type WelcomeMessage } from '../../protocol/messages';
 import { Emitter, type Event } from '../../spaces/events';
+import { FreeTimeDeadline } from '../../spaces/freeTimeDeadline';
 
 export interface ConnectionTimings {
   /** First reconnect delay cap (ms); doubles per failed attempt… */
@@ -45,6 +49,9 @@ export const DEFAULT_CONNECTION_TIMINGS: ConnectionTimings = {
   heartbeatMs: 15_000,
   deadAfterMs: 40_000,
 };
+
+/** A server that answers these is there but busy (a connection cap, a slow consumer): a transient failure. */
+const BUSY_CODES: ReadonlySet<number> = new Set([429, 503, CloseCode.slowConsumer, CloseCode.tooManyConnections]);
 
 /** Close codes after which retrying cannot help until something changes (token, version). */
 const FATAL_CLOSE_CODES: ReadonlySet<number> = new Set([CloseCode.unauthorized, CloseCode.forbidden, CloseCode.unsupportedVersion]);
@@ -93,6 +100,11 @@ export interface ConnectionDown {
   readonly fatal: boolean;
   /** Asked for by the owner (`reconnect`), not a failure. */
   readonly planned: boolean;
+  /**
+   * The server got as far as `welcome` on this connection, or refused it for being busy (a
+   * connection cap, 429/503, 4001, 4002): it is there, so the failure is transient.
+   */
+  readonly transient: boolean;
   /** When the next attempt starts (ms from now), unless fatal. */
   readonly retryInMs?: number;
 }
@@ -122,9 +134,10 @@ export class SyncConnection {
   private statusValue: ConnectionStatus = 'idle';
   private attempt = 0;
   private retryTimer: NodeJS.Timeout | undefined;
-  private connectTimer: NodeJS.Timeout | undefined;
+  private connectTimer: FreeTimeDeadline | undefined;
   private heartbeatTimer: NodeJS.Timeout | undefined;
-  private lastSign = 0;
+  /** Silence of the open socket, counted in this process's free time (see the header). */
+  private silence: FreeTimeDeadline | undefined;
   private announced: readonly string[] = [];
   readonly stats: ConnectionStats = { connects: 0, messagesIn: 0, messagesOut: 0, bytesIn: 0, bytesOut: 0 };
 
@@ -244,8 +257,8 @@ export class SyncConnection {
     this.stats.connects++;
     let ws: WebSocket;
     try {
+      // No handshakeTimeout: a wall-clock timer would fire on a busy client; connectTimer covers the handshake.
       ws = new WebSocket(this.url, {
-        handshakeTimeout: this.timings.connectTimeoutMs,
         maxPayload: PROTOCOL_LIMITS.maxFrameBytes,
         perMessageDeflate: false,
       });
@@ -255,7 +268,8 @@ export class SyncConnection {
     }
     this.ws = ws;
     // The whole handshake, hello → welcome included, must fit in the connect timeout.
-    this.connectTimer = setTimeout(() => this.drop(CloseCode.timeout, `no welcome within ${this.timings.connectTimeoutMs} ms`, false), this.timings.connectTimeoutMs);
+    this.connectTimer = new FreeTimeDeadline(this.timings.connectTimeoutMs, () => this.drop(CloseCode.timeout, `no welcome within ${this.timings.connectTimeoutMs} ms`, false));
+    this.connectTimer.reset();
     ws.on('open', () => {
       this.announced = [...new Set(this.opts.peerIds())].slice(0, PROTOCOL_LIMITS.maxPeerIdsPerHello);
       const hello: ClientMessage = { type: 'hello', protocol: PROTOCOL_VERSION, token: this.opts.token, peerIds: [...this.announced], client: this.opts.client };
@@ -263,12 +277,13 @@ export class SyncConnection {
       this.stats.messagesOut++;
       this.stats.bytesOut += Buffer.byteLength(frame);
       ws.send(frame);
-      this.lastSign = Date.now();
       this.startHeartbeat();
     });
+    // Any byte counts as a sign of life, also a part of a large frame still arriving.
+    ws.on('upgrade', (res) => res.socket.on('data', () => this.signOfLife(ws)));
     ws.on('message', (data: WebSocket.RawData, isBinary: boolean) => this.onFrame(ws, data, isBinary));
-    ws.on('ping', () => (this.lastSign = Date.now()));
-    ws.on('pong', () => (this.lastSign = Date.now()));
+    ws.on('ping', () => this.signOfLife(ws));
+    ws.on('pong', () => this.signOfLife(ws));
     ws.on('unexpected-response', (_req, res) => {
       const status = res.statusCode ?? 0;
       res.resume();
@@ -287,7 +302,7 @@ export class SyncConnection {
 
   private onFrame(ws: WebSocket, data: WebSocket.RawData, isBinary: boolean): void {
     if (ws !== this.ws) return;
-    this.lastSign = Date.now();
+    this.signOfLife(ws);
     const buf = Array.isArray(data) ? Buffer.concat(data) : Buffer.isBuffer(data) ? data : Buffer.from(data);
     this.stats.messagesIn++;
     this.stats.bytesIn += buf.length;
@@ -321,6 +336,7 @@ export class SyncConnection {
   private drop(code: number, reason: string, fatal: boolean, retryInMs?: number, planned = false): void {
     const ws = this.ws;
     if (!ws || this.statusValue === 'closed') return;
+    const wasOpen = this.statusValue === 'open';
     this.ws = undefined;
     this.clearConnectTimer();
     this.stopHeartbeat();
@@ -328,43 +344,50 @@ export class SyncConnection {
     ws.on('error', () => undefined);
     if (ws.readyState === WebSocket.OPEN) ws.close(code >= 4000 && code < 5000 ? code : CloseCode.normal, reason.slice(0, 120));
     else ws.terminate();
-    this.failAttempt(code, reason, fatal, retryInMs, planned);
+    this.failAttempt(code, reason, fatal, retryInMs, planned, wasOpen);
   }
 
-  private failAttempt(code: number, reason: string, fatal: boolean, retryInMs?: number, planned = false): void {
+  private failAttempt(code: number, reason: string, fatal: boolean, retryInMs?: number, planned = false, wasOpen = false): void {
     this.announced = [];
     if (fatal) {
       this.statusValue = 'failed';
-      this.downEmitter.fire({ code, reason, fatal, planned });
+      this.downEmitter.fire({ code, reason, fatal, planned, transient: false });
       return;
     }
     const delay = retryInMs ?? fullJitterDelay(this.attempt++, this.timings.backoffBaseMs, this.timings.backoffMaxMs);
+    const transient = wasOpen || BUSY_CODES.has(code);
     this.statusValue = 'waiting';
     this.retryTimer = setTimeout(() => {
       this.retryTimer = undefined;
       if (this.statusValue === 'waiting') this.connect();
     }, delay);
-    this.downEmitter.fire({ code, reason, fatal, planned, retryInMs: delay });
+    this.downEmitter.fire({ code, reason, fatal, planned, transient, retryInMs: delay });
+  }
+
+  /** The socket showed a sign of life: silence starts again from zero. */
+  private signOfLife(ws: WebSocket): void {
+    if (ws === this.ws) this.silence?.reset();
   }
 
   private startHeartbeat(): void {
     this.stopHeartbeat();
+    const ws = this.ws;
+    if (!ws) return;
+    this.silence = new FreeTimeDeadline(this.timings.deadAfterMs, () => {
+      if (this.ws === ws) this.drop(CloseCode.timeout, `no sign of life from the server for ${this.timings.deadAfterMs} ms`, false);
+    });
+    this.silence.reset();
     const tick = Math.max(10, Math.min(this.timings.heartbeatMs, Math.floor(this.timings.deadAfterMs / 2)));
     this.heartbeatTimer = setInterval(() => {
-      const ws = this.ws;
-      if (!ws) return;
-      const silent = Date.now() - this.lastSign;
-      if (silent >= this.timings.deadAfterMs) {
-        this.drop(CloseCode.timeout, `no sign of life from the server for ${silent} ms`, false);
-        return;
-      }
-      if (ws.readyState === WebSocket.OPEN) ws.ping();
+      if (this.ws === ws && ws.readyState === WebSocket.OPEN) ws.ping();
     }, tick);
   }
 
   private stopHeartbeat(): void {
     if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
     this.heartbeatTimer = undefined;
+    this.silence?.stop();
+    this.silence = undefined;
   }
 
   private clearRetry(): void {
@@ -373,7 +396,7 @@ export class SyncConnection {
   }
 
   private clearConnectTimer(): void {
-    if (this.connectTimer) clearTimeout(this.connectTimer);
+    this.connectTimer?.stop();
     this.connectTimer = undefined;
   }
 }

@@ -13,9 +13,14 @@
  *   reconnect only what the server's state vector lacks is sent again; the rest is dropped.
  * - The server only takes ops under the peer ids announced in `hello`. Ops of other peers (edits
  *   another process made in the file) are sent by reconnecting with their peer ids announced.
- * - `loadTree` waits (at most `loadTimeoutMs`) for the first sync and returns what the server
- *   sent for the tree, plus what the store holds (`loadOps`) and the outbox; offline it resolves
- *   with what it has. `missingOps` waits for the server's state vector (no timeout).
+ * - `loadTree` waits for the first sync and returns what the server sent for the tree, plus what
+ *   the store holds (`loadOps`) and the outbox; offline (the server cannot be reached) it resolves
+ *   with what it has. The wait has no fixed deadline: it goes on as long as the server shows
+ *   progress (frames arrive, `onLoadProgress` reports them), rides out up to
+ *   MAX_LOAD_RECONNECTS lost connections of a server that is there (dropped after `welcome`, or
+ *   busy: a cap, a slow-consumer close), and fails — with an error that says so, never an empty
+ *   answer — only after `loadTimeoutMs` without any progress. `missingOps` waits for the
+ *   server's state vector (no timeout).
  * - A read-only token (`error forbidden` / role `read`): the ops stay in the outbox (write access
  *   may come later) and the state is `error` "read-only: N ops not sent".
  *
@@ -23,7 +28,7 @@
  * in seq order, so the highest seq seen in `ops`, `ack` or `synced` is a safe resume point — own
  * batches were durable in the outbox before they were sent.
  */
-import type { IncomingOps, LayerConnectionState, LayerKind, PersistenceLayer, SecretRecord } from '../contract';
+import type { IncomingOps, LayerConnectionState, LayerKind, LoadProgress, PersistenceLayer, SecretRecord } from '../contract';
 import { CloseCode, PROTOCOL_LIMITS, type ErrorMessage, type Role, type ServerMessage, type SyncedMessage, type WelcomeMessage } from '../../protocol/messages';
 import { Emitter, type Event } from '../../spaces/events';
 import { decodeOps, encodeOp } from '../../spaces/opCodec';
@@ -31,12 +36,17 @@ import { OpRangeSet } from '../../spaces/opRanges';
 import { opKey, sortAndDedupe, validateOps, type Op } from '../../spaces/ops';
 import { secretWins, validateSecretRecords } from '../../spaces/secrets';
 import { DEFAULT_CONNECTION_TIMINGS, SyncConnection, serverBaseUrl, type ConnectionDown, type ConnectionStats, type ConnectionTimings } from './connection';
+import { FreeTimeDeadline } from '../../spaces/freeTimeDeadline';
 import { Outbox } from './outbox';
+import { stopCodeOfRefusal, stopReasonOf, type StopReason } from '../../protocol/stopReasons';
 import type { SyncStateStore } from './syncState';
 import { ID_RULES, isHexId } from '../../spaces/ids';
 
 export interface ServerLayerTimings extends ConnectionTimings {
-  /** `loadTree`, `listTrees` and `loadSecrets` wait at most this long for the first sync (ms). */
+  /**
+   * `loadTree`, `listTrees` and `loadSecrets` wait for the first sync as long as it makes
+   * progress; they fail after this long without any (no frame, no connection attempt) (ms).
+   */
   readonly loadTimeoutMs: number;
   /** `close()` waits at most this long for what is in flight or queued to be acknowledged (ms). */
   readonly closeTimeoutMs: number;
@@ -48,11 +58,32 @@ export interface ServerLayerTimings extends ConnectionTimings {
 
 export const DEFAULT_SERVER_LAYER_TIMINGS: ServerLayerTimings = {
   ...DEFAULT_CONNECTION_TIMINGS,
-  loadTimeoutMs: 5_000,
+  loadTimeoutMs: 30_000,
   closeTimeoutMs: 2_000,
   maxInFlightBatches: 4,
   resendPauseMs: 1_000,
 };
+
+/** Connections of a server that is there (see ConnectionDown.transient) a first load rides out before answering offline. */
+export const MAX_LOAD_RECONNECTS = 3;
+/** Load progress is reported at most this often while frames arrive (ms). */
+const LOAD_PROGRESS_EVERY_MS = 250;
+
+/** Why a load failed that is not the server's answer: it stalled, or kept losing the connection. */
+export class ServerLoadError extends Error {
+  constructor(
+    message: string,
+    readonly code: 'STALLED' | 'RECONNECTS',
+  ) {
+    super(message);
+    this.name = 'ServerLoadError';
+  }
+}
+
+interface LoadWaiter {
+  readonly resolve: () => void;
+  readonly reject: (e: Error) => void;
+}
 
 /** An `ops` message's ops stay under this many bytes of JSON (the server's frame limit is 8 MiB). */
 const MAX_BATCH_BYTES = 2 * 1024 * 1024;
@@ -140,7 +171,11 @@ export class ServerLayer implements PersistenceLayer {
   private refusedReason: string | undefined;
   /** The last failure to write to the store, until a later write succeeds (see `storeError`). */
   private storeErrorValue: string | undefined;
-  private readyWaiters: Array<() => void> = [];
+  private readyWaiters: LoadWaiter[] = [];
+  /** While loads wait: fails them once the first sync made no progress for `loadTimeoutMs` of free time. */
+  private readonly loadWatchdog: FreeTimeDeadline;
+  private loadReconnects = 0;
+  private progressReportedAt = 0;
   private readyListeners: Array<{ resolve: () => void; reject: (e: Error) => void }> = [];
   private barrierRef: number | undefined;
   private catchUpOps = 0;
@@ -182,6 +217,9 @@ export class ServerLayer implements PersistenceLayer {
   private readonly syncEmitter = new Emitter<SyncEvent>();
   /** Protocol-level events (received, acked, synced, refused…), for logs and the CLI. */
   readonly onSyncEvent: Event<SyncEvent> = this.syncEmitter.event;
+  private readonly progressEmitter = new Emitter<LoadProgress>();
+  /** While a load waits for the first sync: what has arrived so far (see PersistenceLayer.onLoadProgress). */
+  readonly onLoadProgress: Event<LoadProgress> = this.progressEmitter.event;
 
   constructor(opts: ServerLayerOptions) {
     if (!isHexId(opts.spaceId)) throw new TypeError(`space id must be ${ID_RULES.hex}: ${opts.spaceId}`);
@@ -192,6 +230,9 @@ export class ServerLayer implements PersistenceLayer {
     this.spaceId = opts.spaceId;
     this.store = opts.syncState;
     this.timings = { ...DEFAULT_SERVER_LAYER_TIMINGS, ...opts.timings };
+    this.loadWatchdog = new FreeTimeDeadline(this.timings.loadTimeoutMs, () =>
+      this.failLoads(new ServerLoadError(`${this.label}: no progress for ${this.timings.loadTimeoutMs} ms while loading the space (${this.stateValue.status})`, 'STALLED')),
+    );
     this.conn = new SyncConnection({
       url: opts.url,
       token: opts.token,
@@ -219,6 +260,11 @@ export class ServerLayer implements PersistenceLayer {
   }
 
   // ---- public state ------------------------------------------------------------------------
+
+  /** The store's layer id when the store is a layer of the space (the file): it holds what this layer receives. */
+  get storesInto(): string | undefined {
+    return this.store.id;
+  }
 
   get state(): LayerConnectionState {
     return this.stateValue;
@@ -261,6 +307,19 @@ export class ServerLayer implements PersistenceLayer {
     return this.conn.status === 'failed' ? this.fatalCode : undefined;
   }
 
+  /** While `stopped` by the server: why, as a typed reason (src/protocol/stopReasons.ts). */
+  get stopReason(): StopReason | undefined {
+    return stopReasonOf(this.stopCode);
+  }
+
+  /**
+   * The first sync is still being tried: not caught up yet, and neither unreachable nor refused
+   * for good (a dropped or busy connection is ridden out, see MAX_LOAD_RECONNECTS).
+   */
+  get firstSyncPending(): boolean {
+    return !this.everReady && !this.everDown && !this.disposed && this.initError === undefined;
+  }
+
   /** Connects now: after an auth error (e.g. a new token is in place) or to skip a backoff wait. */
   retry(): void {
     if (this.disposed) return;
@@ -288,6 +347,7 @@ export class ServerLayer implements PersistenceLayer {
     this.refused.clear();
     this.refusedReason = undefined;
     this.setState({ status: 'syncing' });
+    this.loadProgressed(true, 'connected, catching up');
     this.syncEmitter.fire({ type: 'welcome', user: w.user, serverId: w.serverId, peerIds: this.conn.peerIds });
     this.conn.send({ type: 'subscribe', spaceId: this.spaceId, since: this.seen });
   }
@@ -308,17 +368,29 @@ export class ServerLayer implements PersistenceLayer {
       this.setState({ status: 'syncing' });
       return;
     }
-    this.everDown = true;
     this.offline = true;
     this.fatalCode = d.fatal ? d.code : undefined;
     for (const w of this.downWaiters.splice(0)) w();
     this.setState(d.fatal ? { status: 'error', reason: d.reason } : { status: 'offline', reason: d.reason });
-    // Loads do not wait for a server that is not there: they answer with what this layer has.
-    if (!this.everReady) this.releaseReadyWaiters();
+    if (this.everReady) return;
+    // A server that is there but dropped or turned away this connection: loads wait for the next one.
+    if (!d.fatal && d.transient && this.loadReconnects < MAX_LOAD_RECONNECTS) {
+      this.loadReconnects++;
+      this.loadProgressed(true, `reconnecting (${d.reason})`);
+      return;
+    }
+    this.everDown = true;
+    if (!d.fatal && d.transient && this.readyWaiters.length > 0) {
+      this.failLoads(new ServerLoadError(`${this.label}: lost the connection ${this.loadReconnects + 1} times before the space was in: ${d.reason}`, 'RECONNECTS'));
+      return;
+    }
+    // Loads do not wait for a server that is not there (or refused for good): they answer with what this layer has.
+    this.releaseReadyWaiters();
   }
 
   private onMessage(m: ServerMessage): void {
     if (this.disposed) return;
+    if (!this.everReady) this.loadProgressed(false, 'receiving');
     if ('spaceId' in m && m.spaceId !== undefined && m.spaceId !== this.spaceId) return;
     switch (m.type) {
       case 'ops':
@@ -458,7 +530,30 @@ export class ServerLayer implements PersistenceLayer {
   }
 
   private releaseReadyWaiters(): void {
-    for (const w of this.readyWaiters.splice(0)) w();
+    this.stopLoadWatchdog();
+    for (const w of this.readyWaiters.splice(0)) w.resolve();
+  }
+
+  private failLoads(e: Error): void {
+    this.stopLoadWatchdog();
+    for (const w of this.readyWaiters.splice(0)) w.reject(e);
+  }
+
+  /** The first sync moved on (a frame, a connection): the stall clock restarts; reported now or throttled. */
+  private loadProgressed(now: boolean, what: string): void {
+    if (this.everReady || this.disposed) return;
+    if (this.loadWatchdog.running) this.loadWatchdog.reset();
+    const at = Date.now();
+    if (!now && at - this.progressReportedAt < LOAD_PROGRESS_EVERY_MS) return;
+    this.progressReportedAt = at;
+    const { bytesIn } = this.conn.stats;
+    const ops = this.catchUpOps;
+    const message = what === 'receiving' ? `receiving from ${this.label}: ${ops} ops (${formatBytes(bytesIn)})` : `${this.label}: ${what}`;
+    this.progressEmitter.fire({ message, ops, bytes: bytesIn });
+  }
+
+  private stopLoadWatchdog(): void {
+    this.loadWatchdog.stop();
   }
 
   private onSecrets(records: SecretRecord[]): void {
@@ -494,7 +589,7 @@ export class ServerLayer implements PersistenceLayer {
       if (m.code === 'rate-limited') return this.pauseSending();
       if (m.code === 'forbidden' || m.code === 'not-found') {
         // Not retried until retry(): the token or the space has to change first.
-        this.conn.fail(4000 + (m.code === 'forbidden' ? 403 : 404), `${this.label}: ${m.message}`);
+        this.conn.fail(stopCodeOfRefusal(m.code), `${this.label}: ${m.message}`);
         return;
       }
       this.syncEmitter.fire({ type: 'refused', code: m.code, message: m.message, ops: 0 });
@@ -613,18 +708,17 @@ export class ServerLayer implements PersistenceLayer {
     if (!isHexId(treeId)) throw new TypeError(`${this.label}: tree ids must be ${ID_RULES.hex}: ${JSON.stringify(treeId)}`);
   }
 
-  /** Waits for this connection's first sync, at most `loadTimeoutMs`; at once when offline. */
+  /**
+   * Waits for this layer's first sync as long as it makes progress (see the header); at once
+   * when the server cannot be reached. Rejects (ServerLoadError) when it stalls.
+   */
   private async waitForFirstSync(): Promise<void> {
     await this.initDone;
     if (this.initError) throw this.initError;
     if (this.everReady || this.everDown || this.disposed) return;
-    await new Promise<void>((resolve) => {
-      const timer = setTimeout(done, this.timings.loadTimeoutMs);
-      function done(): void {
-        clearTimeout(timer);
-        resolve();
-      }
-      this.readyWaiters.push(done);
+    await new Promise<void>((resolve, reject) => {
+      if (!this.loadWatchdog.running) this.loadWatchdog.reset();
+      this.readyWaiters.push({ resolve, reject });
     });
   }
 
@@ -848,7 +942,12 @@ export class ServerLayer implements PersistenceLayer {
     this.incomingSecretsEmitter.dispose();
     this.stateEmitter.dispose();
     this.syncEmitter.dispose();
+    this.progressEmitter.dispose();
   }
+}
+
+function formatBytes(n: number): string {
+  return n < 1024 * 1024 ? `${(n / 1024).toFixed(0)} KiB` : `${(n / (1024 * 1024)).toFixed(1)} MiB`;
 }
 
 /** For tests and tools: the encoded size of an op as sent. */

@@ -29,6 +29,12 @@ export interface SyncState {
 }
 
 export interface SyncStateStore {
+  /**
+   * When the store is also one of the space's layers (FileLayer): its layer id. Ops stored with
+   * `saveIncoming` are then in that layer, and the ServerLayer says so (`storesInto`), so the
+   * manager does not write them there a second time.
+   */
+  readonly id?: string;
   loadSyncState(layerId: string): Promise<SyncState>;
   /** Stores ops received from the server and advances the watermark to `seq` (if higher), durably, together. */
   saveIncoming(layerId: string, treeId: string, ops: readonly Op[], seq: number): Promise<void>;

@@ -12,7 +12,7 @@
  *   ops stay in the file's outbox for the next connection).
  *
  * Every state change is logged. A first sync that takes longer than a second shows a progress
- * notification; a refused token (4401/401) or space (4403/403) shows an error with "Sign In".
+ * notification; a refused token or space (stop reasons `unauthorized`, `forbidden`) shows an error with "Sign In".
  * Tokens are never logged.
  */
 import * as vscode from 'vscode';
@@ -22,6 +22,7 @@ import { PROGRESS_DELAY_MS, progressAfter, type DelayedProgress } from '../progr
 import { CONNECTIONS_KEY, SETTINGS_SECTION, URL_KEY, parseConnectionSettings, serverOrigin, type ConnectionSettings } from './settings';
 import { authFailureOf, hostOf, statusOf, type SpaceSyncState, type SyncStatus } from './syncStatus';
 import type { TokenStore } from './tokens';
+import type { StopReason } from '../../protocol/stopReasons';
 
 export interface SyncConnectionsOptions {
   /** Sent to the server in `hello`, e.g. "spaces-vscode/0.1.0". */
@@ -329,13 +330,13 @@ export class SyncConnections implements vscode.Disposable {
     const { status, reason } = statusOf(layer.state);
     c.status = status;
     c.reason = reason;
-    c.auth = status === 'error' && layer.stopped ? authFailureOf(layer.stopCode) : undefined;
+    c.auth = status === 'error' && layer.stopped ? authFailureOf(layer.stopReason) : undefined;
     if (reason && (status === 'error' || status === 'offline')) c.lastError = reason;
     const line = `${this.describe(c)}: ${status}${reason ? ` (${reason})` : ''}`;
     if (status === 'error') this.log.error(line);
     else if (status === 'offline') this.log.warn(line);
     else this.log.info(line);
-    if (status === 'error' && layer.stopped) this.notifyStopped(c, layer.stopCode);
+    if (status === 'error' && layer.stopped) this.notifyStopped(c, layer.stopReason);
     this.changeEmitter.fire(c.spaceId);
   }
 
@@ -370,8 +371,6 @@ export class SyncConnections implements vscode.Disposable {
         this.changeEmitter.fire(c.spaceId);
         break;
     }
-    if (e.type === 'welcome') c.progress?.report('connected, catching up…');
-    if (e.type === 'received') c.progress?.report(`${c.layer?.stats.opsReceived ?? 0} ops received`);
     this.activityEmitter.fire(c.spaceId);
   }
 
@@ -383,17 +382,19 @@ export class SyncConnections implements vscode.Disposable {
       layer.whenReady().then(resolve, resolve);
       c.subs.push(
         layer.onStateChange((s) => {
-          if (s.status === 'offline' || s.status === 'error') resolve();
+          // A dropped or busy connection the layer rides out keeps the notification up.
+          if ((s.status === 'offline' || s.status === 'error') && !layer.firstSyncPending) resolve();
         }),
+        layer.onLoadProgress((p) => c.progress?.report(p.message)),
       );
     });
     c.progress = progressAfter(`Spaces: syncing "${this.name(c.spaceId)}" with ${hostOf(c.url)}`, done, this.opts.progressDelayMs ?? PROGRESS_DELAY_MS);
   }
 
-  private notifyStopped(c: Connection, code: number | undefined): void {
+  private notifyStopped(c: Connection, reason: StopReason | undefined): void {
     const name = this.name(c.spaceId);
     const origin = serverOrigin(c.url);
-    const auth = authFailureOf(code);
+    const auth = authFailureOf(reason);
     if (auth === 'unauthorized') {
       this.notifySignIn(c.url, `Spaces: ${origin} refused the token (${c.reason ?? 'unauthorized'}). Sign in again to sync "${name}".`, 'unauthorized');
       return;
@@ -407,7 +408,7 @@ export class SyncConnections implements vscode.Disposable {
     this.notified.add(key);
     const retry = 'Retry';
     const connect = 'Upload Space';
-    const actions = code === 4404 ? [connect, retry] : [retry];
+    const actions = reason === 'unknown-space' ? [connect, retry] : [retry];
     // eslint-disable-next-line no-restricted-syntax -- one or two buttons
     void vscode.window.showErrorMessage(`Spaces: cannot sync "${name}" with ${origin}: ${c.reason ?? 'stopped'}`, ...actions).then((pick) => {
       this.notified.delete(key);

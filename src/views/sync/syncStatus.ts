@@ -4,6 +4,7 @@
  */
 import type { LayerConnectionState } from '../../persistence/contract';
 import type { Event } from '../../spaces/events';
+import { isAuthStop, type StopReason } from '../../protocol/stopReasons';
 
 /**
  * connecting: the first attempt is under way; syncing: catching up or sending; connected: caught
@@ -23,7 +24,7 @@ export interface SpaceSyncState {
   readonly pendingOps: number;
   /** The last error seen on this connection (kept after it recovers), for the tooltip. */
   readonly lastError?: string;
-  /** The server refused the token (4401/401) or the space to this token (4403/403). */
+  /** The server refused the token or the space to this token (stop reasons `unauthorized`, `forbidden`). */
   readonly auth?: 'unauthorized' | 'forbidden';
 }
 
@@ -46,11 +47,9 @@ export function statusOf(state: LayerConnectionState): { status: SyncStatus; rea
   }
 }
 
-/** What kind of auth failure a stop code (ServerLayer.stopCode) is. */
-export function authFailureOf(code: number | undefined): SpaceSyncState['auth'] {
-  if (code === 4401 || code === 401) return 'unauthorized';
-  if (code === 4403 || code === 403) return 'forbidden';
-  return undefined;
+/** What kind of auth failure a stop reason (ServerLayer.stopReason) is. */
+export function authFailureOf(reason: StopReason | undefined): SpaceSyncState['auth'] {
+  return isAuthStop(reason) ? reason : undefined;
 }
 
 const WORDS: Record<SyncStatus, string> = {
