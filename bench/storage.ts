@@ -64,22 +64,30 @@ async function fileBytes(w: Workload, edits: number): Promise<void> {
   const v1 = v1SpaceFileBytes(SQL, { spaceId: w.spaceId, trees: [{ treeId: w.spaceId, ops: w.spaceOps }, { treeId: w.treeId, ops }] }).length;
   const file = path.join(dir, `f${edits}.space`);
   const layer = await FileLayer.create(file, w.spaceId, { secretKey: KEY, watch: false });
+  const t0 = performance.now();
   await layer.saveOps(w.spaceId, w.spaceOps);
   await Promise.all(w.batches.map((b) => layer.saveOps(w.treeId, b)));
   await layer.close();
+  const saveMs = round(performance.now() - t0);
   const bytes = fs.statSync(file).size;
-  emit({ bench: 'storage-file', edits, ops: ops.length, bytes, kib: round(bytes / 1024), bytesPerEdit: round(bytes / edits, 1), schema1Bytes: v1, schema1PerEdit: round(v1 / edits, 1), ratioToSchema1: round(bytes / v1, 3) });
+  emit({ bench: 'storage-file', edits, ops: ops.length, saveMs, bytes, kib: round(bytes / 1024), bytesPerEdit: round(bytes / edits, 1), schema1Bytes: v1, schema1PerEdit: round(v1 / edits, 1), ratioToSchema1: round(bytes / v1, 3) });
 }
 
 function serverBytes(w: Workload, edits: number): void {
   const dataDir = path.join(dir, `s${edits}`);
   const store = ServerStore.open(dataDir, { secretKey: KEY });
   store.createSpace(w.spaceId, 'bench', w.spaceOps);
+  const t0 = performance.now();
   // One transaction per 100 edits (the server's write queue groups a space's writes so).
   for (let i = 0; i < w.batches.length; i += 100) store.appendBatches(w.spaceId, w.batches.slice(i, i + 100).map((ops) => ({ treeId: w.treeId, ops })));
+  const appendMs = round(performance.now() - t0);
+  const t1 = performance.now();
+  let caughtUp = 0;
+  store.readBatches(w.spaceId, 0, Number.MAX_SAFE_INTEGER, (b) => (caughtUp += b.nOps) >= 0);
+  const catchUpMs = round(performance.now() - t1);
   store.close();
   const bytes = sizeOf(['spaces.db', 'spaces.db-wal'].map((f) => path.join(dataDir, f)));
-  emit({ bench: 'storage-server', edits, ops: w.batches.reduce((n, b) => n + b.length, 0), bytes, kib: round(bytes / 1024), bytesPerEdit: round(bytes / edits, 1) });
+  emit({ bench: 'storage-server', edits, ops: w.batches.reduce((n, b) => n + b.length, 0), appendMs, catchUpMs, caughtUp, bytes, kib: round(bytes / 1024), bytesPerEdit: round(bytes / edits, 1) });
 }
 
 async function main(): Promise<void> {

@@ -4,14 +4,14 @@
  * rebuilt from the blobs the first time a tree is read or written, so there is no per-op index
  * row; a save keeps only the ops that are new ("INSERT OR IGNORE" by op id, as schema 1 did).
  *
- * Small chunks are merged as they accumulate (like a binary counter: the newest two while the
- * newer is at least half the older), so a tree saved in many small flushes keeps O(log n) chunks
- * and each op is re-encoded O(log n) times over the file's life.
+ * Small chunks are merged as they accumulate (src/codec/chunking.ts): a tree saved in many small
+ * flushes keeps a few chunks per thousand ops, and each op is re-encoded a few times at most.
  *
  * Runs in the worker on the SpaceDb's database, inside its transactions; `reset()` after a
  * rollback drops the cached state.
  */
 import type { Database } from 'sql.js';
+import { TAIL_CHUNKS, chunksToMerge } from '../../codec/chunking';
 import { CodecError } from '../../codec/errors';
 import { decodeBatches, encodeBatches } from '../../codec/opBatch';
 import { decodeValidBatches } from '../../codec/validated';
@@ -29,8 +29,6 @@ interface TreeState {
   readonly have: OpRangeSet;
 }
 
-/** Chunks are merged while the newer of the last two has at least 1/MERGE_RATIO of the older's ops. */
-const MERGE_RATIO = 2;
 
 function invalidData(file: string, why: string): SpaceFileError {
   return new SpaceFileError(`${file} holds invalid data (${why})`, 'INVALID_DATA');
@@ -117,27 +115,31 @@ export class ChunkStore {
     return fresh;
   }
 
-  /** Merges the newest two chunks while they are of similar size (see the module comment). */
+  /** Merges the newest small chunks of a tree into one when there are enough (src/codec/chunking.ts). */
   private compact(s: TreeState, treeId: string): void {
+    // A merge makes the newest chunk a bigger one, which may complete a run of its level.
+    while (this.mergeTail(s, treeId));
+  }
+
+  private mergeTail(s: TreeState, treeId: string): boolean {
+    const newestFirst: number[] = [];
+    for (let i = s.chunks.length - 1; i >= 0 && newestFirst.length < TAIL_CHUNKS; i--) newestFirst.push(s.chunks[i].n);
+    const n = chunksToMerge(newestFirst);
+    if (n < 2) return false;
     const db = this.db();
-    const read = (id: number): Op[] => {
-      const blob = db.exec('SELECT ops FROM main.chunks WHERE id = ?', [id])[0]?.values[0]?.[0];
-      if (!(blob instanceof Uint8Array)) throw invalidData(this.file, `chunk ${id} of tree ${treeId} is missing`);
-      const ops: Op[] = [];
+    const tail = s.chunks.slice(s.chunks.length - n);
+    const ops: Op[] = [];
+    for (const c of tail) {
+      const blob = db.exec('SELECT ops FROM main.chunks WHERE id = ?', [c.id])[0]?.values[0]?.[0];
+      if (!(blob instanceof Uint8Array)) throw invalidData(this.file, `chunk ${c.id} of tree ${treeId} is missing`);
       for (const b of decodeBatches(blob)) for (const op of b.ops) ops.push(op);
-      return ops;
-    };
-    while (s.chunks.length >= 2) {
-      const newer = s.chunks[s.chunks.length - 1];
-      const older = s.chunks[s.chunks.length - 2];
-      if (newer.n * MERGE_RATIO < older.n) return;
-      const ops = read(older.id);
-      for (const op of read(newer.id)) ops.push(op);
-      // The merged chunk keeps the newer id: "chunks with id ≤ X" (a snapshot's cover) stays true.
-      db.run('UPDATE main.chunks SET n_ops = ?, ops = ? WHERE id = ?', [ops.length, encodeBatches([{ treeId, seq: 0, ops }], { compress: true }), newer.id]);
-      db.run('DELETE FROM main.chunks WHERE id = ?', [older.id]);
-      newer.n = ops.length;
-      s.chunks.splice(s.chunks.length - 2, 1);
     }
+    // The merged chunk keeps the newest id: "chunks with id ≤ X" (a snapshot's cover) stays true.
+    const into = tail[tail.length - 1];
+    db.run('UPDATE main.chunks SET n_ops = ?, ops = ? WHERE id = ?', [ops.length, encodeBatches([{ treeId, seq: 0, ops }], { compress: true }), into.id]);
+    for (const c of tail) if (c !== into) db.run('DELETE FROM main.chunks WHERE id = ?', [c.id]);
+    into.n = ops.length;
+    s.chunks.splice(s.chunks.length - n, n - 1);
+    return true;
   }
 }
