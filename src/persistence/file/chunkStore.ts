@@ -101,12 +101,17 @@ export class ChunkStore {
   append(t: number, treeId: string, ops: readonly Op[]): Op[] {
     const s = this.state(t, treeId);
     const fresh: Op[] = [];
+    const inBatch = new Set<string>();
     for (const op of ops) {
       if (s.have.has(op.id.peerId, op.id.counter)) continue;
-      s.have.add(op.id.peerId, op.id.counter);
+      const key = `${op.id.counter}@${op.id.peerId}`;
+      if (inBatch.has(key)) continue;
+      inBatch.add(key);
       fresh.push(op);
     }
     if (fresh.length === 0) return fresh;
+    // All at once: adding one by one is O(ranges) per op that lands before the last range.
+    s.have.addOps(fresh);
     const db = this.db();
     db.run('INSERT INTO main.chunks (tree, n_ops, ops) VALUES (?, ?, ?)', [t, fresh.length, encodeBatches([{ treeId, seq: 0, ops: fresh }], { compress: true })]);
     const id = Number(db.exec('SELECT last_insert_rowid()')[0]?.values[0]?.[0]);
