@@ -13,7 +13,7 @@ import { randomUUID } from 'node:crypto';
 import { RepTree, TreeSnapshot } from '../crdt';
 import { Emitter, type Disposable } from './events';
 import { DELETED_PARENT_ID, isJsonValue, type JsonValue, type Op } from './ops';
-import { isHexId } from './ids';
+import { derivedVertexId, isHexId } from './ids';
 
 export const ORDER_KEY = 'order';
 const CREATED_KEY = '_c';
@@ -67,6 +67,16 @@ export class TreeError extends Error {
 /** A new random vertex/tree id: 32 lowercase hex chars, like RepTree's own. */
 export function newVertexId(): string {
   return randomUUID().replace(/-/g, '');
+}
+
+/**
+ * The id of a vertex the next local op creates: derived from that op's id (peer id + counter,
+ * `derivedVertexId` in ids.ts), which the codec stores in one byte instead of 16; random when the
+ * peer id has another shape or the id is taken (a peer may have made a vertex under it).
+ */
+function nextVertexId(tree: RepTree): string {
+  const id = derivedVertexId(tree.peerId, tree.clock + 1);
+  return id !== undefined && !tree.getVertex(id) ? id : newVertexId();
 }
 
 export class AppTree implements Disposable {
@@ -212,8 +222,8 @@ export class AppTree implements Disposable {
   addItem(parentId: string, props: Props = {}, position?: Position, ordered = true): string {
     this.requireItem(parentId, 'parent');
     checkProps(props);
-    const id = newVertexId();
     const order = ordered ? this.orderFor(parentId, undefined, position) : undefined;
+    const id = nextVertexId(this.tree);
     this.tree.moveVertex(id, parentId);
     for (const [k, v] of Object.entries(props)) this.tree.setVertexProperty(id, k, v);
     if (order !== undefined) this.tree.setVertexProperty(id, ORDER_KEY, order);
@@ -283,7 +293,7 @@ export class AppTree implements Disposable {
         const props = n.props ?? {};
         checkProps(props);
         const usedOrder = typeof props[ORDER_KEY] === 'number' ? undefined : (order = order + 1);
-        const id = n.id !== undefined && !this.tree.getVertex(n.id) && isHexId(n.id) ? n.id : newVertexId();
+        const id = n.id !== undefined && !this.tree.getVertex(n.id) && isHexId(n.id) ? n.id : nextVertexId(this.tree);
         this.tree.moveVertex(id, pid);
         for (const [k, v] of Object.entries(props)) this.tree.setVertexProperty(id, k, v);
         if (usedOrder !== undefined) this.tree.setVertexProperty(id, ORDER_KEY, this.noteOrder(pid, usedOrder));

@@ -13,6 +13,11 @@
  * - **Peer ids** (1..64 of `[0-9a-z]`): the writer part of an op id. Restricted so that RepTree's
  *   `localeCompare` order of peer ids equals code-point order (src/spaces/ops.ts `compareOps`).
  * - **App ids** (a lowercase letter, then up to 63 of `[a-z0-9._-]`): the kind of an app tree.
+ * - **Derived ids**: the hex id of a vertex made from the op that creates it — the creating move's
+ *   peer id (16 hex digits) followed by its counter as 16 hex digits. Op ids are unique, so these
+ *   are too; the codec (src/codec/) stores such a target as "derived from this op" in one byte and
+ *   any other reference to it as (peer, counter) instead of 16 raw bytes. Random ids (older files,
+ *   imports, peers with other id shapes) keep working: they are just not compressed.
  *
  * Pure: no Node or DOM APIs, so the webview bundle can use it too.
  */
@@ -54,3 +59,21 @@ export function isPeerId(v: unknown): v is string {
 export function isAppId(v: unknown): v is string {
   return typeof v === 'string' && APP_ID_RE.test(v);
 }
+
+const PEER_HEX_RE = /^[0-9a-f]{16}$/;
+const COUNTER_DIGITS = 16;
+
+/** The derived id of op (peerId, counter), or undefined when the peer id is not 16 hex digits. */
+export function derivedVertexId(peerId: string, counter: number): string | undefined {
+  if (!PEER_HEX_RE.test(peerId) || !Number.isSafeInteger(counter) || counter < 1) return undefined;
+  return peerId + counter.toString(16).padStart(COUNTER_DIGITS, '0');
+}
+
+/** The (peer id, counter) an id was derived from, if it has that shape (a random id may too). */
+export function parseDerivedVertexId(id: string): { peerId: string; counter: number } | undefined {
+  if (!isHexId(id)) return undefined;
+  const counter = parseInt(id.slice(COUNTER_DIGITS), 16);
+  if (!Number.isSafeInteger(counter) || counter < 1) return undefined;
+  return { peerId: id.slice(0, COUNTER_DIGITS), counter };
+}
+

@@ -7,6 +7,8 @@
  *   node fileWriterChild.js forever FILE TREE PEER BATCH
  *     opens FILE and saves batches forever; after each batch resolves prints "ok <last counter>"
  *     (the parent kills it with SIGKILL at a random moment).
+ *   node fileWriterChild.js open FILE
+ *     opens FILE (which migrates a schema-1 file), prints "opened", closes, exits.
  */
 import { FileLayer } from '../../src/persistence/file/fileLayer';
 import { makeOps } from './fileFixtures';
@@ -14,6 +16,11 @@ import { makeOps } from './fileFixtures';
 async function main(): Promise<void> {
   const [mode, file, tree, peer, a, b] = process.argv.slice(2);
   const layer = await FileLayer.open(file, { debounceMs: 2, maxWaitMs: 20, watch: false });
+  if (mode === 'open') {
+    process.stdout.write('opened\n');
+    await layer.close();
+    return;
+  }
   if (mode === 'count') {
     const count = Number(a);
     const batch = Number(b);

@@ -1,4 +1,5 @@
 import * as assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -67,7 +68,7 @@ describe('FileLayer', function () {
       const meta = await FileLayer.readMeta(file);
       assert.equal(meta.spaceId, spaceId);
       assert.equal(meta.format, 'spaces-vscode');
-      assert.equal(meta.schemaVersion, 1);
+      assert.equal(meta.schemaVersion, 2);
       assert.equal(typeof meta.createdAt, 'number');
     });
 
@@ -99,7 +100,9 @@ describe('FileLayer', function () {
 
     it('readMeta answers from the start of a large file', async function () {
       const layer = await create();
-      await layer.saveOps(layer.spaceId, makeOps(layer.spaceId, 'p1', 1, 5000));
+      // Random values: ops are stored deflated, and the file must still outgrow the prefix.
+      const ops: Op[] = Array.from({ length: 5000 }, (_, i) => ({ id: { counter: i + 1, peerId: 'p1' }, targetId: layer.spaceId, key: 'k', value: randomBytes(64).toString('hex'), transient: false }));
+      await layer.saveOps(layer.spaceId, ops);
       await layer.close();
       assert.ok(fs.statSync(tmp.file()).size > 256 * 1024);
       assert.equal((await FileLayer.readMeta(tmp.file())).spaceId, layer.spaceId);

@@ -4,6 +4,7 @@ import fs from 'node:fs';
 import initSqlJs, { type SqlJsStatic } from 'sql.js';
 import { FileLayer, SpaceFileError } from '../../src/persistence/file/fileLayer';
 import { TEST_KEY, TempDir, makeOps, newId, sha256 } from '../helpers/fileFixtures';
+import { writeV1SpaceFile } from '../helpers/v1SpaceFile';
 
 let SQL: SqlJsStatic;
 
@@ -118,20 +119,34 @@ describe('FileLayer with files that are not (valid) spaces', function () {
 
   it('a space file with required tables missing', async function () {
     const { file } = await validFile('partial.space');
-    tamper(file, 'DROP TABLE ops;');
-    await expectRejection(FileLayer.open(file), 'NOT_A_SPACE', /partial\.space is not a Spaces file \(missing tables ops\)/);
+    tamper(file, 'DROP TABLE chunks;');
+    await expectRejection(FileLayer.open(file), 'NOT_A_SPACE', /partial\.space is not a Spaces file \(missing tables chunks\)/);
   });
 
   it('a newer schema version', async function () {
     const { file } = await validFile('future.space');
     tamper(file, "UPDATE meta SET value = '7' WHERE key = 'schema_version';");
-    await assertUnopenable(file, 'NEWER_SCHEMA', /future\.space was written by a newer version of Spaces \(schema 7; this build reads 1\)/);
+    await assertUnopenable(file, 'NEWER_SCHEMA', /future\.space was written by a newer version of Spaces \(schema 7; this build reads 2\)/);
   });
 
-  /** Opens a file with one bad op row: loadTree rejects, no write ever happens, bytes unchanged. */
+  /**
+   * A schema-1 file (one row per op) with one bad op row: its migration reads every row, so open
+   * rejects with INVALID_DATA, and the file is never written (bytes unchanged).
+   */
   async function assertBadRow(name: string, sql: (spaceId: string) => string, re: RegExp): Promise<void> {
-    const { file, spaceId } = await validFile(name);
+    const file = tmp.file(name);
+    const spaceId = newId();
+    writeV1SpaceFile(SQL, file, { spaceId, trees: [{ treeId: spaceId, ops: makeOps(spaceId, 'p1', 1, 400) }] });
     tamper(file, sql(spaceId));
+    const before = sha256(file);
+    await expectRejection(FileLayer.open(file, { secretKey: TEST_KEY }), 'INVALID_DATA', re);
+    assert.equal(sha256(file), before, 'the file was modified');
+  }
+
+  /** A schema-2 file with a damaged chunk: loadTree rejects, no write ever happens, bytes unchanged. */
+  async function assertBadChunk(name: string, sql: string, re: RegExp): Promise<void> {
+    const { file, spaceId } = await validFile(name);
+    tamper(file, sql);
     const before = sha256(file);
     const layer = await FileLayer.open(file, { secretKey: TEST_KEY });
     layers.push(layer);
@@ -141,6 +156,18 @@ describe('FileLayer with files that are not (valid) spaces', function () {
     await layer.close();
     assert.equal(sha256(file), before, 'the file was modified');
   }
+
+  it('a chunk whose blob is damaged', async function () {
+    await assertBadChunk('blob.space', "UPDATE chunks SET ops = x'0100ffff';", /blob\.space holds invalid data \(chunk \d+ of tree \w+: /);
+  });
+
+  it('a chunk written by a newer codec version', async function () {
+    await assertBadChunk('codec.space', "UPDATE chunks SET ops = CAST(x'09' || substr(ops, 2) AS BLOB);", /codec\.space holds invalid data \(chunk \d+ of tree \w+: codec version 9 is not one this build reads/);
+  });
+
+  it('a chunk whose row counts other ops than it holds', async function () {
+    await assertBadChunk('count.space', 'UPDATE chunks SET n_ops = n_ops + 1;', /count\.space holds invalid data \(chunk \d+ of tree \w+ holds \d+ ops, its row says \d+\)/);
+  });
 
   it('an op row with a counter of 0', async function () {
     await assertBadRow('zero.space', () => 'UPDATE ops SET counter = 0 WHERE counter = 5;', /zero\.space holds invalid data \(invalid op #\d+ in tree \w+: counter must be/);

@@ -22,6 +22,7 @@ import { Space } from '../../src/spaces/space';
 import { SpaceManager } from '../../src/spaces/spaceManager';
 import { rootOp, setOp } from '../conformance/opFixtures';
 import { tempDir } from '../helpers/syncServer';
+import { writeV2ServerDb } from '../helpers/v2ServerDb';
 
 const TOP = Number.MAX_SAFE_INTEGER;
 const TREE = 'a'.repeat(32);
@@ -255,19 +256,15 @@ describe('op integrity: the server store', () => {
     assert.equal(s.bindPeer(spaceId, 'pc', 'carol'), 'carol');
   });
 
-  it('a schema-1 database gets the batch seq of its stored ops, so conflicts with old ops are seen', () => {
-    const s = open();
-    s.createSpace(spaceId, 'S', [rootOp(spaceId, 1, 'srv'), setOp(2, 'srv', spaceId, 'k', { a: 1 })]);
-    s.close();
+  it('a schema-2 database (JSON batches, per-op index) migrates to chunks: its ops stay, duplicates are acked, conflicts refused', () => {
     store = undefined;
-    // Back to schema 1: no seq column in the op index, no peers table.
-    const db = new Database(path.join(dir, DB_FILE));
-    db.exec('DROP TABLE peers; ALTER TABLE ops DROP COLUMN seq; PRAGMA user_version = 1');
-    db.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+    writeV2ServerDb(dir, [{ id: spaceId, batches: [{ treeId: spaceId, ops: [rootOp(spaceId, 1, 'srv'), setOp(2, 'srv', spaceId, 'k', { a: 1 })] }] }]);
     const again = open();
     const version = new Database(path.join(dir, DB_FILE), { readonly: true });
     assert.equal(version.pragma('user_version', { simple: true }), SCHEMA_VERSION);
     version.close();
+    assert.equal(again.loadTreeOps(spaceId, spaceId).length, 2);
     const [dup, conflict] = again.appendBatches(spaceId, [
       { treeId: spaceId, ops: [setOp(2, 'srv', spaceId, 'k', { a: 1 })] },
       { treeId: spaceId, ops: [setOp(2, 'srv', spaceId, 'k', { a: 2 })] },

@@ -1,14 +1,17 @@
 /**
  * The schema of a `*.space` file (a SQLite database). See docs/storage.md.
  *
- * Strings that repeat (tree ids, peer ids, vertex ids and property keys) are interned in small
- * tables and ops point at them by integer, which keeps the file about 20% smaller than storing
- * UUIDs in every row and lets a tree load as a few integer columns.
+ * Version 2 stores ops as blobs of the binary codec (src/codec/), one row per chunk of a tree's
+ * ops; which ops a tree holds is rebuilt from them when needed, so there is no per-op index row.
+ * Version 1 (one row per op, strings interned in `names`) is read and migrated on open.
  */
 import { isVertexId } from '../../spaces/ids';
 
 export const FORMAT = 'spaces-vscode';
-export const SCHEMA_VERSION = 1;
+export const SCHEMA_VERSION = 2;
+
+/** The version with one row per op (migrated on open, migration.ts). */
+export const SCHEMA_V1 = 1;
 
 /** The application_id in the SQLite header ("SPCE"), a hint for tools like `file(1)`. */
 export const APPLICATION_ID = 0x53504345;
@@ -33,6 +36,25 @@ CREATE TABLE IF NOT EXISTS watermarks (
 ) WITHOUT ROWID;`;
 
 /**
+ * Ops in codec blobs: `chunks` holds a tree's ops (each op once, chunks in the order they were
+ * written; small ones are merged as they accumulate); `snapshots` is reserved for a tree's state
+ * encoded as of chunk `chunk` (every chunk of the tree with id ≤ `chunk`), read by nothing yet.
+ */
+export const CHUNK_TABLES_SQL = `
+CREATE TABLE IF NOT EXISTS chunks (
+  id INTEGER PRIMARY KEY,
+  tree INTEGER NOT NULL,
+  n_ops INTEGER NOT NULL,
+  ops BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS chunks_by_tree ON chunks (tree, id);
+CREATE TABLE IF NOT EXISTS snapshots (
+  tree INTEGER PRIMARY KEY,
+  chunk INTEGER NOT NULL,
+  data BLOB NOT NULL
+);`;
+
+/**
  * `meta` is created first so that it sits on page 2, which lets `readMeta` answer from the first
  * few pages of a file (see `readMetaFromPrefix`).
  */
@@ -41,17 +63,7 @@ PRAGMA page_size = 16384;
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
 CREATE TABLE trees (id INTEGER PRIMARY KEY, tree TEXT NOT NULL UNIQUE);
 CREATE TABLE peers (id INTEGER PRIMARY KEY, peer TEXT NOT NULL UNIQUE);
-CREATE TABLE names (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
-CREATE TABLE ops (
-  tree INTEGER NOT NULL,
-  counter INTEGER NOT NULL,
-  peer INTEGER NOT NULL,
-  kind INTEGER NOT NULL,
-  target INTEGER NOT NULL,
-  a INTEGER,
-  b TEXT,
-  PRIMARY KEY (tree, counter, peer)
-) WITHOUT ROWID;
+${CHUNK_TABLES_SQL}
 CREATE TABLE secrets (
   key TEXT PRIMARY KEY,
   time INTEGER NOT NULL,
@@ -64,8 +76,11 @@ PRAGMA application_id = ${APPLICATION_ID};
 PRAGMA user_version = ${SCHEMA_VERSION};
 `;
 
-/** Tables every version-1 file must have. */
-export const REQUIRED_TABLES = ['meta', 'trees', 'peers', 'names', 'ops', 'secrets'] as const;
+/** Tables every file of a version must have. */
+export const REQUIRED_TABLES: Readonly<Record<number, readonly string[]>> = {
+  1: ['meta', 'trees', 'peers', 'names', 'ops', 'secrets'],
+  2: ['meta', 'trees', 'peers', 'chunks', 'secrets'],
+};
 
 /** Meta keys. */
 export const META = {

@@ -1,20 +1,22 @@
 /**
  * One space file's database inside the worker: a sql.js (in-memory SQLite) database plus
  * caches of the interned strings. It checks files it is given (header, integrity, meta,
- * schema version), reads trees as validated ops, inserts ops idempotently, stores secrets
- * encrypted, and merges another copy of the same file (a newer version on disk) into itself.
+ * schema version), migrates a schema-1 file to schema 2 in memory (the worker then writes it,
+ * migration.ts), reads trees as validated ops (chunkStore.ts), inserts ops idempotently, stores
+ * secrets encrypted, and merges another copy of the same file (a newer version on disk) into itself.
  *
  * No I/O here: the worker reads and writes the bytes (fileIo.ts) under the lock (lockFile.ts).
  */
 import type { Database, SqlJsStatic, SqlValue, Statement } from 'sql.js';
 import type { SecretRecord } from '../contract';
 import { checkOp, isMoveOp, type Op } from '../../spaces/ops';
+import { ChunkStore } from './chunkStore';
 import { checkSecretRecord, isInertSecretTime, secretWins } from '../../spaces/secrets';
 import { SpaceFileError } from './errors';
-import { OpKind, opsToColumns, type OpColumns } from './opColumns';
-import { FORMAT, META, REQUIRED_TABLES, SCHEMA_SQL, SCHEMA_VERSION, isStorableKey, isValidTreeId } from './schema';
+import { OpKind, columnsLength, columnsToOps, opsToColumns, type OpColumns } from './opColumns';
+import { CHUNK_TABLES_SQL, FORMAT, META, REQUIRED_TABLES, SCHEMA_SQL, SCHEMA_V1, SCHEMA_VERSION, isStorableKey, isValidTreeId } from './schema';
 import { checkSecretRowShape, decryptSecret, encryptSecret, keyCheck, keyCheckMatches, sameSecretRow, type SecretRow } from './secretCrypto';
-import { applySyncActions, dropOutboxSelection, ensureSyncTables, hasSyncActions, hasSyncTables, mergeSyncTables, readSeq, selectOutbox, type SyncActions } from './syncTables';
+import { applySyncActions, ensureSyncTables, hasSyncActions, hasSyncTables, mergeSyncTables, readSeq, type SyncActions } from './syncTables';
 
 export interface SpaceFileMeta {
   readonly spaceId: string;
@@ -121,7 +123,7 @@ export function openChecked(SQL: SqlJsStatic, bytes: Uint8Array, file: string): 
     } catch (e) {
       throw notASpace(file, messageOf(e));
     }
-    const missing = REQUIRED_TABLES.filter((t) => !tables.has(t));
+    const missing = (REQUIRED_TABLES[meta.schemaVersion] ?? []).filter((t) => !tables.has(t));
     if (missing.length) throw notASpace(file, `missing tables ${missing.join(', ')}`);
     return { db, meta };
   } catch (e) {
@@ -235,14 +237,10 @@ class Interner {
 }
 
 /**
- * One tree's ops as column strings: comma-separated integers (interned ids; 0 for a null
+ * Schema 1 only (read once, to migrate): one tree's op rows as column strings: comma-separated integers (interned ids; 0 for a null
  * parent: ids start at 1), and the set ops' JSON values joined into one JSON array whose length
  * is checked against the number of set ops (a NULL or malformed value cannot go unnoticed).
  */
-const INSERT_OP_SQL = 'INSERT OR IGNORE INTO ops (tree, counter, peer, kind, target, a, b) VALUES (?, ?, ?, ?, ?, ?, ?)';
-const INSERT_OP_VALUES = '(?, ?, ?, ?, ?, ?, ?)';
-const INSERT_ROWS = 64;
-
 const COLUMNS_SQL = (table: string): string => `
   SELECT count(*), group_concat(kind), group_concat(counter), group_concat(peer), group_concat(target),
          group_concat(ifnull(a, 0)), '[' || ifnull(group_concat(b) FILTER (WHERE kind = ${OpKind.Set}), '') || ']',
@@ -253,8 +251,13 @@ export class SpaceDb {
   private readonly trees = new Interner('trees', 'tree');
   private readonly peers = new Interner('peers', 'peer');
   private readonly names = new Interner('names', 'name');
+  private readonly chunks: ChunkStore;
   /** The database holds changes the file on disk may lack. */
   dirty = false;
+  /** The schema version the file had when it was opened, when it was migrated in memory. */
+  migratedFrom: number | undefined;
+  /** How many op rows the migration read (the migrated file must hold as many ops). */
+  migratedOps = 0;
   private readonly statements = new Map<string, Statement>();
   private keyCheckValue: string | undefined;
 
@@ -262,11 +265,12 @@ export class SpaceDb {
     private readonly SQL: SqlJsStatic,
     private db: Database,
     readonly file: string,
-    readonly meta: SpaceFileMeta,
+    public meta: SpaceFileMeta,
     keyCheckValue: string | undefined,
     private readonly secretKey: Uint8Array | undefined,
   ) {
     this.keyCheckValue = keyCheckValue;
+    this.chunks = new ChunkStore(() => this.db, file);
     this.applyPragmas();
   }
 
@@ -282,8 +286,8 @@ export class SpaceDb {
       const s = new SpaceDb(SQL, db, file, pub, check, secretKey);
       s.trees.load(db, file);
       s.peers.load(db, file);
-      s.names.load(db, file);
       for (const [, tree] of s.trees.entries()) if (!isValidTreeId(tree)) throw invalidData(file, `bad tree id ${JSON.stringify(tree)}`);
+      if (meta.schemaVersion === SCHEMA_V1) s.migrateV1();
       return s;
     } catch (e) {
       db.close();
@@ -308,6 +312,30 @@ export class SpaceDb {
     const s = new SpaceDb(SQL, db, file, { spaceId, format: FORMAT, schemaVersion: SCHEMA_VERSION, createdAt }, undefined, secretKey);
     s.dirty = true;
     return s;
+  }
+
+  /**
+   * Schema 1 → 2 in memory: every tree's op rows (validated like any load) become one chunk,
+   * the per-op tables go. Any bad row fails the open: nothing is written (the file stays as is).
+   */
+  private migrateV1(): void {
+    this.names.load(this.db, this.file);
+    this.tx(() => {
+      this.db.exec(CHUNK_TABLES_SQL);
+      for (const [t, treeId] of this.trees.entries()) {
+        const cols = this.readColumns('main.ops', t, treeId);
+        this.migratedOps += columnsLength(cols);
+        if (columnsLength(cols) > 0) this.chunks.append(t, treeId, columnsToOps(cols));
+      }
+      this.db.exec('DROP TABLE main.ops; DROP TABLE main.names;');
+      this.db.run('INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)', [META.schemaVersion, String(SCHEMA_VERSION)]);
+      this.db.exec(`PRAGMA user_version = ${SCHEMA_VERSION}`);
+    });
+    this.db.exec('VACUUM'); // the freed pages of the old tables would stay in the file
+    this.names.truncate(0);
+    this.migratedFrom = SCHEMA_V1;
+    this.meta = { ...this.meta, schemaVersion: SCHEMA_VERSION };
+    this.dirty = true;
   }
 
   private applyPragmas(): void {
@@ -354,21 +382,36 @@ export class SpaceDb {
       this.trees.truncate(marks[0]);
       this.peers.truncate(marks[1]);
       this.names.truncate(marks[2]);
+      this.chunks.reset();
       throw e;
     }
   }
 
   /** Ids of the trees that have ops. */
   listTrees(): string[] {
-    const r = this.db.exec('SELECT t.tree FROM trees t WHERE EXISTS (SELECT 1 FROM ops o WHERE o.tree = t.id)');
-    return (r[0]?.values ?? []).map((row) => String(row[0]));
+    return this.chunks.treesWithOps().map((t) => {
+      const treeId = this.trees.str(t);
+      if (treeId === undefined) throw invalidData(this.file, `chunks of a missing tree ${t}`);
+      return treeId;
+    });
   }
 
   /** Every op of a tree in columns, validated (INVALID_DATA naming the file when one is bad). */
   readTree(treeId: string): OpColumns {
+    return opsToColumns(treeId, this.readTreeOps(treeId));
+  }
+
+  /** How many ops the database holds (every tree read and validated). */
+  countOps(): number {
+    let n = 0;
+    for (const treeId of this.listTrees()) n += this.readTreeOps(treeId).length;
+    return n;
+  }
+
+  /** Every op of a tree, validated. */
+  readTreeOps(treeId: string): Op[] {
     const t = this.trees.get(treeId);
-    if (t === undefined) return opsToColumns(treeId, []);
-    return this.readColumns('main.ops', t, treeId);
+    return t === undefined ? [] : this.chunks.readOps(t, treeId);
   }
 
   /**
@@ -491,8 +534,8 @@ export class SpaceDb {
   }
 
   /**
-   * Inserts ops (already validated by the caller) idempotently: INSERT OR IGNORE on the primary
-   * key (tree, counter, peer). Returns how many were new.
+   * Inserts ops (already validated by the caller) idempotently: an op id the tree holds is
+   * skipped. Returns how many were new.
    */
   insertOps(batches: ReadonlyArray<{ treeId: string; ops: readonly Op[] }>): number {
     for (const { ops } of batches) {
@@ -502,43 +545,27 @@ export class SpaceDb {
         }
       }
     }
-    const added = this.tx(() => {
-      const insTree = this.stmt(this.trees.insertSql);
-      const insPeer = this.stmt(this.peers.insertSql);
-      const insName = this.stmt(this.names.insertSql);
-      // Rows go in INSERT_ROWS at a time (one statement run per 64 ops), the rest one by one.
-      const many = this.stmt(`${INSERT_OP_SQL}${`, ${INSERT_OP_VALUES}`.repeat(INSERT_ROWS - 1)}`);
-      const one = this.stmt(INSERT_OP_SQL);
-      const params: SqlValue[] = [];
-      let n = 0;
-      for (const { treeId, ops } of batches) {
-        if (ops.length === 0) continue;
-        const t = this.trees.intern(insTree, treeId);
-        for (const op of ops) {
-          const peer = this.peers.intern(insPeer, op.id.peerId);
-          const target = this.names.intern(insName, op.targetId);
-          if (isMoveOp(op)) {
-            params.push(t, op.id.counter, peer, OpKind.Move, target, op.parentId === null ? null : this.names.intern(insName, op.parentId), null);
-          } else if (op.value === undefined) {
-            params.push(t, op.id.counter, peer, OpKind.Remove, target, this.names.intern(insName, op.key), null);
-          } else {
-            params.push(t, op.id.counter, peer, OpKind.Set, target, this.names.intern(insName, op.key), JSON.stringify(op.value));
-          }
-          if (params.length === INSERT_ROWS * 7) {
-            many.run(params);
-            n += this.db.getRowsModified();
-            params.length = 0;
-          }
-        }
-      }
-      for (let i = 0; i < params.length; i += 7) {
-        one.run(params.slice(i, i + 7));
-        n += this.db.getRowsModified();
-      }
-      return n;
+    let added = 0;
+    this.tx(() => {
+      for (const b of this.insertIn(batches)) added += b.ops.length;
     });
     if (added > 0) this.dirty = true;
     return added;
+  }
+
+  /** Inserts in the open transaction; returns the new ops per tree. */
+  private insertIn(batches: ReadonlyArray<{ treeId: string; ops: readonly Op[] }>): Array<{ treeId: string; ops: Op[] }> {
+    const insTree = this.stmt(this.trees.insertSql);
+    const byTree = new Map<string, Op[]>();
+    for (const { treeId, ops } of batches) {
+      if (ops.length === 0) continue;
+      const fresh = this.chunks.append(this.trees.intern(insTree, treeId), treeId, ops);
+      if (fresh.length === 0) continue;
+      const list = byTree.get(treeId);
+      if (list) for (const op of fresh) list.push(op);
+      else byTree.set(treeId, fresh);
+    }
+    return Array.from(byTree, ([treeId, ops]) => ({ treeId, ops }));
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -565,16 +592,23 @@ export class SpaceDb {
   readSyncState(layer: string): { seq: number; outbox: OpColumns[] } {
     if (!hasSyncTables(this.db)) return { seq: 0, outbox: [] };
     const seq = readSeq(this.db, layer);
-    try {
-      const outbox = selectOutbox(this.db, layer).map((t) => {
-        const treeId = this.trees.str(t);
-        if (treeId === undefined || !isValidTreeId(treeId)) throw invalidData(this.file, `outbox entry of a missing tree ${t}`);
-        return this.readColumns('temp.outbox_ops', t, treeId);
-      });
-      return { seq, outbox };
-    } finally {
-      dropOutboxSelection(this.db);
+    // Outbox entries name op ids; the ops are read from their tree (an entry without a stored op is skipped).
+    const wanted = new Map<number, Set<string>>();
+    for (const [t, counter, p] of this.db.exec('SELECT tree, counter, peer FROM main.outbox WHERE layer = ?', [layer])[0]?.values ?? []) {
+      const peer = this.peers.str(p);
+      if (typeof t !== 'number' || peer === undefined) continue;
+      let set = wanted.get(t);
+      if (!set) wanted.set(t, (set = new Set()));
+      set.add(`${String(counter)}@${peer}`);
     }
+    const outbox: OpColumns[] = [];
+    for (const [t, keys] of wanted) {
+      const treeId = this.trees.str(t);
+      if (treeId === undefined || !isValidTreeId(treeId)) throw invalidData(this.file, `outbox entry of a missing tree ${t}`);
+      const ops = this.chunks.readOps(t, treeId).filter((op) => keys.has(`${op.id.counter}@${op.id.peerId}`));
+      if (ops.length > 0) outbox.push(opsToColumns(treeId, ops));
+    }
+    return { seq, outbox };
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -694,68 +728,33 @@ export class SpaceDb {
    * key check. Everything new is validated first; on any problem nothing is merged.
    */
   mergeFrom(bytes: Uint8Array): MergeResult {
-    const { db: ext, meta } = openChecked(this.SQL, bytes, this.file);
+    // Opened like any file (checks; a schema-1 copy is migrated in memory), read tree by tree.
+    const other = SpaceDb.open(this.SQL, bytes, this.file, this.secretKey);
     try {
-      if (meta.spaceId !== this.spaceId) {
-        throw new SpaceFileError(`${this.file} now holds another space (${meta.spaceId}, not ${this.spaceId})`, 'SPACE_MISMATCH');
+      if (other.spaceId !== this.spaceId) {
+        throw new SpaceFileError(`${this.file} now holds another space (${other.spaceId}, not ${this.spaceId})`, 'SPACE_MISMATCH');
       }
-      const extName = (ext as unknown as { filename: string }).filename;
+      const incoming = other.listTrees().map((treeId) => ({ treeId, ops: other.readTreeOps(treeId) }));
+      const extName = (other.db as unknown as { filename: string }).filename;
       this.db.run('ATTACH ? AS ext', [extName]);
       try {
-        return this.tx(() => this.mergeAttached(meta.keyCheck));
+        return this.tx(() => {
+          const fresh = this.insertIn(incoming);
+          this.db.exec(`
+            INSERT OR IGNORE INTO main.trees (tree) SELECT tree FROM ext.trees ORDER BY id;
+            INSERT OR IGNORE INTO main.peers (peer) SELECT peer FROM ext.peers ORDER BY id;
+          `);
+          this.trees.load(this.db, this.file, this.trees.maxId);
+          this.peers.load(this.db, this.file, this.peers.maxId);
+          const secrets = this.mergeSecretRows(other.keyCheckValue);
+          mergeSyncTables(this.db);
+          return { trees: fresh.map((f) => opsToColumns(f.treeId, f.ops)), secrets };
+        });
       } finally {
         this.db.exec('DETACH ext');
       }
     } finally {
-      ext.close();
-    }
-  }
-
-  private mergeAttached(extKeyCheck: string | undefined): MergeResult {
-    const db = this.db;
-    db.exec(`
-      INSERT OR IGNORE INTO main.trees (tree) SELECT tree FROM ext.trees ORDER BY id;
-      INSERT OR IGNORE INTO main.peers (peer) SELECT peer FROM ext.peers ORDER BY id;
-      INSERT OR IGNORE INTO main.names (name) SELECT name FROM ext.names ORDER BY id;
-    `);
-    this.trees.load(db, this.file, this.trees.maxId);
-    this.peers.load(db, this.file, this.peers.maxId);
-    this.names.load(db, this.file, this.names.maxId);
-    db.exec(`
-      DROP TABLE IF EXISTS temp.inc;
-      CREATE TEMP TABLE inc AS
-      SELECT mt.id AS tree, e.counter AS counter, mp.id AS peer, e.kind AS kind, mn.id AS target,
-             ma.id AS a, e.a AS a_raw, e.b AS b
-      FROM ext.ops AS e
-      LEFT JOIN ext.trees AS et ON et.id = e.tree
-      LEFT JOIN main.trees AS mt ON mt.tree = et.tree
-      LEFT JOIN ext.peers AS ep ON ep.id = e.peer
-      LEFT JOIN main.peers AS mp ON mp.peer = ep.peer
-      LEFT JOIN ext.names AS en ON en.id = e.target
-      LEFT JOIN main.names AS mn ON mn.name = en.name
-      LEFT JOIN ext.names AS ea ON ea.id = e.a
-      LEFT JOIN main.names AS ma ON ma.name = ea.name
-      WHERE NOT EXISTS (SELECT 1 FROM main.ops AS o WHERE o.tree = mt.id AND o.counter = e.counter AND o.peer = mp.id);
-    `);
-    try {
-      const dangling = Number(
-        db.exec('SELECT count(*) FROM temp.inc WHERE tree IS NULL OR peer IS NULL OR target IS NULL OR (a_raw IS NOT NULL AND a IS NULL)')[0]?.values[0]?.[0] ?? 0,
-      );
-      if (dangling > 0) throw invalidData(this.file, `${dangling} ops point to missing trees, peers or vertices`);
-      const trees: OpColumns[] = [];
-      for (const [t] of db.exec('SELECT DISTINCT tree FROM temp.inc')[0]?.values ?? []) {
-        const treeId = this.trees.str(t);
-        if (treeId === undefined || !isValidTreeId(treeId)) throw invalidData(this.file, `bad tree id ${JSON.stringify(treeId ?? t)}`);
-        trees.push(this.readColumns('temp.inc', t as number, treeId));
-      }
-      if (trees.length > 0) {
-        db.exec('INSERT OR IGNORE INTO main.ops (tree, counter, peer, kind, target, a, b) SELECT tree, counter, peer, kind, target, a, b FROM temp.inc');
-      }
-      const secrets = this.mergeSecretRows(extKeyCheck);
-      mergeSyncTables(db);
-      return { trees, secrets };
-    } finally {
-      db.exec('DROP TABLE IF EXISTS temp.inc');
+      other.close();
     }
   }
 

@@ -17,6 +17,7 @@ import { forgetSeen, readPrefix, readWhole, removeOrphans, sameFile, statFile, w
 import { checkTarget, resolveForCreate, resolveForOpen } from './fileTarget';
 import { acquireLock, releaseLock, type LockOptions } from './lockFile';
 import { columnsTransferList } from './opColumns';
+import { absorbBackup, migrateOnDisk } from './migration';
 import { isValidTreeId } from './schema';
 import { SpaceDb, readMetaFromBytes, type MergeResult, type SpaceFileMeta } from './spaceDb';
 import type { SyncActions } from './syncTables';
@@ -106,9 +107,28 @@ async function open(o: OpenOptions): Promise<Opened> {
   const SQL = await sql();
   const file = resolveForOpen(o.path);
   const { bytes, seen } = readWhole(file);
+  let db: SpaceDb;
   try {
-    return register(o.path, file, SpaceDb.open(SQL, bytes, file, keyOf(o)), seen, lockOptions(o));
+    db = SpaceDb.open(SQL, bytes, file, keyOf(o));
   } catch (e) {
+    forgetSeen(seen);
+    throw e;
+  }
+  try {
+    if (writeRefusal(file)) {
+      // Migrated in memory only; the first save writes schema 2 (atomically, like every save).
+      db.dirty = false;
+      return register(o.path, file, db, seen, lockOptions(o));
+    }
+    if (db.migratedFrom !== undefined) {
+      const migrated = await migrateOnDisk(SQL, file, keyOf(o), lockOptions(o));
+      db.close();
+      forgetSeen(seen);
+      return register(o.path, file, migrated.db, migrated.seen, lockOptions(o));
+    }
+    return register(o.path, file, db, await absorbBackup(file, db, seen, lockOptions(o)), lockOptions(o));
+  } catch (e) {
+    db.close();
     forgetSeen(seen);
     throw e;
   }

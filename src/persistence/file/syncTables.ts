@@ -2,7 +2,7 @@
  * The `outbox` and `watermarks` tables of a space file: the sync state of the server layers that
  * use the file as their SyncStateStore (src/persistence/server/syncState.ts). See docs/storage.md.
  *
- * - `outbox (layer, tree, counter, peer)`: ops (stored in `ops`) a server layer has not had
+ * - `outbox (layer, tree, counter, peer)`: ops (stored in the file's chunks) a server layer has not had
  *   acknowledged yet. Another writer's copy merges in as a union: an entry is only ever lost by
  *   being acknowledged; a resurrected entry is sent again or dropped against the server's state
  *   vector.
@@ -109,27 +109,6 @@ export function readSeq(db: Database, layer: string): number {
   const r = db.exec(`SELECT value FROM main.watermarks WHERE layer = ? AND tree = ${SEQ_ROW_TREE}`, [layer]);
   const v = Number(r[0]?.values[0]?.[0] ?? 0);
   return Number.isSafeInteger(v) && v > 0 ? v : 0;
-}
-
-/**
- * Copies the outbox ops of `layer` (joined with `ops`) into `temp.outbox_ops`, in the shape of
- * the ops table, and returns the interned ids of their trees. The caller reads it per tree and
- * drops it with `dropOutboxSelection`.
- */
-export function selectOutbox(db: Database, layer: string): number[] {
-  db.exec('DROP TABLE IF EXISTS temp.outbox_ops');
-  db.run(
-    `CREATE TEMP TABLE outbox_ops AS
-     SELECT o.tree AS tree, o.counter AS counter, o.peer AS peer, o.kind AS kind, o.target AS target, o.a AS a, o.b AS b
-     FROM main.outbox AS x JOIN main.ops AS o ON o.tree = x.tree AND o.counter = x.counter AND o.peer = x.peer
-     WHERE x.layer = ?`,
-    [layer],
-  );
-  return (db.exec('SELECT DISTINCT tree FROM temp.outbox_ops')[0]?.values ?? []).map((r) => Number(r[0]));
-}
-
-export function dropOutboxSelection(db: Database): void {
-  db.exec('DROP TABLE IF EXISTS temp.outbox_ops');
 }
 
 /**

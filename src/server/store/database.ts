@@ -12,12 +12,15 @@
  */
 import Database from 'better-sqlite3';
 import { randomBytes } from 'node:crypto';
-import { decodeOpShape } from '../../spaces/opCodec';
+import fs from 'node:fs';
+import { decodeOps } from '../../spaces/opCodec';
+import type { Op } from '../../spaces/ops';
+import { OpChunks, type ChunkBatch } from './opChunks';
 
 export type Db = Database.Database;
 
 export const DB_FILE = 'spaces.db';
-export const SCHEMA_VERSION = 2;
+export const SCHEMA_VERSION = 3;
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
@@ -36,27 +39,30 @@ CREATE TABLE IF NOT EXISTS trees (
   tree_id TEXT NOT NULL,
   UNIQUE (sid, tree_id)
 );
--- Accepted batches: only the ops that were new, encoded as the wire's JSON tuples.
-CREATE TABLE IF NOT EXISTS batches (
-  bid INTEGER PRIMARY KEY,
+-- Accepted batches (only the ops that were new) as codec blobs, one row per run of consecutive
+-- seqs of a space (opChunks.ts); catch-up reads the rows with last_seq > N.
+CREATE TABLE IF NOT EXISTS chunks (
+  cid INTEGER PRIMARY KEY,
   sid INTEGER NOT NULL REFERENCES spaces (sid),
-  seq INTEGER NOT NULL,
-  tid INTEGER NOT NULL REFERENCES trees (tid),
+  first_seq INTEGER NOT NULL,
+  last_seq INTEGER NOT NULL,
   n_ops INTEGER NOT NULL,
-  ops TEXT NOT NULL,
-  created INTEGER NOT NULL,
-  UNIQUE (sid, seq)
+  ops BLOB NOT NULL,
+  UNIQUE (sid, last_seq)
 );
-CREATE INDEX IF NOT EXISTS batches_by_tree ON batches (tid, seq);
--- The op index: one row per stored op id, so a duplicate is never stored twice; seq is the
--- batch that holds the op, to tell an identical resend from another op under the same id.
-CREATE TABLE IF NOT EXISTS ops (
+-- Peer ids, numbered for op_ranges.
+CREATE TABLE IF NOT EXISTS peer_ids (pid INTEGER PRIMARY KEY, peer TEXT NOT NULL UNIQUE);
+-- Which op ids are stored, as counter runs per tree and peer, and the chunk that holds them: an op
+-- already stored is never stored again, and one under a stored id with other content is refused.
+CREATE TABLE IF NOT EXISTS op_ranges (
   tid INTEGER NOT NULL,
-  peer TEXT NOT NULL,
-  counter INTEGER NOT NULL,
-  seq INTEGER,
-  PRIMARY KEY (tid, peer, counter)
+  pid INTEGER NOT NULL,
+  first INTEGER NOT NULL,
+  last INTEGER NOT NULL,
+  cid INTEGER NOT NULL,
+  PRIMARY KEY (tid, pid, first)
 ) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS op_ranges_by_chunk ON op_ranges (cid);
 -- Which user a peer id writes for in a space: the first that used it (as its own) keeps it.
 CREATE TABLE IF NOT EXISTS peers (
   sid INTEGER NOT NULL REFERENCES spaces (sid),
@@ -94,23 +100,55 @@ export class StoreError extends Error {
   }
 }
 
-/** Schema 1 → 2: the op index gets the seq of each op's batch, read once from the stored batches. */
-function addOpSeqs(db: Db): void {
-  db.exec('ALTER TABLE ops ADD COLUMN seq INTEGER');
-  const put = db.prepare('UPDATE ops SET seq = ? WHERE tid = ? AND peer = ? AND counter = ? AND seq IS NULL');
+/** Ops per chunk when older schemas are migrated (as merging would leave them). */
+const MIGRATION_CHUNK_OPS = 4096;
+
+function hasTable(db: Db, name: string): boolean {
+  return db.prepare("SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = ?").get(name) !== undefined;
+}
+
+/**
+ * Schemas 1 and 2 → 3: every space's batches (JSON tuples, one row each) become codec chunks of
+ * consecutive seqs, the per-op index becomes counter ranges, the old tables go. Runs inside the
+ * open's transaction: a crash (or an error) before it commits leaves the old schema as it was
+ * (WAL + synchronous FULL: the commit is durable when it returns). Returns whether it migrated.
+ */
+function migrateToChunks(db: Db, file: string): boolean {
+  if (!hasTable(db, 'batches')) return false;
+  // Test hook (synchronous: the migration does not yield): where a test may kill the process.
+  if (process.env.SPACES_MIGRATION_TRACE) fs.writeSync(2, 'migration: start\n');
+  const chunks = new OpChunks(db);
+  const spaces = db.prepare('SELECT sid FROM spaces ORDER BY sid').pluck().all() as number[];
   // Paged: better-sqlite3 runs no other statement while an iteration is open.
-  const page = db.prepare('SELECT bid, seq, tid, ops FROM batches WHERE bid > ? ORDER BY bid LIMIT 512').raw();
-  for (let after = 0; ; ) {
-    const rows = page.all(after) as Array<[number, number, number, string]>;
-    if (rows.length === 0) return;
-    for (const [bid, seq, tid, json] of rows) {
-      after = bid;
-      for (const t of JSON.parse(json) as unknown[]) {
-        const op = decodeOpShape(t);
-        if (op) put.run(seq, tid, op.id.peerId, op.id.counter);
+  const page = db.prepare('SELECT b.seq, b.tid, t.tree_id, b.ops FROM batches b JOIN trees t ON t.tid = b.tid WHERE b.sid = ? AND b.seq > ? ORDER BY b.seq LIMIT 512').raw();
+  for (const sid of spaces) {
+    let pending: ChunkBatch[] = [];
+    let n = 0;
+    const flush = (): void => {
+      if (pending.length > 0) chunks.append(sid, pending);
+      pending = [];
+      n = 0;
+    };
+    for (let after = 0; ; ) {
+      const rows = page.all(sid, after) as Array<[number, number, string, string]>;
+      if (rows.length === 0) break;
+      for (const [seq, tid, treeId, json] of rows) {
+        after = seq;
+        let ops: Op[];
+        try {
+          ops = decodeOps(JSON.parse(json), treeId, `${file} batch ${seq}`);
+        } catch (e) {
+          throw new StoreError(`${file}: cannot migrate batch ${seq} of space #${sid}: ${e instanceof Error ? e.message : String(e)}`);
+        }
+        if (n > 0 && n + ops.length > MIGRATION_CHUNK_OPS) flush();
+        pending.push({ seq, tid, treeId, ops });
+        n += ops.length;
       }
     }
+    flush();
   }
+  db.exec('DROP INDEX IF EXISTS batches_by_tree; DROP TABLE batches; DROP TABLE IF EXISTS ops;');
+  return true;
 }
 
 /** Opens (creating when missing) the database file and brings its schema up to date. */
@@ -123,14 +161,17 @@ export function openDatabase(file: string): Db {
     db.pragma('foreign_keys = ON');
     const mode = db.pragma('journal_mode', { simple: true });
     if (mode !== 'wal') throw new StoreError(`${file}: cannot switch to WAL mode (got ${String(mode)})`);
-    db.transaction(() => {
+    const migrated = db.transaction(() => {
       const version = db.pragma('user_version', { simple: true }) as number;
       if (version > SCHEMA_VERSION) throw new StoreError(`${file} was written by a newer server (schema ${version}; this build reads ${SCHEMA_VERSION})`);
       db.exec(SCHEMA);
-      if (version === 1) addOpSeqs(db);
+      const old = version < SCHEMA_VERSION && migrateToChunks(db, file);
       db.prepare('INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)').run('serverId', randomBytes(8).toString('hex'));
       if (version < SCHEMA_VERSION) db.pragma(`user_version = ${SCHEMA_VERSION}`);
+      return old;
     }).immediate();
+    // The old tables' pages stay in the file until it is rebuilt (journaled: a crash keeps either).
+    if (migrated) db.exec('VACUUM');
     return db;
   } catch (e) {
     db.close();

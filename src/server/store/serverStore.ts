@@ -2,10 +2,11 @@
  * ServerStore: everything the team server keeps, in one SQLite database in its data directory.
  *
  * - spaces: id, name, creation time and `last_seq`, the seq of the space's newest batch;
- * - batches: every accepted batch under the next per-space `seq` (only the ops that were new,
- *   as the wire's JSON tuples), so catch-up is "every batch with seq > N", in order;
- * - the op index (tree, peer, counter → seq of its batch): an op already stored is never stored
- *   again, and an op under a stored id with other content is refused (`conflict`);
+ * - chunks: every accepted batch under the next per-space `seq` (only the ops that were new), in
+ *   codec blobs of consecutive seqs (opChunks.ts), so catch-up is "every batch with seq > N", in order;
+ * - the op index as counter ranges (tree, peer, first..last → the chunk holding them): an op
+ *   already stored is never stored again, and an op under a stored id with other content is
+ *   refused (`conflict`);
  * - peer bindings: the user each peer id writes for in a space (the first that used it keeps
  *   it), so one user cannot write under another's peer id (`peer-forbidden`);
  * - secrets, encrypted with the server key; tokens (tokenStore.ts).
@@ -15,16 +16,16 @@
  * a space in its write queue; other connections to the same file (a second process) are safe too,
  * because the op index and `last_seq` are read and written inside the same transaction.
  */
-import type Database from 'better-sqlite3';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { SecretRecord } from '../../persistence/contract';
 import { decryptSecret, encryptSecret, type SecretRow } from '../../persistence/file/secretCrypto';
-import { decodeOpShape, decodeOps, encodeOps } from '../../spaces/opCodec';
+import { encodeOps } from '../../spaces/opCodec';
 import { OpRangeSet } from '../../spaces/opRanges';
-import type { Op } from '../../spaces/ops';
+import { validateOps, type Op } from '../../spaces/ops';
 import { secretWins } from '../../spaces/secrets';
 import { DB_FILE, StoreError, openDatabase, type Db } from './database';
+import { OpChunks, decodeChunk, type StoredChunk } from './opChunks';
 import { sameOpContent } from './opContent';
 import { loadOrCreateServerKey } from './serverKey';
 import { TokenStore } from './tokenStore';
@@ -71,25 +72,21 @@ export interface AppendResult {
   readonly refused?: BatchRefusal;
 }
 
-/** Stored ops read back from their batches (for `conflict` checks), each batch parsed once per call. */
+/** Stored ops read back from their chunks (for `conflict` checks), each chunk decoded once per call. */
 class StoredOps {
-  private readonly batches = new Map<number, Map<string, Op>>();
+  private readonly chunks = new Map<number, Map<string, Op>>();
 
-  constructor(
-    private readonly sid: number,
-    private readonly read: Database.Statement,
-  ) {}
+  constructor(private readonly store: OpChunks) {}
 
-  get(seq: number, peerId: string, counter: number): Op | undefined {
-    let ops = this.batches.get(seq);
+  get(cid: number, treeId: string, peerId: string, counter: number): Op | undefined {
+    let ops = this.chunks.get(cid);
     if (!ops) {
       ops = new Map();
-      const json = this.read.get(this.sid, seq) as string | undefined;
-      for (const t of json === undefined ? [] : (JSON.parse(json) as unknown[])) {
-        const op = decodeOpShape(t);
-        if (op) ops.set(`${op.id.counter}@${op.id.peerId}`, op);
+      for (const b of this.store.read(cid)) {
+        if (b.treeId !== treeId) continue;
+        for (const op of b.ops) ops.set(`${op.id.counter}@${op.id.peerId}`, op);
       }
-      this.batches.set(seq, ops);
+      this.chunks.set(cid, ops);
     }
     return ops.get(`${counter}@${peerId}`);
   }
@@ -149,6 +146,7 @@ export class ServerStore {
   private readonly tids = new Map<string, number>();
 
   private readonly q: Statements;
+  private readonly chunks: OpChunks;
   private constructor(
     private readonly db: Db,
     readonly file: string,
@@ -160,6 +158,7 @@ export class ServerStore {
     this.tokens = new TokenStore(db);
     this.serverId = (db.prepare("SELECT value FROM meta WHERE key = 'serverId'").get() as { value: string }).value;
     this.q = prepareStatements(db);
+    this.chunks = new OpChunks(db);
   }
 
   /** Opens the store in `dataDir` (created with mode 0700 when missing). */
@@ -194,6 +193,7 @@ export class ServerStore {
     } catch (e) {
       this.sids.clear();
       this.tids.clear();
+      this.chunks.reset();
       throw e;
     }
   }
@@ -219,7 +219,7 @@ export class ServerStore {
     return this.tx(() => {
       if (this.q.space.get(id)) throw new SpaceExistsError(id);
       this.q.insertSpace.run(id, name, now);
-      this.appendIn(this.sid(id), [{ treeId: id, ops: spaceTreeOps }], now);
+      this.appendIn(this.sid(id), [{ treeId: id, ops: spaceTreeOps }]);
       return toSpaceInfo(this.q.space.get(id) as SpaceRow);
     });
   }
@@ -276,13 +276,14 @@ export class ServerStore {
    * not stored before (nor earlier in the same call) and, when any is left, gets the next seq.
    */
   appendBatches(spaceId: string, batches: readonly BatchInput[], now = Date.now()): AppendResult[] {
-    return this.tx(() => this.appendIn(this.sid(spaceId), batches, now));
+    void now; // kept for callers: batches have no time of their own since schema 3 (seqs order them)
+    return this.tx(() => this.appendIn(this.sid(spaceId), batches));
   }
 
-  private appendIn(sid: number, batches: readonly BatchInput[], now: number): AppendResult[] {
+  private appendIn(sid: number, batches: readonly BatchInput[]): AppendResult[] {
     const before = this.q.lastSeq.get(sid) as number;
     let seq = before;
-    const stored = new StoredOps(sid, this.q.batchOps);
+    const stored = new StoredOps(this.chunks);
     const out = batches.map((b): AppendResult => {
       if (b.ops.length === 0) return { seq: undefined, fresh: [], opsJson: undefined };
       // Outside the savepoint: a rolled-back tree row would leave a stale id in the cache.
@@ -290,15 +291,21 @@ export class ServerStore {
       let fresh: Op[];
       try {
         // A savepoint per batch: a refused batch leaves nothing, the others in the call stay.
-        fresh = this.savepoint(() => this.insertOps(sid, tid, seq + 1, b, stored));
+        fresh = this.savepoint(() => {
+          const f = this.insertOps(sid, tid, b, stored);
+          if (f.length > 0) {
+            this.chunks.append(sid, [{ seq: seq + 1, tid, treeId: b.treeId, ops: f }]);
+            this.chunks.compact(sid, (treeId) => this.tid(sid, treeId, true) as number);
+          }
+          return f;
+        });
       } catch (e) {
         if (e instanceof BatchRefused) return { seq: undefined, fresh: [], opsJson: undefined, refused: e.refusal };
         throw e;
       }
       if (fresh.length === 0) return { seq: undefined, fresh, opsJson: undefined };
-      const opsJson = JSON.stringify(encodeOps(fresh));
-      this.q.insertBatch.run(sid, ++seq, tid, fresh.length, opsJson, now);
-      return { seq, fresh, opsJson };
+      seq++;
+      return { seq, fresh, opsJson: JSON.stringify(encodeOps(fresh)) };
     });
     if (seq !== before) this.q.setLastSeq.run(seq, sid);
     return out;
@@ -310,27 +317,27 @@ export class ServerStore {
   }
 
   /**
-   * Adds a batch's ops to the op index under the batch's would-be `seq` and returns those that
-   * were new. Throws BatchRefused when an op's id is stored (or earlier in the batch) with other
+   * Returns the ops of a batch that are not stored yet (nor earlier in the batch). Throws BatchRefused when an op's id is stored (or earlier in the batch) with other
    * content, or a new op's peer id writes for another user.
    */
-  private insertOps(sid: number, tid: number, seq: number, b: BatchInput, stored: StoredOps): Op[] {
+  private insertOps(sid: number, tid: number, b: BatchInput, stored: StoredOps): Op[] {
     const fresh: Op[] = [];
     const freshByKey = new Map<string, Op>();
     const admitted = new Set<string>();
     for (const op of b.ops) {
       const { peerId, counter } = op.id;
-      if (this.q.insertOp.run(tid, peerId, counter, seq).changes > 0) {
+      const key = `${counter}@${peerId}`;
+      const cid = freshByKey.has(key) ? undefined : this.chunks.chunkOf(tid, peerId, counter);
+      if (!freshByKey.has(key) && cid === undefined) {
         if (b.writer && !admitted.has(peerId)) {
           this.admitPeer(sid, peerId, b.writer);
           admitted.add(peerId);
         }
         fresh.push(op);
-        freshByKey.set(`${counter}@${peerId}`, op);
+        freshByKey.set(key, op);
         continue;
       }
-      const at = this.q.opSeq.get(tid, peerId, counter) as number | null | undefined;
-      const earlier = at === seq ? freshByKey.get(`${counter}@${peerId}`) : at == null ? undefined : stored.get(at, peerId, counter);
+      const earlier = cid === undefined ? freshByKey.get(key) : stored.get(cid, b.treeId, peerId, counter);
       if (earlier && !sameOpContent(earlier, op)) {
         throw new BatchRefused({ code: 'conflict', message: `op ${counter}@${peerId} is stored already with other content; an op id is never reused` });
       }
@@ -395,11 +402,28 @@ export class ServerStore {
     const sid = this.sidOrUndefined(spaceId);
     if (sid === undefined) return 0;
     let n = 0;
-    for (const [seq, treeId, nOps, opsJson] of this.q.batchesAfter.iterate(sid, afterSeq, limit) as Iterable<[number, string, number, string]>) {
-      n++;
-      if (!visit({ seq, treeId, nOps, opsJson })) break;
+    for (const c of this.chunks.chunksAfter(sid, afterSeq)) {
+      for (const b of decodeChunk(c.bytes, `chunk ${c.cid} of space ${spaceId}`)) {
+        if (b.seq <= afterSeq) continue;
+        if (n >= limit) return n;
+        n++;
+        if (!visit({ seq: b.seq, treeId: b.treeId, nOps: b.ops.length, opsJson: JSON.stringify(encodeOps(b.ops)) })) return n;
+      }
     }
     return n;
+  }
+
+  /**
+   * Visits the stored chunks holding batches with seq > `afterSeq`, in seq order, as their codec
+   * blobs (src/codec/opBatch.ts: each batch with its seq and tree; the first chunk may also hold
+   * batches ≤ `afterSeq`, which a reader skips by seq). For serving catch-up without re-encoding.
+   * Stops when `visit` returns false; `visit` must not use the store.
+   */
+  readEncodedChunks(spaceId: string, afterSeq: number, visit: (c: StoredChunk) => boolean): void {
+    this.check();
+    const sid = this.sidOrUndefined(spaceId);
+    if (sid === undefined) return;
+    for (const c of this.chunks.chunksAfter(sid, afterSeq)) if (!visit(c)) return;
   }
 
   lastSeq(spaceId: string): number {
@@ -415,8 +439,12 @@ export class ServerStore {
     const tid = sid === undefined ? undefined : this.tid(sid, treeId, false);
     if (tid === undefined) return [];
     const out: Op[] = [];
-    for (const json of this.q.treeBatches.iterate(tid) as Iterable<string>) {
-      for (const op of decodeOps(JSON.parse(json), treeId, `server store ${spaceId}`)) out.push(op);
+    for (const c of this.chunks.chunksAfter(sid as number, 0)) {
+      for (const b of decodeChunk(c.bytes, `chunk ${c.cid} of space ${spaceId}`)) {
+        if (b.treeId !== treeId) continue;
+        validateOps(b.ops, treeId, `server store ${spaceId}`);
+        for (const op of b.ops) out.push(op);
+      }
     }
     return out;
   }
@@ -434,15 +462,10 @@ export class ServerStore {
     const out = new Map<string, OpRangeSet>();
     const sid = this.sidOrUndefined(spaceId);
     if (sid === undefined) return out;
-    let treeId = '';
-    let set: OpRangeSet | undefined;
-    for (const [t, peer, counter] of this.q.index.iterate(sid) as Iterable<[string, string, number]>) {
-      if (t !== treeId || !set) {
-        treeId = t;
-        set = new OpRangeSet();
-        out.set(t, set);
-      }
-      set.add(peer, counter);
+    for (const [t, peer, first, last] of this.q.ranges.iterate(sid) as Iterable<[string, string, number, number]>) {
+      let set = out.get(t);
+      if (!set) out.set(t, (set = new OpRangeSet()));
+      set.addRange(peer, first, last);
     }
     return out;
   }
@@ -509,17 +532,11 @@ function prepareStatements(db: Db) {
     setLastSeq: db.prepare('UPDATE spaces SET last_seq = ? WHERE sid = ?'),
     tid: db.prepare('SELECT tid FROM trees WHERE sid = ? AND tree_id = ?').pluck(),
     insertTree: db.prepare('INSERT INTO trees (sid, tree_id) VALUES (?, ?)'),
-    trees: db.prepare('SELECT tree_id FROM trees t WHERE sid = ? AND EXISTS (SELECT 1 FROM ops o WHERE o.tid = t.tid) ORDER BY tid').pluck(),
-    insertOp: db.prepare('INSERT OR IGNORE INTO ops (tid, peer, counter, seq) VALUES (?, ?, ?, ?)'),
-    opSeq: db.prepare('SELECT seq FROM ops WHERE tid = ? AND peer = ? AND counter = ?').pluck(),
-    batchOps: db.prepare('SELECT ops FROM batches WHERE sid = ? AND seq = ?').pluck(),
+    trees: db.prepare('SELECT tree_id FROM trees t WHERE sid = ? AND EXISTS (SELECT 1 FROM op_ranges r WHERE r.tid = t.tid) ORDER BY tid').pluck(),
     peerOwner: db.prepare('SELECT user FROM peers WHERE sid = ? AND peer = ?').pluck(),
     bindPeer: db.prepare('INSERT OR IGNORE INTO peers (sid, peer, user) VALUES (?, ?, ?)'),
-    insertBatch: db.prepare('INSERT INTO batches (sid, seq, tid, n_ops, ops, created) VALUES (?, ?, ?, ?, ?, ?)'),
-    batchesAfter: db.prepare('SELECT b.seq, t.tree_id, b.n_ops, b.ops FROM batches b JOIN trees t ON t.tid = b.tid WHERE b.sid = ? AND b.seq > ? ORDER BY b.seq LIMIT ?').raw(),
-    treeBatches: db.prepare('SELECT ops FROM batches WHERE tid = ? ORDER BY seq').pluck(),
-    index: db.prepare('SELECT t.tree_id, o.peer, o.counter FROM trees t JOIN ops o ON o.tid = t.tid WHERE t.sid = ? ORDER BY t.tid, o.peer, o.counter').raw(),
-    opCount: db.prepare('SELECT count(*) FROM ops o JOIN trees t ON t.tid = o.tid WHERE t.sid = ?').pluck(),
+    ranges: db.prepare('SELECT t.tree_id, p.peer, r.first, r.last FROM trees t JOIN op_ranges r ON r.tid = t.tid JOIN peer_ids p ON p.pid = r.pid WHERE t.sid = ? ORDER BY t.tid, p.peer, r.first').raw(),
+    opCount: db.prepare('SELECT ifnull(sum(n_ops), 0) FROM chunks WHERE sid = ?').pluck(),
     secrets: db.prepare('SELECT key, time, peer, iv, data FROM secrets WHERE sid = ? ORDER BY key'),
     secret: db.prepare('SELECT key, time, peer, iv, data FROM secrets WHERE sid = ? AND key = ?'),
     putSecret: db.prepare('INSERT OR REPLACE INTO secrets (sid, key, time, peer, iv, data) VALUES (?, ?, ?, ?, ?, ?)'),
