@@ -103,7 +103,7 @@ describe('ServerLayer (fake server)', function () {
     fake = undefined;
   });
 
-  it('says hello with its peer id, subscribes since the stored seq, stores each batch before reporting it', async function () {
+  it('says hello with its peer id, subscribes since the stored seq, reports each batch at once and says `received` once it is stored', async function () {
     fake = await FakeSyncServer.start();
     const first = [rootOp(spaceId, 'srv'), ...makeOps(spaceId, 'srv', 2, 9)];
     const second = makeOps(spaceId, 'srv', 11, 10);
@@ -116,9 +116,12 @@ describe('ServerLayer (fake server)', function () {
     await store.saveIncoming(layerId, spaceId, first, 1); // this client had batch 1 already
     const l = layer({ store });
     const seen: Array<{ ops: string[]; storedThen: string[]; seqThen: number }> = [];
-    l.onIncoming((b) => {
-      // Listeners run after the store write: check what it holds at that moment.
-      void Promise.all([store.loadOps(layerId, b.treeId), store.loadSyncState(layerId)]).then(([ops, s]) => seen.push({ ops: keys(b.ops), storedThen: keys(ops), seqThen: s.seq }));
+    const reported: string[][] = [];
+    l.onIncoming((b) => reported.push(keys(b.ops)));
+    l.onSyncEvent((e) => {
+      if (e.type !== 'received') return;
+      // `received` comes after the store write (ops + watermark): check what it holds then.
+      void Promise.all([store.loadOps(layerId, e.treeId), store.loadSyncState(layerId)]).then(([ops, s]) => seen.push({ ops: reported[seen.length] ?? [], storedThen: keys(ops), seqThen: s.seq }));
     });
     assert.deepEqual(keys(await l.loadTree(spaceId)), keys([...first, ...second]));
     await until(() => seen.length === 1, 'the incoming batch');
@@ -126,7 +129,7 @@ describe('ServerLayer (fake server)', function () {
     assert.deepEqual(conn.hello?.peerIds, ['me']);
     assert.deepEqual(conn.messages[1], { type: 'subscribe', spaceId, since: 1 });
     assert.deepEqual(seen[0].ops, keys(second), 'only batch 2 was sent');
-    assert.ok(second.every((op) => seen[0].storedThen.includes(opKey(op))), 'reported before it was stored');
+    assert.ok(second.every((op) => seen[0].storedThen.includes(opKey(op))), '`received` before the batch was stored');
     assert.equal(seen[0].seqThen, 2);
     assert.equal(l.seq, 2);
   });

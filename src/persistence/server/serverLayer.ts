@@ -6,8 +6,10 @@
  * - Connection (connection.ts): hello, backoff with full jitter, heartbeat, fatal auth failures.
  *   On every `welcome` it subscribes `since` the highest seq it has seen; the server sends the
  *   batches after it (a resume downloads only what is new), then `synced` with its state vector.
- * - Incoming batches (catch-up and live) are stored with `saveIncoming` (ops + watermark in one
- *   durable write) first, then reported through `onIncoming`, in order. Duplicates are harmless.
+ * - Incoming batches (catch-up and live) are reported through `onIncoming` at once, in order, and
+ *   stored with `saveIncoming` (ops + watermark in one durable write; `received` fires when it
+ *   landed). Until then the watermark is before them, so a restart asks for them again: a batch
+ *   shown is never lost, and no reader waits for a file flush. Duplicates are harmless.
  * - `saveOps` puts ops in the durable outbox and resolves; they are sent (batches of at most
  *   `maxOpsPerBatch` ops, a few in flight) while connected, and leave the outbox on `ack`. After a
  *   reconnect only what the server's state vector lacks is sent again; the rest is dropped.
@@ -426,7 +428,12 @@ export class ServerLayer implements PersistenceLayer {
       if (cached) for (const op of ops) cached.push(op);
       else this.received.set(treeId, [...ops]);
     }
-    // Stored (ops + watermark, one durable write) first, then reported, in order.
+    // Reported at once (in order: messages arrive in order), stored beside it: the ops and the
+    // watermark go into the store in one durable write, so until that write lands the watermark
+    // stays before them and a restart asks for them again; nothing shown is ever lost. Waiting for
+    // the write before showing them cost every reader a file flush per batch on the path from a
+    // teammate's keystroke to the screen. `received` still fires once they are stored.
+    this.incomingEmitter.fire({ treeId, ops });
     const stored = this.storeIncoming(treeId, ops);
     this.pendingIncoming++;
     this.incomingChain = this.incomingChain
@@ -434,7 +441,6 @@ export class ServerLayer implements PersistenceLayer {
       .then(() => {
         this.pendingIncoming--;
         if (this.disposed) return;
-        this.incomingEmitter.fire({ treeId, ops });
         this.syncEmitter.fire({ type: 'received', treeId, ops: ops.length, seq });
         this.scheduleIdleCheck();
       });
