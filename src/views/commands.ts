@@ -15,9 +15,18 @@ import { NOTES_APP_ID, Notes } from '../spaces/apps/notes';
 import { CHAT_APP_ID } from '../spaces/apps/chat';
 import type { Space } from '../spaces/space';
 import type { SpacesNode } from './spacesTree';
-import { commandWrapper, isNode, pickSpace as pickOpenSpace } from './commandHelpers';
+import type { ActiveSpace } from './activeSpace';
+import type { EditHistory } from './editor/editHistory';
+import { commandWrapper, isNode, nodeSpaceId, pickSpace as pickOpenSpace } from './commandHelpers';
 import { errorMessage, type WorkspaceModel } from './workspaceModel';
 import { isAppId } from '../spaces/ids';
+
+export interface CommandDeps {
+  /** The undo history the space editor shares: edits of notes made here are undoable there. */
+  readonly history: EditHistory;
+  /** The space the user works in: offered first when a command asks which space. */
+  readonly activeSpace: ActiveSpace;
+}
 
 
 export interface NewSpaceArgs {
@@ -59,12 +68,14 @@ async function exists(uri: vscode.Uri): Promise<boolean> {
   }
 }
 
-export function registerCommands(model: WorkspaceModel, log: vscode.LogOutputChannel, treeView: vscode.TreeView<SpacesNode>): vscode.Disposable[] {
+export function registerCommands(model: WorkspaceModel, log: vscode.LogOutputChannel, treeView: vscode.TreeView<SpacesNode>, deps: CommandDeps): vscode.Disposable[] {
   const manager = model.manager;
+  const { history, activeSpace } = deps;
 
   const wrap = commandWrapper(log);
+  /** The space given (a node clicked, an argument), else asked for: the active space first. */
   const pickSpace = (spaceId: string | undefined): Promise<Space | undefined> =>
-    pickOpenSpace(model, spaceId || undefined, 'Choose a space', undefined, 'there is no open space: create one with "Spaces: New Space"');
+    pickOpenSpace(model, spaceId || undefined, 'Choose a space', undefined, 'there is no open space: create one with "Spaces: New Space"', activeSpace.spaceId);
 
   const selectedOr = (arg: unknown): SpacesNode | undefined => (isNode(arg) ? arg : treeView.selection[0]);
 
@@ -86,14 +97,15 @@ export function registerCommands(model: WorkspaceModel, log: vscode.LogOutputCha
     const uri = vscode.Uri.joinPath(folder, fileName);
     if (await exists(uri)) throw new Error(`${vscode.workspace.asRelativePath(uri)} already exists; choose another name`);
     const space = await model.createSpace(uri, name.trim());
+    // The space just made is the one the user works in next (Add App Tree offers it first).
+    activeSpace.set(space.id);
     return { spaceId: space.id, uri };
   });
 
   const addAppTree = wrap('spaces.addAppTree', async (arg?: SpacesNode | AddAppTreeArgs, extra?: AddAppTreeArgs) => {
     const a: AddAppTreeArgs = { ...(arg && !isNode(arg) ? arg : {}), ...(extra ?? {}) };
-    const node = selectedOr(arg);
-    const spaceId = a.spaceId ?? (node && 'spaceId' in node ? node.spaceId : undefined);
-    const space = await pickSpace(spaceId);
+    // Only a node clicked names the space: from the palette the view's selection may be stale.
+    const space = await pickSpace(a.spaceId ?? (isNode(arg) ? nodeSpaceId(arg) : undefined));
     if (!space) return undefined;
     let appId = a.appId;
     if (appId === undefined) {
@@ -149,10 +161,11 @@ export function registerCommands(model: WorkspaceModel, log: vscode.LogOutputCha
         return { name: name.trim() };
       }
       case 'note': {
-        const notes = new Notes(await space.openAppTree(node.treeId));
+        const tree = await space.openAppTree(node.treeId);
+        const notes = new Notes(tree);
         const text = await ask(notes.item(node.itemId).text, 'Edit note');
         if (text === undefined) return undefined;
-        notes.setText(node.itemId, text);
+        history.run(space.id, tree, (e) => e.edit('Edit Note', [node.itemId], () => notes.setText(node.itemId, text)));
         return { name: text };
       }
       default:
@@ -182,11 +195,11 @@ export function registerCommands(model: WorkspaceModel, log: vscode.LogOutputCha
       case 'note': {
         const space = manager.get(node.spaceId);
         if (!space) throw new Error(`space ${node.spaceId} is not open`);
-        const notes = new Notes(await space.openAppTree(node.treeId));
-        const item = notes.item(node.itemId);
+        const tree = await space.openAppTree(node.treeId);
+        const item = new Notes(tree).item(node.itemId);
         const sub = item.children.length ? ` and its ${item.children.length} sub-item(s)` : '';
-        if (!(await confirm(`Delete "${item.text || '(empty)'}"${sub}?`, 'The note is removed for everyone the space syncs with.', 'Delete'))) return false;
-        notes.delete(node.itemId);
+        if (!(await confirm(`Delete "${item.text || '(empty)'}"${sub}?`, 'The note is removed for everyone the space syncs with. Undo (Ctrl+Z) in the space editor brings it back.', 'Delete'))) return false;
+        history.run(space.id, tree, (e) => e.notes({ op: 'delete', id: node.itemId }).record);
         return true;
       }
       default:
@@ -208,9 +221,8 @@ export function registerCommands(model: WorkspaceModel, log: vscode.LogOutputCha
   });
 
   const copySpaceId = wrap('spaces.copySpaceId', async (arg?: SpacesNode | { spaceId?: string }) => {
-    const node = selectedOr(arg);
     const given = arg && !isNode(arg) ? arg.spaceId : undefined;
-    const space = await pickSpace(given ?? (node && 'spaceId' in node ? node.spaceId : undefined));
+    const space = await pickSpace(given ?? (isNode(arg) ? nodeSpaceId(arg) : undefined));
     if (!space) return undefined;
     await vscode.env.clipboard.writeText(space.id);
     vscode.window.setStatusBarMessage(`Copied the id of space "${space.name}"`, 3000);
@@ -236,7 +248,7 @@ export function registerCommands(model: WorkspaceModel, log: vscode.LogOutputCha
         const tree = manager.get(node.spaceId)?.loadedAppTree(node.treeId);
         if (!tree || !tree.has(node.itemId)) continue;
         try {
-          new Notes(tree).setDone(node.itemId, state === vscode.TreeItemCheckboxState.Checked);
+          history.run(node.spaceId, tree, (ed) => ed.notes({ op: 'setDone', id: node.itemId, done: state === vscode.TreeItemCheckboxState.Checked }).record);
         } catch (err) {
           log.error(`cannot mark the note done: ${errorMessage(err)}`);
           void vscode.window.showErrorMessage(`Spaces: ${errorMessage(err)}`);

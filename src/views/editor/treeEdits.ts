@@ -8,7 +8,7 @@ import { TreeError, type AppTree, type Placement } from '../../spaces/appTree';
 import { Chat } from '../../spaces/apps/chat';
 import { Notes } from '../../spaces/apps/notes';
 import { isJsonValue, type JsonValue } from '../../spaces/ops';
-import { isInspectorEdit, isNotesEdit, type ChatEdit, type InspectorEdit, type NotesEdit } from '../../webview/protocol';
+import { isInspectorEdit, isNotesEdit, type Caret, type ChatEdit, type InspectorEdit, type NotesEdit } from '../../webview/protocol';
 import type { EditorKind } from './treeViews';
 
 /** Typing into the same item within this many ms of the last keystroke is one undo step. */
@@ -89,8 +89,8 @@ export class EditRecord {
 export interface EditResult {
   /** A new undo step, or undefined when the edit changed nothing or was folded into `last`. */
   readonly record?: EditRecord;
-  /** The item to focus next (the new item after Enter, the previous one after Delete). */
-  readonly focus?: { readonly itemId: string; readonly caret: 'start' | 'end' };
+  /** The item to focus next (the new item after Enter, the one above after Delete, else the one below). */
+  readonly focus?: { readonly itemId: string; readonly caret: Caret };
 }
 
 const NOTE_KEYS = ['text', 'done'] as const;
@@ -113,6 +113,16 @@ function itemAbove(tree: AppTree, id: string): string | undefined {
   return cur;
 }
 
+/** The item shown below the subtree of `id` (its next sibling, else the next one of an ancestor). */
+function itemBelow(tree: AppTree, id: string): string | undefined {
+  for (let cur: string | undefined = id; cur && cur !== tree.rootId; cur = tree.get(cur)?.parentId) {
+    const sibs = siblingsOf(tree, cur);
+    const next = sibs[sibs.indexOf(cur) + 1];
+    if (next) return next;
+  }
+  return undefined;
+}
+
 function parseJson(json: string): JsonValue {
   let v: unknown;
   try {
@@ -131,6 +141,15 @@ export class TreeEditor {
     private readonly tree: AppTree,
     private readonly now: () => number = Date.now,
   ) {}
+
+  /**
+   * An edit made elsewhere than the editor's webview (the Spaces view, a command): `fn` changes
+   * the text, done state or place of the items `ids` (and pushes the ids of items it makes onto
+   * `touched`); the result is one undo step in the same history as the editor's own edits.
+   */
+  edit(label: string, ids: string[], fn: (touched: string[]) => boolean | void): EditRecord | undefined {
+    return this.record(label, NOTE_KEYS, ids, fn);
+  }
 
   /** Runs `fn` on the items `ids` (ids it makes are added by `fn` via `touched`) and records it. */
   private record(label: string, keys: readonly string[], ids: string[], fn: (touched: string[]) => boolean | void, typingId?: string): EditRecord | undefined {
@@ -185,10 +204,35 @@ export class TreeEditor {
         return { record: this.record('Move Down', NOTE_KEYS, [edit.id], () => notes.moveDown(edit.id)), focus: { itemId: edit.id, caret: 'end' } };
       case 'delete': {
         const above = itemAbove(t, edit.id);
+        const below = above ? undefined : itemBelow(t, edit.id);
         const record = this.record('Delete Item', NOTE_KEYS, [edit.id], () => notes.delete(edit.id));
-        return { record, focus: above ? { itemId: above, caret: 'end' } : undefined };
+        return { record, focus: above ? { itemId: above, caret: 'end' } : below ? { itemId: below, caret: 'start' } : undefined };
       }
+      case 'paste':
+        return this.paste(edit);
     }
+  }
+
+  /** Lines pasted at the caret of an item: one item per line, one undo step (see NotesEdit `paste`). */
+  private paste(edit: Extract<NotesEdit, { op: 'paste' }>): EditResult {
+    const t = this.tree;
+    const notes = new Notes(t);
+    const { lines } = edit;
+    if (lines.length === 0) return {};
+    let lastId = edit.id;
+    const record = this.record('Paste', NOTE_KEYS, [edit.id], (touched) => {
+      const last = lines.length - 1;
+      notes.setText(edit.id, edit.before + lines[0] + (last === 0 ? edit.after : ''));
+      // Like Enter: below an item with children the new items come first among them.
+      const kids = t.childIds(edit.id);
+      const parentId = kids.length ? edit.id : (t.get(edit.id)?.parentId ?? t.rootId);
+      for (let i = 1; i <= last; i++) {
+        const text = lines[i] + (i === last ? edit.after : '');
+        lastId = i === 1 && kids.length ? t.addItem(edit.id, { text, done: false }, { before: kids[0] }) : notes.add(text, parentId, lastId);
+        touched.push(lastId);
+      }
+    });
+    return { record, focus: { itemId: lastId, caret: (lines.length === 1 ? edit.before.length : 0) + lines[lines.length - 1].length } };
   }
 
   chat(edit: ChatEdit, author: string): EditResult {
