@@ -248,9 +248,14 @@ export const dialog = (page) => page.locator('.monaco-dialog-box');
 
 /** Runs a command from the palette (F1) by its title, e.g. "Spaces: Add App Tree". */
 export async function runFromPalette(page, title) {
-  await page.keyboard.press('F1');
   const input = page.locator('.quick-input-widget input');
-  await input.waitFor();
+  // F1 is lost when it lands while the focus moves (a closing quick pick, a webview taking it):
+  // pressed again until the palette shows.
+  await until('the command palette', async () => {
+    if (await input.isVisible()) return true;
+    await page.keyboard.press('F1');
+    return input.waitFor({ timeout: 2000 }).then(() => true);
+  }, { timeout: 15_000, interval: 200 });
   await input.fill(`>${title}`);
   await page.locator('.quick-input-list .monaco-list-row', { hasText: title }).first().waitFor();
   await page.keyboard.press('Enter');

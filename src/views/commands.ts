@@ -148,16 +148,17 @@ export function registerCommands(model: WorkspaceModel, log: vscode.LogOutputCha
     const ask = (value: string, title: string) =>
       args?.name !== undefined ? Promise.resolve(args.name) : vscode.window.showInputBox({ title, value, validateInput: (v) => (v.trim() || node.kind === 'note' ? undefined : 'A name is needed') });
     switch (node.kind) {
+      // Renames are undo steps too: of the space's own tree (Ctrl+Z in the space's editor).
       case 'space': {
         const name = await ask(space.name, 'Rename space');
         if (name === undefined) return undefined;
-        space.rename(name.trim());
+        history.run(space.id, space.tree, (e) => e.edit('Rename Space', [space.id], () => space.rename(name.trim()), ['name']));
         return { name: name.trim() };
       }
       case 'appTree': {
         const name = await ask(space.appTreeRef(node.treeId)?.name ?? node.name, 'Rename app tree');
         if (name === undefined) return undefined;
-        space.renameAppTree(node.treeId, name.trim());
+        history.run(space.id, space.tree, (e) => e.edit('Rename App Tree', [node.treeId], () => space.renameAppTree(node.treeId, name.trim()), ['name']));
         return { name: name.trim() };
       }
       case 'note': {

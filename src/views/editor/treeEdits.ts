@@ -144,11 +144,12 @@ export class TreeEditor {
 
   /**
    * An edit made elsewhere than the editor's webview (the Spaces view, a command): `fn` changes
-   * the text, done state or place of the items `ids` (and pushes the ids of items it makes onto
-   * `touched`); the result is one undo step in the same history as the editor's own edits.
+   * the properties `keys` (default: a note's text and done state) or the place of the items `ids`
+   * (and pushes the ids of items it makes onto `touched`); the result is one undo step in the
+   * same history as the editor's own edits.
    */
-  edit(label: string, ids: string[], fn: (touched: string[]) => boolean | void): EditRecord | undefined {
-    return this.record(label, NOTE_KEYS, ids, fn);
+  edit(label: string, ids: string[], fn: (touched: string[]) => boolean | void, keys: readonly string[] = NOTE_KEYS): EditRecord | undefined {
+    return this.record(label, keys, ids, fn);
   }
 
   /** Runs `fn` on the items `ids` (ids it makes are added by `fn` via `touched`) and records it. */

@@ -279,6 +279,8 @@ export class Outline {
     // Keys that finish an IME composition belong to the composition.
     if (!hit || e.target !== hit.r.text || e.isComposing) return;
     if (e.key.length === 1) this.keyAt = performance.now();
+    // A modifier pressed on its own (the Shift of Shift+Tab) keeps the state.
+    if (MODIFIER_KEYS.has(e.key)) return;
     const leaving = this.leaving;
     this.leaving = e.key === 'Escape';
     // Escape then Tab / Shift+Tab: the focus leaves the outline, to what follows or precedes it.
@@ -319,6 +321,8 @@ export class Outline {
     }
   }
 }
+
+const MODIFIER_KEYS: ReadonlySet<string> = new Set(['Shift', 'Control', 'Alt', 'Meta', 'AltGraph', 'CapsLock']);
 
 const TABBABLE = 'button, input, textarea, select, a[href], [tabindex], [contenteditable]';
 

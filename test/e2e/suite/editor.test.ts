@@ -162,6 +162,16 @@ suite('Space editor', () => {
     await undo();
     await until('undo of the rename from the view', () => notes().item(firstId).text === firstText);
     assert.equal(itemId('victim typed') ?? itemId('victim'), undefined, 'the undo took the rename, not the older delete');
+
+    // Renames of the space and of an app tree (the space's own tree) are undo steps as well.
+    await vscode.commands.executeCommand('spaces.rename', { kind: 'space', uri: vscode.Uri.file(file), spaceId }, { name: 'Renamed space' });
+    await vscode.commands.executeCommand('spaces.rename', { kind: 'appTree', spaceId, treeId: planId, appId: 'notes', name: 'Plan' }, { name: 'Renamed plan' });
+    assert.equal(api.manager.get(spaceId)?.name, 'Renamed space');
+    await undo();
+    await until('undo of the app tree rename', () => api.manager.get(spaceId)?.appTreeRef(planId)?.name === 'Plan');
+    assert.equal(api.manager.get(spaceId)?.name, 'Renamed space');
+    await undo();
+    await until('undo of the space rename', () => api.manager.get(spaceId)?.name === 'Editor test');
   });
 
   test('an edit from the view while no editor is open is undone in the editor opened next', async () => {
