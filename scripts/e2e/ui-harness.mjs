@@ -51,7 +51,7 @@ export function percentile(values, p) {
  * Progress goes to `log` (console.log; benchmarks that print figures on stdout pass console.error),
  * and last a line "N passed, M failed" (the checks that held; M is 1 when the run failed).
  */
-export function createRun(tag, { verbose = false, keep = false, keepGoing = false, log = console.log } = {}) {
+export function createRun(tag, { verbose = false, keep = false, keepGoing = false, only = undefined, log = console.log } = {}) {
   const say = (...a) => log(`[${tag}]`, ...a);
   const cleanups = [];
   const browserLog = [];
@@ -93,8 +93,10 @@ export function createRun(tag, { verbose = false, keep = false, keepGoing = fals
      * Runs one independent part of a test. With `keepGoing` (--keep-going) a failure is reported
      * with a screenshot and the run goes on with the next section (Escape closes what the failed
      * one left open); the run still fails at the end. Without it, the failure ends the run.
+     * With `only`, sections whose name does not hold it are skipped.
      */
     async section(name, fn) {
+      if (only !== undefined && !name.includes(only)) return;
       say(`-- ${name}`);
       try {
         await fn();

@@ -23,9 +23,10 @@
 // also to docs/images/ (spaces-view.png, editor-notes.png, editor-chat.png, for the README).
 // Needs `npm run compile && npm run build`; runs setup-code-server.sh itself.
 //
-//   node scripts/e2e/ui-test.mjs [--docs] [--keep] [--verbose] [--keep-going]
+//   node scripts/e2e/ui-test.mjs [--docs] [--keep] [--verbose] [--keep-going] [--only TEXT]
 //
 // --keep-going: a failed section of step 7 is reported and the next one runs (the run still fails).
+// --only TEXT: of step 7, only the sections whose name holds TEXT (steps 1-6 set them up).
 //
 // Exit code 0 = passed, 1 = a check failed or a UI step timed out, 2 = harness problem.
 import fs from 'node:fs';
@@ -35,14 +36,20 @@ import { connectWorkspace, makeFixture, requireBuilt, root, setupCodeServer, spa
 import { ARTIFACTS, createRun, dialog, focusedRow, openSpacesView, outlineTexts, runFromPalette, shape, treeRow, treeRows, until, webview, webviewFocus } from './ui-harness.mjs';
 
 const { values: opt } = parseArgs({
-  options: { docs: { type: 'boolean', default: false }, keep: { type: 'boolean', default: false }, verbose: { type: 'boolean', default: false }, 'keep-going': { type: 'boolean', default: false } },
+  options: {
+    docs: { type: 'boolean', default: false },
+    keep: { type: 'boolean', default: false },
+    verbose: { type: 'boolean', default: false },
+    'keep-going': { type: 'boolean', default: false },
+    only: { type: 'string' },
+  },
 });
 /** The teammate's item must show in the open editor within this long after its sync finished. */
 const TEAMMATE_VISIBLE_MS = 1000;
 const DOCS_IMAGES = path.join(root, 'docs', 'images');
 const CHAT_AUTHOR = 'Ann';
 
-const run = createRun('ui-test', { ...opt, keepGoing: opt['keep-going'] });
+const run = createRun('ui-test', { ...opt, keepGoing: opt['keep-going'], only: opt.only });
 await run.main(async ({ say, check, onCleanup, openWorkbench, screenshot, section }) => {
   requireBuilt('ui-test', []);
   setupCodeServer();
@@ -221,8 +228,15 @@ await run.main(async ({ say, check, onCleanup, openWorkbench, screenshot, sectio
     const typed = await until('the keystroke in the file', async () => ((await itemText(bobId)) ?? '').endsWith('!') && itemText(bobId), short);
     const before = await todoShape();
     check(before.includes(mateText), `the teammate's item is there to delete: ${before}`);
-    await treeRow(page, mateText).click({ button: 'right' });
-    await page.locator('.context-view .action-label', { hasText: /^Delete$/ }).click();
+    // The context menu's Delete, then the confirmation (a click that lands while the menu is
+    // still opening is lost: tried again until the dialog shows).
+    const menuDelete = page.locator('.context-view .action-label', { hasText: /^Delete$/ });
+    await until('the confirmation of Delete from the context menu', async () => {
+      if (await dialog(page).isVisible()) return true;
+      if (await menuDelete.isVisible()) await menuDelete.click({ timeout: 2000 });
+      else await treeRow(page, mateText).click({ button: 'right' });
+      return dialog(page).waitFor({ timeout: 2000 }).then(() => true);
+    }, short);
     await dialog(page).locator('.monaco-button', { hasText: /^Delete$/ }).click();
     await until('the note deleted from the file', async () => !(await todoShape()).includes(mateText), short);
     await itemRow('Call Bob').locator('.text').click();
