@@ -43,6 +43,9 @@ export interface AddAppTreeArgs {
   readonly name?: string;
 }
 
+/** The properties of a space's own tree that its edits here change (the space's name, an app tree's entry). */
+const APP_TREE_REF_KEYS = ['name', 'appId'] as const;
+
 /** Turns a space name into a file name: letters, digits, `-` and `_`, plus `.space`. */
 export function spaceFileName(name: string): string {
   const base = name
@@ -135,9 +138,14 @@ export function registerCommands(model: WorkspaceModel, log: vscode.LogOutputCha
         validateInput: (v) => (v.trim() ? undefined : 'A name is needed'),
       }));
     if (name === undefined) return undefined;
-    const tree = space.createAppTree(appId, name.trim());
-    log.info(`added ${appId} tree "${name.trim()}" (${tree.id}) to space ${space.id}`);
-    return { spaceId: space.id, treeId: tree.id };
+    const kind = appId;
+    let treeId = '';
+    // An undo step of the space's own tree: undone, the tree's entry goes (its ops stay stored).
+    history.run(space.id, space.tree, (e) =>
+      e.edit('Add App Tree', [], (touched) => void touched.push((treeId = space.createAppTree(kind, name.trim()).id)), APP_TREE_REF_KEYS),
+    );
+    log.info(`added ${appId} tree "${name.trim()}" (${treeId}) to space ${space.id}`);
+    return { spaceId: space.id, treeId };
   });
 
   const rename = wrap('spaces.rename', async (arg?: SpacesNode, args?: { name?: string }) => {
@@ -152,13 +160,13 @@ export function registerCommands(model: WorkspaceModel, log: vscode.LogOutputCha
       case 'space': {
         const name = await ask(space.name, 'Rename space');
         if (name === undefined) return undefined;
-        history.run(space.id, space.tree, (e) => e.edit('Rename Space', [space.id], () => space.rename(name.trim()), ['name']));
+        history.run(space.id, space.tree, (e) => e.edit('Rename Space', [space.id], () => space.rename(name.trim()), APP_TREE_REF_KEYS));
         return { name: name.trim() };
       }
       case 'appTree': {
         const name = await ask(space.appTreeRef(node.treeId)?.name ?? node.name, 'Rename app tree');
         if (name === undefined) return undefined;
-        history.run(space.id, space.tree, (e) => e.edit('Rename App Tree', [node.treeId], () => space.renameAppTree(node.treeId, name.trim()), ['name']));
+        history.run(space.id, space.tree, (e) => e.edit('Rename App Tree', [node.treeId], () => space.renameAppTree(node.treeId, name.trim()), APP_TREE_REF_KEYS));
         return { name: name.trim() };
       }
       case 'note': {
@@ -189,8 +197,8 @@ export function registerCommands(model: WorkspaceModel, log: vscode.LogOutputCha
       case 'appTree': {
         const space = manager.get(node.spaceId);
         if (!space) throw new Error(`space ${node.spaceId} is not open`);
-        if (!(await confirm(`Delete "${node.name}" from the space "${space.name}"?`, 'The app tree is removed for everyone the space syncs with.', 'Delete'))) return false;
-        space.deleteAppTree(node.treeId);
+        if (!(await confirm(`Delete "${node.name}" from the space "${space.name}"?`, 'The app tree is removed for everyone the space syncs with. Undo (Ctrl+Z) in the space editor brings it back.', 'Delete'))) return false;
+        history.run(space.id, space.tree, (e) => e.edit('Delete App Tree', [node.treeId], () => space.deleteAppTree(node.treeId), APP_TREE_REF_KEYS));
         return true;
       }
       case 'note': {

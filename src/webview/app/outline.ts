@@ -165,7 +165,7 @@ export class Outline {
     const visible = new Set<string>();
     // Moving or removing the focused row drops the focus: noted here, given back below.
     const focused = this.focusedRow();
-    const focusedAt = focused ? [...this.list.children].indexOf(focused.r.row) : -1;
+    const above = focused?.r.row.previousElementSibling?.getAttribute('data-id') ?? undefined;
     const caret = focused ? caretOffset(focused.r.text) : undefined;
     let prev: Element | null = null;
     for (const { id, depth } of order) {
@@ -202,8 +202,7 @@ export class Outline {
         setCaret(kept.text, caret ?? (kept.text.textContent ?? '').length);
       } else {
         // The focused item went away (deleted, an add undone): the row above it takes the focus.
-        const rows = this.list.children;
-        const next = rows[Math.max(0, Math.min(focusedAt - 1, rows.length - 1))]?.getAttribute('data-id');
+        const next = above && this.rows.has(above) ? above : (this.list.firstElementChild?.getAttribute('data-id') ?? undefined);
         if (next) this.focusItem(next, 'end');
       }
     }

@@ -172,6 +172,22 @@ suite('Space editor', () => {
     assert.equal(api.manager.get(spaceId)?.name, 'Renamed space');
     await undo();
     await until('undo of the space rename', () => api.manager.get(spaceId)?.name === 'Editor test');
+
+    // Adding and deleting an app tree from the view: undone, the tree comes back with its content.
+    const space = () => api.manager.get(spaceId) ?? assert.fail('the space is closed');
+    const added = await vscode.commands.executeCommand<{ treeId: string }>('spaces.addAppTree', { spaceId, appId: 'notes', name: 'Added' });
+    assert.ok(space().appTreeRef(added.treeId));
+    await undo();
+    await until('undo of Add App Tree', () => space().appTreeRef(added.treeId) === undefined);
+    await redo();
+    await until('redo of Add App Tree', () => space().appTreeRef(added.treeId)?.name === 'Added');
+    const messages = new Chat(await space().openAppTree(chatId)).messages().map((m) => m.text);
+    assert.ok(messages.length > 0, 'the chat has messages');
+    assert.equal(await vscode.commands.executeCommand('spaces.delete', { kind: 'appTree', spaceId, treeId: chatId, appId: 'chat', name: 'Talk' }, { confirm: false }), true);
+    assert.equal(space().appTreeRef(chatId), undefined);
+    await undo();
+    await until('undo of the app tree delete', () => space().appTreeRef(chatId)?.name === 'Talk');
+    assert.deepEqual(new Chat(await space().openAppTree(chatId)).messages().map((m) => m.text), messages, 'the tree is back with its messages');
   });
 
   test('an edit from the view while no editor is open is undone in the editor opened next', async () => {
