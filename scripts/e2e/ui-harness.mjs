@@ -250,15 +250,16 @@ export const dialog = (page) => page.locator('.monaco-dialog-box');
 
 /** Runs a command from the palette (F1) by its title, e.g. "Spaces: Add App Tree". */
 export async function runFromPalette(page, title) {
-  const input = page.locator('.quick-input-widget input');
-  // F1 is lost when it lands while the focus moves (a closing quick pick, a webview taking it):
-  // pressed again until the palette shows.
+  const widget = page.locator('.quick-input-widget');
+  const input = widget.locator('input.input').first();
+  // A quick pick that is closing still shows (inert) for a moment, and F1 is lost when it lands
+  // while the focus moves: F1 again until the palette takes the text.
+  await widget.waitFor({ state: 'hidden', timeout: 5000 }).catch(() => undefined);
   await until('the command palette', async () => {
-    if (await input.isVisible()) return true;
-    await page.keyboard.press('F1');
-    return input.waitFor({ timeout: 2000 }).then(() => true);
-  }, { timeout: 15_000, interval: 200 });
-  await input.fill(`>${title}`);
+    if (!(await input.isVisible())) await page.keyboard.press('F1');
+    await input.fill(`>${title}`, { timeout: 2000 });
+    return true;
+  }, { timeout: 20_000, interval: 200 });
   await page.locator('.quick-input-list .monaco-list-row', { hasText: title }).first().waitFor();
   await page.keyboard.press('Enter');
 }
