@@ -221,6 +221,36 @@ describe('space editor: edits and undo', () => {
     history.dispose();
   });
 
+  it('undo and redo leave what a teammate changed since: only the edit\'s own traces are taken back', () => {
+    const a = notes.add('a');
+    const b = notes.add('b');
+    const typed = run(editor.notes({ op: 'setText', id: a, text: 'a typed' }));
+    const checked = run(editor.notes({ op: 'setDone', id: a, done: true }));
+    const moved = run(editor.notes({ op: 'moveDown', id: a }));
+    assert.equal(shape(notes), 'b,a typed');
+    // A teammate's ops: a's text and its place (as another peer would send them).
+    const mate = AppTree.fromOps('cccccccccccccccc', tree.id, tree.allOps());
+    try {
+      new Notes(mate).setText(a, 'teammate wrote this');
+      new Notes(mate).moveUp(a);
+      tree.applyRemote(mate.allOps());
+    } finally {
+      mate.dispose();
+    }
+    assert.equal(shape(notes), 'teammate wrote this,b');
+    moved.record?.undo();
+    assert.equal(shape(notes), 'teammate wrote this,b', 'the teammate moved it since: the move is not undone over theirs');
+    checked.record?.undo();
+    assert.equal(notes.item(a).done, false, 'the check, which nobody changed since, is undone');
+    typed.record?.undo();
+    assert.equal(notes.item(a).text, 'teammate wrote this', 'the teammate\'s text stays');
+    typed.record?.redo();
+    assert.equal(notes.item(a).text, 'teammate wrote this');
+    checked.record?.redo();
+    assert.equal(notes.item(a).done, true);
+    void b;
+  });
+
   it('edits of another kind, unknown items and bad JSON are refused and change nothing', () => {
     const a = notes.add('a');
     const before = tree.opCount;

@@ -1,7 +1,8 @@
 /**
  * Applies the space editor's edit requests to an AppTree and records how to undo and redo each:
  * the places and properties of the items an edit touches, before and after. Undo and redo write
- * those back as new ops, so they reach every layer and teammate like any other edit.
+ * those back as new ops, so they reach every layer and teammate like any other edit — each only
+ * where the tree is still as the edit left it, so a teammate's later change is never undone.
  * Typing into one item coalesces into a single undo step while it goes on. Pure (no `vscode`).
  */
 import { TreeError, type AppTree, type Placement } from '../../spaces/appTree';
@@ -35,19 +36,38 @@ function capture(tree: AppTree, ids: Iterable<string>, keys: readonly string[]):
   return out;
 }
 
-function restore(tree: AppTree, snap: Snapshot): void {
+const isGone = (s: ItemState | undefined) => !s?.exists || s.placement?.parentId === null;
+
+function sameValue(a: JsonValue | undefined, b: JsonValue | undefined): boolean {
+  return a === b || JSON.stringify(a) === JSON.stringify(b);
+}
+
+/** Whether item `id` is where `s` says (gone counts as one place). */
+function isAt(tree: AppTree, id: string, s: ItemState | undefined): boolean {
+  const now = tree.tree.getVertex(id) && id !== tree.rootId ? tree.placement(id) : undefined;
+  if (isGone(s)) return !now || now.parentId === null;
+  return now?.parentId === s?.placement?.parentId && now?.order === s?.placement?.order;
+}
+
+/**
+ * Writes `target` back — but only what is still as the edit left it (`expected`): a property or
+ * place a teammate (or another window) changed since is theirs now, and undo or redo leaves it.
+ */
+function restore(tree: AppTree, target: Snapshot, expected: Snapshot): void {
   // Live items first (their parents may be among them), deletions last.
-  const entries = [...snap.entries()];
-  const isGone = (s: ItemState) => !s.exists || s.placement?.parentId === null;
+  const entries = [...target.entries()];
   const live = entries.filter(([, s]) => !isGone(s));
   const gone = entries.filter(([, s]) => isGone(s));
   for (const [id, s] of live) {
     if (!tree.tree.getVertex(id)) continue;
-    if (s.placement) tree.place(id, s.placement);
-    if (Object.keys(s.props).length) tree.setProps(id, s.props);
+    const was = expected.get(id);
+    if (s.placement && isAt(tree, id, was)) tree.place(id, s.placement);
+    const props: Record<string, JsonValue | undefined> = {};
+    for (const [k, v] of Object.entries(s.props)) if (sameValue(tree.getProp(id, k), was?.props[k])) props[k] = v;
+    if (Object.keys(props).length) tree.setProps(id, props);
   }
   for (const [id] of gone) {
-    if (tree.tree.getVertex(id) && tree.has(id)) tree.place(id, { parentId: null, order: undefined });
+    if (tree.tree.getVertex(id) && tree.has(id) && isAt(tree, id, expected.get(id))) tree.place(id, { parentId: null, order: undefined });
   }
 }
 
@@ -70,11 +90,11 @@ export class EditRecord {
   }
 
   undo(): void {
-    restore(this.tree, this.before);
+    restore(this.tree, this.before, this.after);
   }
 
   redo(): void {
-    restore(this.tree, this.after);
+    restore(this.tree, this.after, this.before);
   }
 
   /** Folds more typing into this record when it is the same item and soon enough. */
