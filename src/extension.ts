@@ -61,14 +61,14 @@ export async function activate(context: vscode.ExtensionContext): Promise<Spaces
   const sync = new TeamSync(m, context.secrets, log, { client: `spaces-vscode/${typeof version === 'string' ? version : '0'}` });
   const activeSpace = new ActiveSpace();
   const tree = new SpacesTreeProvider(m, manager, sync.connections);
-  const dragAndDrop = new SpacesDragAndDrop(manager, log);
   const editor = registerSpaceEditor(m, context.extensionUri, log);
+  const dragAndDrop = new SpacesDragAndDrop(manager, log, editor.history);
   const treeView = vscode.window.createTreeView<SpacesNode>('spaces.tree', { treeDataProvider: tree, showCollapseAll: true, canSelectMany: false, dragAndDropController: dragAndDrop });
   const disposables: vscode.Disposable[] = [
     tree,
     dragAndDrop,
     treeView,
-    ...registerCommands(m, log, treeView),
+    ...registerCommands(m, log, treeView, { history: editor.history, activeSpace }),
     ...registerSecretsCommands(m, keys, log, treeView),
     sync,
     activeSpace,

@@ -51,7 +51,7 @@ export function percentile(values, p) {
  * Progress goes to `log` (console.log; benchmarks that print figures on stdout pass console.error),
  * and last a line "N passed, M failed" (the checks that held; M is 1 when the run failed).
  */
-export function createRun(tag, { verbose = false, keep = false, log = console.log } = {}) {
+export function createRun(tag, { verbose = false, keep = false, keepGoing = false, only = undefined, log = console.log } = {}) {
   const say = (...a) => log(`[${tag}]`, ...a);
   const cleanups = [];
   const browserLog = [];
@@ -61,6 +61,8 @@ export function createRun(tag, { verbose = false, keep = false, log = console.lo
   let stopping;
   /** Checks that held; the closing line reports them with the failure, if any. */
   let passed = 0;
+  /** Sections that failed with --keep-going (else the first failure ends the run). */
+  const failedSections = [];
 
   const stopAll = () =>
     (stopping ??= (async () => {
@@ -85,6 +87,28 @@ export function createRun(tag, { verbose = false, keep = false, log = console.lo
       say(`${ok ? 'ok  ' : 'FAIL'} ${what}`);
       if (!ok) throw new CheckFailed(what);
       passed++;
+    },
+
+    /**
+     * Runs one independent part of a test. With `keepGoing` (--keep-going) a failure is reported
+     * with a screenshot and the run goes on with the next section (Escape closes what the failed
+     * one left open); the run still fails at the end. Without it, the failure ends the run.
+     * With `only`, sections whose name does not hold it are skipped.
+     */
+    async section(name, fn) {
+      if (only !== undefined && !name.includes(only)) return;
+      say(`-- ${name}`);
+      try {
+        await fn();
+      } catch (e) {
+        if (!keepGoing || !workbench) throw e;
+        failedSections.push(name);
+        say(`FAIL section "${name}": ${e instanceof CheckFailed ? e.message : e.stack || e.message}`);
+        const file = path.join(ARTIFACTS, `${tag}-section-${failedSections.length}.png`);
+        fs.mkdirSync(ARTIFACTS, { recursive: true });
+        await workbench.page.screenshot({ path: file }).catch(() => undefined);
+        for (let i = 0; i < 3; i++) await workbench.page.keyboard.press('Escape').catch(() => undefined);
+      }
     },
 
     /**
@@ -151,6 +175,7 @@ export function createRun(tag, { verbose = false, keep = false, log = console.lo
       const t0 = Date.now();
       try {
         await body(run);
+        if (failedSections.length) throw new CheckFailed(`${failedSections.length} section(s) failed: ${failedSections.join('; ')}`);
         exitCode = 0;
         say(`passed in ${since(t0)}`);
       } catch (e) {
@@ -169,7 +194,7 @@ export function createRun(tag, { verbose = false, keep = false, log = console.lo
         }
       }
       await stopAll();
-      say(`${passed} passed, ${exitCode === 0 ? 0 : 1} failed`);
+      say(`${passed} passed, ${exitCode === 0 ? 0 : Math.max(1, failedSections.length)} failed`);
       process.exit(exitCode);
     },
   };
@@ -209,4 +234,32 @@ export const editorFigures = (page) => webview(page).locator('body').evaluate(()
 /** A notes tree as dumped by `spaces dump --tree` → nested text: "a(b,c),d". */
 export function shape(node) {
   return (node.children ?? []).map((c) => (c.children?.length ? `${c.props.text}(${shape(c)})` : c.props.text)).join(',');
+}
+
+/** What has the keyboard focus inside the visible webview: tag, classes, data-id of its row, data-tree. */
+export const webviewFocus = (page) =>
+  webview(page)
+    .locator('body')
+    .evaluate(() => {
+      const a = document.activeElement;
+      return a ? { tag: a.tagName.toLowerCase(), cls: a.className, row: a.closest('.row')?.getAttribute('data-id') ?? undefined, tree: a.getAttribute('data-tree') ?? undefined, inTabs: !!a.closest('nav.tabs') } : undefined;
+    });
+
+/** VS Code's modal dialog (a confirmation). */
+export const dialog = (page) => page.locator('.monaco-dialog-box');
+
+/** Runs a command from the palette (F1) by its title, e.g. "Spaces: Add App Tree". */
+export async function runFromPalette(page, title) {
+  const widget = page.locator('.quick-input-widget');
+  const input = widget.locator('input.input').first();
+  // A quick pick that is closing still shows (inert) for a moment, and F1 is lost when it lands
+  // while the focus moves: F1 again until the palette takes the text.
+  await widget.waitFor({ state: 'hidden', timeout: 5000 }).catch(() => undefined);
+  await until('the command palette', async () => {
+    if (!(await input.isVisible())) await page.keyboard.press('F1');
+    await input.fill(`>${title}`, { timeout: 2000 });
+    return true;
+  }, { timeout: 20_000, interval: 200 });
+  await page.locator('.quick-input-list .monaco-list-row', { hasText: title }).first().waitFor();
+  await page.keyboard.press('Enter');
 }

@@ -41,9 +41,17 @@ export function commandWrapper(log: vscode.LogOutputChannel, show: (id: string, 
 
 /**
  * The space `spaceId` (which must be open), or one the user picks among the open spaces that
- * pass `filter` (at once when there is only one). Undefined when the user cancelled.
+ * pass `filter` (at once when there is only one; `preferred`, the active space, first and
+ * marked). Undefined when the user cancelled.
  */
-export async function pickSpace(model: WorkspaceModel, spaceId: string | undefined, title: string, filter: (space: Space) => boolean = () => true, none = 'there is no open space'): Promise<Space | undefined> {
+export async function pickSpace(
+  model: WorkspaceModel,
+  spaceId: string | undefined,
+  title: string,
+  filter: (space: Space) => boolean = () => true,
+  none = 'there is no open space',
+  preferred?: string,
+): Promise<Space | undefined> {
   if (spaceId !== undefined) {
     const s = typeof spaceId === 'string' ? model.manager.get(spaceId) : undefined;
     if (!s) throw new Error(`space ${String(spaceId)} is not open in this window`);
@@ -51,9 +59,12 @@ export async function pickSpace(model: WorkspaceModel, spaceId: string | undefin
   }
   const spaces = model.entries().flatMap((e) => {
     const space = e.state.kind === 'open' ? model.manager.get(e.state.spaceId) : undefined;
-    return space && filter(space) ? [{ label: space.name, description: vscode.workspace.asRelativePath(e.uri), space }] : [];
+    const file = vscode.workspace.asRelativePath(e.uri);
+    return space && filter(space) ? [{ label: space.name, description: space.id === preferred ? `${file} · active` : file, space }] : [];
   });
   if (spaces.length === 0) throw new Error(none);
   if (spaces.length === 1) return spaces[0].space;
-  return (await vscode.window.showQuickPick(spaces, { title }))?.space;
+  // The active space first (a stable sort keeps the others in the view's order).
+  spaces.sort((a, b) => Number(b.space.id === preferred) - Number(a.space.id === preferred));
+  return (await vscode.window.showQuickPick(spaces, { title, placeHolder: 'The active space is first' }))?.space;
 }

@@ -15,9 +15,18 @@ import { NOTES_APP_ID, Notes } from '../spaces/apps/notes';
 import { CHAT_APP_ID } from '../spaces/apps/chat';
 import type { Space } from '../spaces/space';
 import type { SpacesNode } from './spacesTree';
-import { commandWrapper, isNode, pickSpace as pickOpenSpace } from './commandHelpers';
+import type { ActiveSpace } from './activeSpace';
+import type { EditHistory } from './editor/editHistory';
+import { commandWrapper, isNode, nodeSpaceId, pickSpace as pickOpenSpace } from './commandHelpers';
 import { errorMessage, type WorkspaceModel } from './workspaceModel';
 import { isAppId } from '../spaces/ids';
+
+export interface CommandDeps {
+  /** The undo history the space editor shares: edits of notes made here are undoable there. */
+  readonly history: EditHistory;
+  /** The space the user works in: offered first when a command asks which space. */
+  readonly activeSpace: ActiveSpace;
+}
 
 
 export interface NewSpaceArgs {
@@ -33,6 +42,9 @@ export interface AddAppTreeArgs {
   readonly appId?: string;
   readonly name?: string;
 }
+
+/** The properties of a space's own tree that its edits here change (the space's name, an app tree's entry). */
+const APP_TREE_REF_KEYS = ['name', 'appId'] as const;
 
 /** Turns a space name into a file name: letters, digits, `-` and `_`, plus `.space`. */
 export function spaceFileName(name: string): string {
@@ -59,12 +71,14 @@ async function exists(uri: vscode.Uri): Promise<boolean> {
   }
 }
 
-export function registerCommands(model: WorkspaceModel, log: vscode.LogOutputChannel, treeView: vscode.TreeView<SpacesNode>): vscode.Disposable[] {
+export function registerCommands(model: WorkspaceModel, log: vscode.LogOutputChannel, treeView: vscode.TreeView<SpacesNode>, deps: CommandDeps): vscode.Disposable[] {
   const manager = model.manager;
+  const { history, activeSpace } = deps;
 
   const wrap = commandWrapper(log);
+  /** The space given (a node clicked, an argument), else asked for: the active space first. */
   const pickSpace = (spaceId: string | undefined): Promise<Space | undefined> =>
-    pickOpenSpace(model, spaceId || undefined, 'Choose a space', undefined, 'there is no open space: create one with "Spaces: New Space"');
+    pickOpenSpace(model, spaceId || undefined, 'Choose a space', undefined, 'there is no open space: create one with "Spaces: New Space"', activeSpace.spaceId);
 
   const selectedOr = (arg: unknown): SpacesNode | undefined => (isNode(arg) ? arg : treeView.selection[0]);
 
@@ -86,14 +100,15 @@ export function registerCommands(model: WorkspaceModel, log: vscode.LogOutputCha
     const uri = vscode.Uri.joinPath(folder, fileName);
     if (await exists(uri)) throw new Error(`${vscode.workspace.asRelativePath(uri)} already exists; choose another name`);
     const space = await model.createSpace(uri, name.trim());
+    // The space just made is the one the user works in next (Add App Tree offers it first).
+    activeSpace.set(space.id);
     return { spaceId: space.id, uri };
   });
 
   const addAppTree = wrap('spaces.addAppTree', async (arg?: SpacesNode | AddAppTreeArgs, extra?: AddAppTreeArgs) => {
     const a: AddAppTreeArgs = { ...(arg && !isNode(arg) ? arg : {}), ...(extra ?? {}) };
-    const node = selectedOr(arg);
-    const spaceId = a.spaceId ?? (node && 'spaceId' in node ? node.spaceId : undefined);
-    const space = await pickSpace(spaceId);
+    // Only a node clicked names the space: from the palette the view's selection may be stale.
+    const space = await pickSpace(a.spaceId ?? (isNode(arg) ? nodeSpaceId(arg) : undefined));
     if (!space) return undefined;
     let appId = a.appId;
     if (appId === undefined) {
@@ -123,9 +138,14 @@ export function registerCommands(model: WorkspaceModel, log: vscode.LogOutputCha
         validateInput: (v) => (v.trim() ? undefined : 'A name is needed'),
       }));
     if (name === undefined) return undefined;
-    const tree = space.createAppTree(appId, name.trim());
-    log.info(`added ${appId} tree "${name.trim()}" (${tree.id}) to space ${space.id}`);
-    return { spaceId: space.id, treeId: tree.id };
+    const kind = appId;
+    let treeId = '';
+    // An undo step of the space's own tree: undone, the tree's entry goes (its ops stay stored).
+    history.run(space.id, space.tree, (e) =>
+      e.edit('Add App Tree', [], (touched) => void touched.push((treeId = space.createAppTree(kind, name.trim()).id)), APP_TREE_REF_KEYS),
+    );
+    log.info(`added ${appId} tree "${name.trim()}" (${treeId}) to space ${space.id}`);
+    return { spaceId: space.id, treeId };
   });
 
   const rename = wrap('spaces.rename', async (arg?: SpacesNode, args?: { name?: string }) => {
@@ -136,23 +156,25 @@ export function registerCommands(model: WorkspaceModel, log: vscode.LogOutputCha
     const ask = (value: string, title: string) =>
       args?.name !== undefined ? Promise.resolve(args.name) : vscode.window.showInputBox({ title, value, validateInput: (v) => (v.trim() || node.kind === 'note' ? undefined : 'A name is needed') });
     switch (node.kind) {
+      // Renames are undo steps too: of the space's own tree (Ctrl+Z in the space's editor).
       case 'space': {
         const name = await ask(space.name, 'Rename space');
         if (name === undefined) return undefined;
-        space.rename(name.trim());
+        history.run(space.id, space.tree, (e) => e.edit('Rename Space', [space.id], () => space.rename(name.trim()), APP_TREE_REF_KEYS));
         return { name: name.trim() };
       }
       case 'appTree': {
         const name = await ask(space.appTreeRef(node.treeId)?.name ?? node.name, 'Rename app tree');
         if (name === undefined) return undefined;
-        space.renameAppTree(node.treeId, name.trim());
+        history.run(space.id, space.tree, (e) => e.edit('Rename App Tree', [node.treeId], () => space.renameAppTree(node.treeId, name.trim()), APP_TREE_REF_KEYS));
         return { name: name.trim() };
       }
       case 'note': {
-        const notes = new Notes(await space.openAppTree(node.treeId));
+        const tree = await space.openAppTree(node.treeId);
+        const notes = new Notes(tree);
         const text = await ask(notes.item(node.itemId).text, 'Edit note');
         if (text === undefined) return undefined;
-        notes.setText(node.itemId, text);
+        history.run(space.id, tree, (e) => e.edit('Edit Note', [node.itemId], () => notes.setText(node.itemId, text)));
         return { name: text };
       }
       default:
@@ -175,18 +197,18 @@ export function registerCommands(model: WorkspaceModel, log: vscode.LogOutputCha
       case 'appTree': {
         const space = manager.get(node.spaceId);
         if (!space) throw new Error(`space ${node.spaceId} is not open`);
-        if (!(await confirm(`Delete "${node.name}" from the space "${space.name}"?`, 'The app tree is removed for everyone the space syncs with.', 'Delete'))) return false;
-        space.deleteAppTree(node.treeId);
+        if (!(await confirm(`Delete "${node.name}" from the space "${space.name}"?`, 'The app tree is removed for everyone the space syncs with. Undo (Ctrl+Z) in the space editor brings it back.', 'Delete'))) return false;
+        history.run(space.id, space.tree, (e) => e.edit('Delete App Tree', [node.treeId], () => space.deleteAppTree(node.treeId), APP_TREE_REF_KEYS));
         return true;
       }
       case 'note': {
         const space = manager.get(node.spaceId);
         if (!space) throw new Error(`space ${node.spaceId} is not open`);
-        const notes = new Notes(await space.openAppTree(node.treeId));
-        const item = notes.item(node.itemId);
+        const tree = await space.openAppTree(node.treeId);
+        const item = new Notes(tree).item(node.itemId);
         const sub = item.children.length ? ` and its ${item.children.length} sub-item(s)` : '';
-        if (!(await confirm(`Delete "${item.text || '(empty)'}"${sub}?`, 'The note is removed for everyone the space syncs with.', 'Delete'))) return false;
-        notes.delete(node.itemId);
+        if (!(await confirm(`Delete "${item.text || '(empty)'}"${sub}?`, 'The note is removed for everyone the space syncs with. Undo (Ctrl+Z) in the space editor brings it back.', 'Delete'))) return false;
+        history.run(space.id, tree, (e) => e.notes({ op: 'delete', id: node.itemId }).record);
         return true;
       }
       default:
@@ -208,9 +230,8 @@ export function registerCommands(model: WorkspaceModel, log: vscode.LogOutputCha
   });
 
   const copySpaceId = wrap('spaces.copySpaceId', async (arg?: SpacesNode | { spaceId?: string }) => {
-    const node = selectedOr(arg);
     const given = arg && !isNode(arg) ? arg.spaceId : undefined;
-    const space = await pickSpace(given ?? (node && 'spaceId' in node ? node.spaceId : undefined));
+    const space = await pickSpace(given ?? (isNode(arg) ? nodeSpaceId(arg) : undefined));
     if (!space) return undefined;
     await vscode.env.clipboard.writeText(space.id);
     vscode.window.setStatusBarMessage(`Copied the id of space "${space.name}"`, 3000);
@@ -236,7 +257,7 @@ export function registerCommands(model: WorkspaceModel, log: vscode.LogOutputCha
         const tree = manager.get(node.spaceId)?.loadedAppTree(node.treeId);
         if (!tree || !tree.has(node.itemId)) continue;
         try {
-          new Notes(tree).setDone(node.itemId, state === vscode.TreeItemCheckboxState.Checked);
+          history.run(node.spaceId, tree, (ed) => ed.notes({ op: 'setDone', id: node.itemId, done: state === vscode.TreeItemCheckboxState.Checked }).record);
         } catch (err) {
           log.error(`cannot mark the note done: ${errorMessage(err)}`);
           void vscode.window.showErrorMessage(`Spaces: ${errorMessage(err)}`);

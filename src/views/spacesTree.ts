@@ -8,6 +8,7 @@ import { CHAT_APP_ID } from '../spaces/apps/chat';
 import { NOTES_APP_ID, Notes } from '../spaces/apps/notes';
 import type { SpaceManager } from '../spaces/spaceManager';
 import { treeDescription, type SyncStateSource } from './sync/syncStatus';
+import { inWords } from './sync/statusBar';
 import { errorMessage, type WorkspaceModel } from './workspaceModel';
 
 export type SpacesNode =
@@ -137,7 +138,8 @@ export class SpacesTreeProvider implements vscode.TreeDataProvider<SpacesNode>, 
         const notes = [...readOnly, ...(sync ? [treeDescription(sync)] : []), ...bad.map(problem)];
         item.description = notes.length ? `${rel(node.uri)} — ${notes.join('; ')}` : rel(node.uri);
         const problems = bad.length ? `\n\n${bad.map((s) => `⚠ ${s.label}: ${problem(s)}`).join('\n\n')}` : '';
-        const server = sync ? `\n\nteam server \`${sync.url}\`: ${treeDescription(sync)}${sync.reason ? ` (${sync.reason.replace(/[`*_[\]<>]/g, ' ')})` : ''}` : '';
+        const reason = sync?.reason ? inWords(sync).reason : undefined;
+        const server = sync ? `\n\nteam server \`${sync.url}\`: ${treeDescription(sync)}${reason ? ` (${reason.replace(/[`*_[\]<>]/g, ' ')})` : ''}` : '';
         item.tooltip = new vscode.MarkdownString(`**${space?.name ?? ''}**\n\n${rel(node.uri)}\n\nspace id \`${node.spaceId}\`${server}${problems}`);
         if (bad.length) item.iconPath = new vscode.ThemeIcon('warning', new vscode.ThemeColor('problemsWarningIcon.foreground'));
         return item;

@@ -10,13 +10,15 @@
  *   diverging items behind. Copying between trees would be a separate, explicit command.
  *
  * Moves go through `AppTree.move`, so they are ordinary ops: saved to every layer of the space
- * and refreshed in the view by the manager's change event.
+ * and refreshed in the view by the manager's change event. Each drop is one undo step of the
+ * space editor's history (EditHistory).
  */
 import * as vscode from 'vscode';
 import type { AppTree } from '../spaces/appTree';
 import { NOTES_APP_ID, Notes } from '../spaces/apps/notes';
 import type { SpaceManager } from '../spaces/spaceManager';
 import type { SpacesNode } from './spacesTree';
+import type { EditHistory } from './editor/editHistory';
 import { errorMessage } from './workspaceModel';
 
 /** The mime type of the view `spaces.tree` (VS Code's convention: application/vnd.code.tree.<view id>). */
@@ -45,6 +47,8 @@ export class SpacesDragAndDrop implements vscode.TreeDragAndDropController<Space
   constructor(
     private readonly manager: SpaceManager,
     private readonly log: vscode.LogOutputChannel,
+    /** Moves are undo steps of the space editor's history (Ctrl+Z there undoes them). */
+    private readonly history: EditHistory,
   ) {}
 
   handleDrag(source: readonly SpacesNode[], dataTransfer: vscode.DataTransfer): void {
@@ -96,7 +100,7 @@ export class SpacesDragAndDrop implements vscode.TreeDragAndDropController<Space
     // onto themselves or into their own subtree.
     const moving = [...ids].filter((id) => tree.has(id) && ![...ids].some((other) => other !== id && isInside(id, other)) && id !== to && !isInside(to, id));
     try {
-      for (const id of moving) tree.move(id, to);
+      if (moving.length) this.history.run(target.spaceId, tree, (ed) => ed.edit(moving.length === 1 ? 'Move Item' : 'Move Items', moving, () => void moving.forEach((id) => tree.move(id, to))));
     } catch (e) {
       return this.refuse(`The note cannot be moved: ${errorMessage(e)}`);
     }

@@ -59,8 +59,11 @@ export type HostMessage =
   | { readonly type: 'tree'; readonly treeId: string; readonly view: TreeView }
   | { readonly type: 'patch'; readonly treeId: string; readonly patch: TreePatch }
   /** Focus an item after an edit the host made (e.g. a new item from Enter). */
-  | { readonly type: 'focus'; readonly treeId: string; readonly itemId: string; readonly caret?: 'start' | 'end' }
+  | { readonly type: 'focus'; readonly treeId: string; readonly itemId: string; readonly caret?: Caret }
   | { readonly type: 'ack'; readonly seq: number; readonly error?: string };
+
+/** Where the caret goes in a focused item: its start, its end, or an offset in its text. */
+export type Caret = 'start' | 'end' | number;
 
 // ---- requests (webview → host) ---------------------------------------------------------------
 
@@ -70,7 +73,12 @@ export type NotesEdit =
   | { readonly op: 'setDone'; readonly id: string; readonly done: boolean }
   | { readonly op: 'indent' | 'outdent' | 'moveUp' | 'moveDown' | 'delete'; readonly id: string }
   /** Enter in the middle of an item: its text becomes `before`, a new item after it gets `after`. */
-  | { readonly op: 'split'; readonly id: string; readonly before: string; readonly after: string };
+  | { readonly op: 'split'; readonly id: string; readonly before: string; readonly after: string }
+  /**
+   * Several lines pasted into an item at the caret: the item's text becomes `before` + the first
+   * line, each further line a new item below it, the last one ending with `after`. One undo step.
+   */
+  | { readonly op: 'paste'; readonly id: string; readonly before: string; readonly lines: string[]; readonly after: string };
 
 export type ChatEdit = { readonly op: 'post'; readonly text: string };
 
@@ -96,6 +104,10 @@ export const EDITOR_LIMITS = {
   json: 1_000_000,
   /** Vertices the inspector shows (it is for small app trees). */
   inspectorNodes: 5_000,
+  /** Lines one paste may turn into items. */
+  pasteLines: 1_000,
+  /** Characters of one paste, all lines together. */
+  pasteChars: 1_000_000,
 } as const;
 
 // ---- runtime checks (host side) ----------------------------------------------------------------
@@ -130,6 +142,19 @@ function text(o: Record<string, unknown>, k: string, max: number = EDITOR_LIMITS
   return v;
 }
 
+function pastedLines(x: unknown): string[] {
+  if (!Array.isArray(x) || x.length === 0) throw new BadMessageError('lines is not a list of lines');
+  if (x.length > EDITOR_LIMITS.pasteLines) throw new BadMessageError(`a paste of more than ${EDITOR_LIMITS.pasteLines} lines`);
+  let total = 0;
+  return x.map((line: unknown, i) => {
+    const v = text({ [`lines[${i}]`]: line }, `lines[${i}]`);
+    if (v.includes('\n')) throw new BadMessageError('a pasted line holds a line break');
+    total += v.length;
+    if (total > EDITOR_LIMITS.pasteChars) throw new BadMessageError(`a paste of more than ${EDITOR_LIMITS.pasteChars} characters`);
+    return v;
+  });
+}
+
 function parseNotesEdit(e: Record<string, unknown>): NotesEdit {
   switch (e.op) {
     case 'add':
@@ -147,6 +172,8 @@ function parseNotesEdit(e: Record<string, unknown>): NotesEdit {
       return { op: e.op, id: id(e, 'id') };
     case 'split':
       return { op: 'split', id: id(e, 'id'), before: text(e, 'before'), after: text(e, 'after') };
+    case 'paste':
+      return { op: 'paste', id: id(e, 'id'), before: text(e, 'before'), lines: pastedLines(e.lines), after: text(e, 'after') };
     default:
       throw new BadMessageError(`unknown notes edit ${JSON.stringify(e.op)}`);
   }
@@ -169,7 +196,7 @@ function parseOtherEdit(e: Record<string, unknown>): ChatEdit | InspectorEdit {
   }
 }
 
-const NOTES_OPS: ReadonlySet<string> = new Set<NotesEdit['op']>(['add', 'setText', 'setDone', 'indent', 'outdent', 'moveUp', 'moveDown', 'delete', 'split']);
+const NOTES_OPS: ReadonlySet<string> = new Set<NotesEdit['op']>(['add', 'setText', 'setDone', 'indent', 'outdent', 'moveUp', 'moveDown', 'delete', 'split', 'paste']);
 const INSPECTOR_OPS: ReadonlySet<string> = new Set<InspectorEdit['op']>(['setProp', 'deleteProp', 'addChild', 'deleteVertex']);
 
 export function isNotesEdit(e: NotesEdit | ChatEdit | InspectorEdit): e is NotesEdit {

@@ -5,6 +5,7 @@ import { AppTree, newVertexId } from '../../src/spaces/appTree';
 import { Notes } from '../../src/spaces/apps/notes';
 import { Chat } from '../../src/spaces/apps/chat';
 import { COALESCE_MS, TreeEditor, applyEdit, type EditRecord, type EditResult } from '../../src/views/editor/treeEdits';
+import { EditHistory, type RecordedEdit } from '../../src/views/editor/editHistory';
 import { buildPatch, buildView } from '../../src/views/editor/treeViews';
 import { BadMessageError, parseWebviewMessage, type TreePatch } from '../../src/webview/protocol';
 
@@ -38,6 +39,7 @@ describe('space editor: webview messages', () => {
       { type: 'edit', seq: 6, treeId: id, edit: { op: 'post', text: 'hi' } },
       { type: 'edit', seq: 7, treeId: id, edit: { op: 'setProp', id, key: 'k', json: '1' } },
       { type: 'edit', seq: 8, treeId: id, edit: { op: 'deleteVertex', id } },
+      { type: 'edit', seq: 9, treeId: id, edit: { op: 'paste', id, before: 'a', lines: ['b', 'c'], after: 'd' } },
     ]) {
       assert.deepEqual(JSON.parse(JSON.stringify(parseWebviewMessage(m))), m);
     }
@@ -58,6 +60,12 @@ describe('space editor: webview messages', () => {
       [{ type: 'edit', seq: 1, treeId: id, edit: { op: 'setDone', id, done: 'yes' } }, /boolean/],
       [{ type: 'edit', seq: 1, treeId: id, edit: [] }, /not an object/],
       [{ type: 'painted', treeId: id, items: 1, ms: Infinity }, /bad figures/],
+      [{ type: 'edit', seq: 1, treeId: id, edit: { op: 'paste', id, before: '', lines: [], after: '' } }, /not a list of lines/],
+      [{ type: 'edit', seq: 1, treeId: id, edit: { op: 'paste', id, before: '', lines: 'a\nb', after: '' } }, /not a list of lines/],
+      [{ type: 'edit', seq: 1, treeId: id, edit: { op: 'paste', id, before: '', lines: ['a', 5], after: '' } }, /lines\[1\] is not a string/],
+      [{ type: 'edit', seq: 1, treeId: id, edit: { op: 'paste', id, before: '', lines: ['a\nb'], after: '' } }, /line break/],
+      [{ type: 'edit', seq: 1, treeId: id, edit: { op: 'paste', id, before: '', lines: Array.from({ length: 1001 }, () => 'x'), after: '' } }, /more than 1000 lines/],
+      [{ type: 'edit', seq: 1, treeId: id, edit: { op: 'paste', id, before: '', lines: Array.from({ length: 11 }, () => 'x'.repeat(100_000)), after: '' } }, /more than 1000000 characters/],
     ];
     for (const [m, re] of bad) assert.throws(() => parseWebviewMessage(m), (e: unknown) => e instanceof BadMessageError && re.test(e.message), JSON.stringify(m));
   });
@@ -153,6 +161,94 @@ describe('space editor: edits and undo', () => {
     assert.equal(shape(notes), 'a');
     r.record?.undo();
     assert.equal(shape(notes), 'a,b(b1)');
+  });
+
+  it('delete of the first item, which has none above, focuses the item below its subtree', () => {
+    const a = notes.add('a');
+    notes.add('a1', a);
+    const b = notes.add('b');
+    const r = editor.notes({ op: 'delete', id: a });
+    assert.deepEqual(r.focus, { itemId: b, caret: 'start' });
+    assert.equal(editor.notes({ op: 'delete', id: b }).focus, undefined, 'the last item: nothing left to focus');
+  });
+
+  it('lines pasted into an item: the first joins it at the caret, each other one is an item, one undo step', () => {
+    const a = notes.add('ab');
+    const z = notes.add('z');
+    const r = editor.notes({ op: 'paste', id: a, before: 'a', lines: ['1', '2', '3'], after: 'b' });
+    assert.equal(shape(notes), 'a1,2,3b,z');
+    const last = notes.items()[2].id;
+    assert.deepEqual(r.focus, { itemId: last, caret: 1 }, 'the caret after the last pasted line');
+    r.record?.undo();
+    assert.equal(shape(notes), 'ab,z');
+    r.record?.redo();
+    assert.equal(shape(notes), 'a1,2,3b,z');
+    assert.equal(z, notes.items()[3].id);
+    // Into an item with children: the new items come first among them, like Enter.
+    const p = notes.add('p');
+    notes.add('child', p);
+    editor.notes({ op: 'paste', id: p, before: 'p', lines: ['x', 'y'], after: '' });
+    assert.equal(shape(notes), 'a1,2,3b,z,px(y,child)');
+  });
+
+  it('one history for every source: an edit from the view ends typing\'s step and is announced in order', () => {
+    const history = new EditHistory(() => now);
+    const seen: RecordedEdit[] = [];
+    history.onDidRecord((e) => seen.push(e));
+    const spaceId = 'b'.repeat(32);
+    const a = notes.add('');
+    const b = notes.add('b');
+    const ed = history.editor(spaceId, tree);
+    assert.equal(history.editor(spaceId, tree), ed, 'one editor per tree');
+    history.push(spaceId, ed.notes({ op: 'setText', id: a, text: 'h' }).record);
+    history.push(spaceId, ed.notes({ op: 'setText', id: a, text: 'hi' }).record);
+    // The Spaces view deletes b (its context menu), then the user types on in a.
+    history.run(spaceId, tree, (e) => e.notes({ op: 'delete', id: b }).record);
+    history.push(spaceId, ed.notes({ op: 'setText', id: a, text: 'hi!' }).record);
+    assert.deepEqual(seen.map((e) => e.record.label), ['Typing', 'Delete Item', 'Typing'], 'the typing after the delete is a step of its own');
+    seen[2].record.undo();
+    assert.equal(shape(notes), 'hi');
+    seen[1].record.undo();
+    assert.equal(shape(notes), 'hi,b', 'the next undo is the view\'s delete');
+    seen[0].record.undo();
+    assert.equal(shape(notes), ',b');
+    const view = history.run(spaceId, tree, (e) => e.edit('Move Item', [b], () => tree.move(b, a)));
+    assert.equal(shape(notes), '(b)');
+    view?.undo();
+    assert.equal(shape(notes), ',b');
+    history.forget(spaceId);
+    assert.notEqual(history.editor(spaceId, tree), ed, 'a closed space starts a new history');
+    history.dispose();
+  });
+
+  it('undo and redo leave what a teammate changed since: only the edit\'s own traces are taken back', () => {
+    const a = notes.add('a');
+    const b = notes.add('b');
+    const typed = run(editor.notes({ op: 'setText', id: a, text: 'a typed' }));
+    const checked = run(editor.notes({ op: 'setDone', id: a, done: true }));
+    const moved = run(editor.notes({ op: 'moveDown', id: a }));
+    assert.equal(shape(notes), 'b,a typed');
+    // A teammate's ops: a's text and its place (as another peer would send them).
+    const mate = AppTree.fromOps('cccccccccccccccc', tree.id, tree.allOps());
+    try {
+      new Notes(mate).setText(a, 'teammate wrote this');
+      new Notes(mate).moveUp(a);
+      tree.applyRemote(mate.allOps());
+    } finally {
+      mate.dispose();
+    }
+    assert.equal(shape(notes), 'teammate wrote this,b');
+    moved.record?.undo();
+    assert.equal(shape(notes), 'teammate wrote this,b', 'the teammate moved it since: the move is not undone over theirs');
+    checked.record?.undo();
+    assert.equal(notes.item(a).done, false, 'the check, which nobody changed since, is undone');
+    typed.record?.undo();
+    assert.equal(notes.item(a).text, 'teammate wrote this', 'the teammate\'s text stays');
+    typed.record?.redo();
+    assert.equal(notes.item(a).text, 'teammate wrote this');
+    checked.record?.redo();
+    assert.equal(notes.item(a).done, true);
+    void b;
   });
 
   it('edits of another kind, unknown items and bad JSON are refused and change nothing', () => {

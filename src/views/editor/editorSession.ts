@@ -12,7 +12,8 @@ import type { Space } from '../../spaces/space';
 import { BadMessageError, parseWebviewMessage, type HostMessage, type WebviewMessage } from '../../webview/protocol';
 import { errorMessage, type WorkspaceModel } from '../workspaceModel';
 import { editorHtml } from './html';
-import { applyEdit, type EditRecord } from './treeEdits';
+import { applyEdit } from './treeEdits';
+import type { EditHistory } from './editHistory';
 import type { SpaceDocument } from './spaceEditorProvider';
 import { buildPatch, buildView, editorKind, type EditorKind } from './treeViews';
 
@@ -36,7 +37,8 @@ export interface SessionDeps {
   readonly extensionUri: vscode.Uri;
   readonly log: vscode.LogOutputChannel;
   readonly figures: EditorFigures;
-  readonly onEdit: (rec: EditRecord) => void;
+  /** Where the edits' undo steps go (shared with the Spaces view and the commands). */
+  readonly history: EditHistory;
   readonly onActive: (spaceId: string | undefined) => void;
   /** The tree to show first, and when it was asked for (`performance.now()`). */
   readonly initialTree?: { readonly treeId: string; readonly at: number; readonly itemId?: string };
@@ -63,6 +65,8 @@ export class EditorSession implements vscode.Disposable {
   /** An item to focus once its tree is shown (opened from a note in the Spaces view). */
   private focusAfterShow: string | undefined;
   private readonly createdAt = performance.now();
+  /** Whether the panel is the active editor: read from its events, since a disposed panel throws on `active`. */
+  private active: boolean;
 
   constructor(
     readonly document: SpaceDocument,
@@ -87,11 +91,13 @@ export class EditorSession implements vscode.Disposable {
       webview.onDidReceiveMessage((m: unknown) => this.receive(m)),
       deps.model.onDidChange(() => this.entryChanged()),
       deps.model.manager.onDidChangeSpace((c) => this.spaceChanged(c)),
-      panel.onDidChangeViewState(() => {
-        if (panel.active) deps.onActive(this.spaceId);
+      panel.onDidChangeViewState((e) => {
+        this.active = e.webviewPanel.active;
+        if (this.active) deps.onActive(this.spaceId);
       }),
     );
-    if (panel.active) deps.onActive(this.spaceId);
+    this.active = panel.active;
+    if (this.active) deps.onActive(this.spaceId);
   }
 
   get spaceId(): string | undefined {
@@ -105,7 +111,7 @@ export class EditorSession implements vscode.Disposable {
   }
 
   reveal(): void {
-    this.panel.reveal();
+    if (!this.disposed) this.panel.reveal();
   }
 
   /** What the webview was last told to show (for tests and diagnostics). */
@@ -253,12 +259,51 @@ export class EditorSession implements vscode.Disposable {
   }
 
   private edit(m: Extract<WebviewMessage, { type: 'edit' }>): void {
+    const question = this.shown?.treeId === m.treeId ? this.destructive(this.shown.tree, m.edit) : undefined;
+    if (!question) {
+      this.apply(m);
+      return;
+    }
+    // Asked in VS Code (a webview cannot show a modal); the webview waits for the ack meanwhile.
+    void vscode.window.showWarningMessage(question.message, { modal: true, detail: question.detail }, question.button).then((pick) => {
+      if (this.disposed) return;
+      if (pick === question.button) {
+        this.apply(m);
+        return;
+      }
+      this.post({ type: 'ack', seq: m.seq });
+      if (question.focus) this.post({ type: 'focus', treeId: m.treeId, itemId: question.focus, caret: 'end' });
+    });
+  }
+
+  /**
+   * The question to ask before an edit that removes more than the user can see at the caret: a
+   * note with sub-items, a vertex with children, a property of the tree's root (its `appId` decides
+   * which editor opens it). Undefined: apply at once.
+   */
+  private destructive(tree: AppTree, e: Extract<WebviewMessage, { type: 'edit' }>['edit']): { message: string; detail: string; button: string; focus?: string } | undefined {
+    const undoHint = 'Undo (Ctrl+Z) in this editor brings it back.';
+    if ((e.op === 'delete' || e.op === 'deleteVertex') && tree.has(e.id)) {
+      const n = tree.countItems(e.id);
+      if (n === 0) return undefined;
+      const text = tree.getProp(e.id, 'text');
+      const what = e.op === 'delete' ? `"${typeof text === 'string' && text ? truncate(text) : '(empty)'}"` : 'this vertex';
+      return { message: `Delete ${what} and its ${n} sub-item${n === 1 ? '' : 's'}?`, detail: undoHint, button: 'Delete', focus: e.op === 'delete' ? e.id : undefined };
+    }
+    if (e.op === 'deleteProp' && e.id === tree.rootId && tree.getProp(e.id, e.key) !== undefined) {
+      const appDetail = e.key === 'appId' ? ` Without its appId this tree no longer opens in the ${String(tree.getProp(e.id, 'appId'))} editor.` : '';
+      return { message: `Delete the property "${truncate(e.key)}" of the app tree's root?`, detail: `${appDetail} ${undoHint}`.trim(), button: 'Delete Property' };
+    }
+    return undefined;
+  }
+
+  private apply(m: Extract<WebviewMessage, { type: 'edit' }>): void {
     try {
       const space = this.space;
       const tree = space?.loadedAppTree(m.treeId);
       if (!space || !tree || this.shown?.treeId !== m.treeId) throw new BadMessageError(`app tree ${m.treeId} is not shown`);
-      const result = applyEdit(this.document.treeEditor(tree), this.shown.kind, m.edit, chatAuthor());
-      if (result.record) this.deps.onEdit(result.record);
+      const result = applyEdit(this.deps.history.editor(space.id, tree), this.shown.kind, m.edit, chatAuthor());
+      this.deps.history.push(space.id, result.record);
       if (result.focus) this.post({ type: 'focus', treeId: m.treeId, itemId: result.focus.itemId, caret: result.focus.caret });
       this.post({ type: 'ack', seq: m.seq });
     } catch (e) {
@@ -282,8 +327,15 @@ export class EditorSession implements vscode.Disposable {
     if (this.disposed) return;
     this.disposed = true;
     for (const d of this.disposables.splice(0)) d.dispose();
-    if (this.panel.active) this.deps.onActive(undefined);
+    // Not `panel.active`: the panel may be disposed already ("Webview is disposed").
+    if (this.active) this.deps.onActive(undefined);
   }
+}
+
+const QUESTION_TEXT = 60;
+
+function truncate(text: string): string {
+  return text.length > QUESTION_TEXT ? `${text.slice(0, QUESTION_TEXT)}…` : text;
 }
 
 function push<T>(list: T[], v: T): void {

@@ -10,6 +10,7 @@ import * as vscode from 'vscode';
 import type { SpacesNode } from '../spacesTree';
 import { commandWrapper } from '../commandHelpers';
 import type { WorkspaceModel } from '../workspaceModel';
+import { EditHistory } from './editHistory';
 import { SPACE_EDITOR_VIEW_TYPE, SpaceEditorProvider } from './spaceEditorProvider';
 
 export interface OpenAppTreeArgs {
@@ -18,8 +19,10 @@ export interface OpenAppTreeArgs {
   readonly itemId?: string;
 }
 
-export function registerSpaceEditor(model: WorkspaceModel, extensionUri: vscode.Uri, log: vscode.LogOutputChannel): { provider: SpaceEditorProvider; disposables: vscode.Disposable[] } {
-  const provider = new SpaceEditorProvider(model, extensionUri, log);
+/** The editor, and the undo history it shares with the Spaces view and the commands. */
+export function registerSpaceEditor(model: WorkspaceModel, extensionUri: vscode.Uri, log: vscode.LogOutputChannel): { provider: SpaceEditorProvider; history: EditHistory; disposables: vscode.Disposable[] } {
+  const history = new EditHistory();
+  const provider = new SpaceEditorProvider(model, extensionUri, log, history);
   const open = commandWrapper(log)('spaces.openAppTree', async (arg?: SpacesNode | OpenAppTreeArgs): Promise<boolean> => {
     const spaceId = arg && 'spaceId' in arg ? arg.spaceId : undefined;
     const treeId = arg && 'treeId' in arg ? arg.treeId : undefined;
@@ -30,5 +33,5 @@ export function registerSpaceEditor(model: WorkspaceModel, extensionUri: vscode.
     else await vscode.commands.executeCommand('vscode.openWith', uri, SPACE_EDITOR_VIEW_TYPE);
     return true;
   });
-  return { provider, disposables: [provider, SpaceEditorProvider.register(provider), vscode.commands.registerCommand('spaces.openAppTree', open)] };
+  return { provider, history, disposables: [provider, history, SpaceEditorProvider.register(provider), vscode.commands.registerCommand('spaces.openAppTree', open)] };
 }

@@ -5,33 +5,30 @@
  * Edits are saved as they happen (every op goes to the space's layers), yet each one is also
  * given to VS Code's edit stack so Undo/Redo (Ctrl+Z, Edit menu) work; VS Code then marks the
  * document dirty, and a short moment later the editor saves it (a flush), which clears the mark.
+ * Edits made elsewhere (the Spaces view, commands) are recorded in the same EditHistory and go on
+ * the stack of the space's document too: Ctrl+Z in the editor undoes the latest edit, whoever
+ * made it. Made while no editor of the space is open, they wait (the last MAX_WAITING) for the
+ * first one to open.
  */
 import * as vscode from 'vscode';
 import { EditorSession, type EditorFigures } from './editorSession';
 import type { EditRecord } from './treeEdits';
-import { TreeEditor } from './treeEdits';
-import type { AppTree } from '../../spaces/appTree';
+import type { EditHistory, RecordedEdit } from './editHistory';
 import { errorMessage, type WorkspaceModel } from '../workspaceModel';
 
 export const SPACE_EDITOR_VIEW_TYPE = 'spaces.editor';
 const SAVE_DELAY_MS = 300;
+/** Undo steps kept per space for an editor that is not open yet. */
+const MAX_WAITING = 100;
 
 export class SpaceDocument implements vscode.CustomDocument {
-  private readonly editors = new Map<string, { readonly tree: AppTree; readonly editor: TreeEditor }>();
   private saveTimer: NodeJS.Timeout | undefined;
+  private readonly disposeEmitter = new vscode.EventEmitter<void>();
+  readonly onDidDispose = this.disposeEmitter.event;
+  /** Set once the first editor of this document is resolved (edits can go on its stack). */
+  attached = false;
 
   constructor(readonly uri: vscode.Uri) {}
-
-  /** The undo recorder of one app tree, shared by every webview of this document. */
-  treeEditor(tree: AppTree): TreeEditor {
-    let e = this.editors.get(tree.id);
-    if (e?.tree !== tree) {
-      // First use, or the space was closed and opened again (a new AppTree).
-      e = { tree, editor: new TreeEditor(tree) };
-      this.editors.set(tree.id, e);
-    }
-    return e.editor;
-  }
 
   scheduleSave(): void {
     if (this.saveTimer) clearTimeout(this.saveTimer);
@@ -43,7 +40,8 @@ export class SpaceDocument implements vscode.CustomDocument {
 
   dispose(): void {
     if (this.saveTimer) clearTimeout(this.saveTimer);
-    this.editors.clear();
+    this.disposeEmitter.fire();
+    this.disposeEmitter.dispose();
   }
 }
 
@@ -58,12 +56,27 @@ export class SpaceEditorProvider implements vscode.CustomEditorProvider<SpaceDoc
   private readonly pendingSelection = new Map<string, { readonly treeId: string; readonly at: number; readonly itemId?: string }>();
   /** First-paint figures reported by the webviews (for the log and benchmarks). */
   readonly figures: EditorFigures = { firstPaint: [] };
+  /** The open documents, by file URI. */
+  private readonly documents = new Map<string, SpaceDocument>();
+  /** Undo steps made while no editor of their space was open, by space id (oldest first). */
+  private readonly waiting = new Map<string, EditRecord[]>();
+  private readonly disposables: vscode.Disposable[] = [];
 
   constructor(
     private readonly model: WorkspaceModel,
     private readonly extensionUri: vscode.Uri,
     private readonly log: vscode.LogOutputChannel,
-  ) {}
+    readonly history: EditHistory,
+  ) {
+    const recorded = history.onDidRecord((e) => this.recorded(e));
+    this.disposables.push(
+      { dispose: () => recorded.dispose() },
+      model.manager.onDidCloseSpace((spaceId) => {
+        history.forget(spaceId);
+        this.waiting.delete(spaceId);
+      }),
+    );
+  }
 
   static register(provider: SpaceEditorProvider): vscode.Disposable {
     return vscode.window.registerCustomEditorProvider(SPACE_EDITOR_VIEW_TYPE, provider, {
@@ -75,16 +88,31 @@ export class SpaceEditorProvider implements vscode.CustomEditorProvider<SpaceDoc
   async openCustomDocument(uri: vscode.Uri): Promise<SpaceDocument> {
     // A file outside the workspace (or not found yet) is opened on demand; errors show in the editor.
     if (!this.model.entry(uri)) await this.model.openFile(uri);
-    return new SpaceDocument(uri);
+    const document = new SpaceDocument(uri);
+    const key = uri.toString();
+    this.documents.set(key, document);
+    document.onDidDispose(() => {
+      if (this.documents.get(key) === document) this.documents.delete(key);
+    });
+    return document;
   }
 
   async resolveCustomEditor(document: SpaceDocument, panel: vscode.WebviewPanel): Promise<void> {
+    if (!document.attached) {
+      document.attached = true;
+      const spaceId = this.spaceIdOf(document);
+      const waiting = spaceId ? this.waiting.get(spaceId) : undefined;
+      if (spaceId && waiting) {
+        this.waiting.delete(spaceId);
+        for (const rec of waiting) this.fireEdit(document, rec);
+      }
+    }
     const session = new EditorSession(document, panel, {
       model: this.model,
       extensionUri: this.extensionUri,
       log: this.log,
       figures: this.figures,
-      onEdit: (rec) => this.fireEdit(document, rec),
+      history: this.history,
       onActive: (spaceId) => this.activeEmitter.fire(spaceId),
       initialTree: this.pendingSelection.get(document.uri.toString()),
     });
@@ -111,6 +139,25 @@ export class SpaceEditorProvider implements vscode.CustomEditorProvider<SpaceDoc
   /** The open editors of a file (for the Spaces view, tests and scripts). */
   editorsOf(uri: vscode.Uri): EditorSession[] {
     return [...this.sessions].filter((s) => s.document.uri.toString() === uri.toString());
+  }
+
+  private spaceIdOf(document: SpaceDocument): string | undefined {
+    const e = this.model.entry(document.uri);
+    return e?.state.kind === 'open' ? e.state.spaceId : undefined;
+  }
+
+  /** An undo step from any source: onto the edit stack of its space's document. */
+  private recorded({ spaceId, record }: RecordedEdit): void {
+    const uri = this.model.entryForSpace(spaceId)?.uri;
+    const document = uri ? this.documents.get(uri.toString()) : undefined;
+    if (document?.attached) {
+      this.fireEdit(document, record);
+      return;
+    }
+    const list = this.waiting.get(spaceId) ?? [];
+    list.push(record);
+    if (list.length > MAX_WAITING) list.splice(0, list.length - MAX_WAITING);
+    this.waiting.set(spaceId, list);
   }
 
   private fireEdit(document: SpaceDocument, rec: EditRecord): void {
@@ -158,8 +205,10 @@ export class SpaceEditorProvider implements vscode.CustomEditorProvider<SpaceDoc
   }
 
   dispose(): void {
+    for (const d of this.disposables.splice(0)) d.dispose();
     for (const s of this.sessions) s.dispose();
     this.sessions.clear();
+    this.waiting.clear();
     this.editEmitter.dispose();
     this.activeEmitter.dispose();
   }

@@ -1,14 +1,15 @@
 /**
  * Applies the space editor's edit requests to an AppTree and records how to undo and redo each:
  * the places and properties of the items an edit touches, before and after. Undo and redo write
- * those back as new ops, so they reach every layer and teammate like any other edit.
+ * those back as new ops, so they reach every layer and teammate like any other edit — each only
+ * where the tree is still as the edit left it, so a teammate's later change is never undone.
  * Typing into one item coalesces into a single undo step while it goes on. Pure (no `vscode`).
  */
 import { TreeError, type AppTree, type Placement } from '../../spaces/appTree';
 import { Chat } from '../../spaces/apps/chat';
 import { Notes } from '../../spaces/apps/notes';
 import { isJsonValue, type JsonValue } from '../../spaces/ops';
-import { isInspectorEdit, isNotesEdit, type ChatEdit, type InspectorEdit, type NotesEdit } from '../../webview/protocol';
+import { isInspectorEdit, isNotesEdit, type Caret, type ChatEdit, type InspectorEdit, type NotesEdit } from '../../webview/protocol';
 import type { EditorKind } from './treeViews';
 
 /** Typing into the same item within this many ms of the last keystroke is one undo step. */
@@ -35,19 +36,38 @@ function capture(tree: AppTree, ids: Iterable<string>, keys: readonly string[]):
   return out;
 }
 
-function restore(tree: AppTree, snap: Snapshot): void {
+const isGone = (s: ItemState | undefined) => !s?.exists || s.placement?.parentId === null;
+
+function sameValue(a: JsonValue | undefined, b: JsonValue | undefined): boolean {
+  return a === b || JSON.stringify(a) === JSON.stringify(b);
+}
+
+/** Whether item `id` is where `s` says (gone counts as one place). */
+function isAt(tree: AppTree, id: string, s: ItemState | undefined): boolean {
+  const now = tree.tree.getVertex(id) && id !== tree.rootId ? tree.placement(id) : undefined;
+  if (isGone(s)) return !now || now.parentId === null;
+  return now?.parentId === s?.placement?.parentId && now?.order === s?.placement?.order;
+}
+
+/**
+ * Writes `target` back — but only what is still as the edit left it (`expected`): a property or
+ * place a teammate (or another window) changed since is theirs now, and undo or redo leaves it.
+ */
+function restore(tree: AppTree, target: Snapshot, expected: Snapshot): void {
   // Live items first (their parents may be among them), deletions last.
-  const entries = [...snap.entries()];
-  const isGone = (s: ItemState) => !s.exists || s.placement?.parentId === null;
+  const entries = [...target.entries()];
   const live = entries.filter(([, s]) => !isGone(s));
   const gone = entries.filter(([, s]) => isGone(s));
   for (const [id, s] of live) {
     if (!tree.tree.getVertex(id)) continue;
-    if (s.placement) tree.place(id, s.placement);
-    if (Object.keys(s.props).length) tree.setProps(id, s.props);
+    const was = expected.get(id);
+    if (s.placement && isAt(tree, id, was)) tree.place(id, s.placement);
+    const props: Record<string, JsonValue | undefined> = {};
+    for (const [k, v] of Object.entries(s.props)) if (sameValue(tree.getProp(id, k), was?.props[k])) props[k] = v;
+    if (Object.keys(props).length) tree.setProps(id, props);
   }
   for (const [id] of gone) {
-    if (tree.tree.getVertex(id) && tree.has(id)) tree.place(id, { parentId: null, order: undefined });
+    if (tree.tree.getVertex(id) && tree.has(id) && isAt(tree, id, expected.get(id))) tree.place(id, { parentId: null, order: undefined });
   }
 }
 
@@ -70,11 +90,11 @@ export class EditRecord {
   }
 
   undo(): void {
-    restore(this.tree, this.before);
+    restore(this.tree, this.before, this.after);
   }
 
   redo(): void {
-    restore(this.tree, this.after);
+    restore(this.tree, this.after, this.before);
   }
 
   /** Folds more typing into this record when it is the same item and soon enough. */
@@ -89,8 +109,8 @@ export class EditRecord {
 export interface EditResult {
   /** A new undo step, or undefined when the edit changed nothing or was folded into `last`. */
   readonly record?: EditRecord;
-  /** The item to focus next (the new item after Enter, the previous one after Delete). */
-  readonly focus?: { readonly itemId: string; readonly caret: 'start' | 'end' };
+  /** The item to focus next (the new item after Enter, the one above after Delete, else the one below). */
+  readonly focus?: { readonly itemId: string; readonly caret: Caret };
 }
 
 const NOTE_KEYS = ['text', 'done'] as const;
@@ -113,6 +133,16 @@ function itemAbove(tree: AppTree, id: string): string | undefined {
   return cur;
 }
 
+/** The item shown below the subtree of `id` (its next sibling, else the next one of an ancestor). */
+function itemBelow(tree: AppTree, id: string): string | undefined {
+  for (let cur: string | undefined = id; cur && cur !== tree.rootId; cur = tree.get(cur)?.parentId) {
+    const sibs = siblingsOf(tree, cur);
+    const next = sibs[sibs.indexOf(cur) + 1];
+    if (next) return next;
+  }
+  return undefined;
+}
+
 function parseJson(json: string): JsonValue {
   let v: unknown;
   try {
@@ -131,6 +161,16 @@ export class TreeEditor {
     private readonly tree: AppTree,
     private readonly now: () => number = Date.now,
   ) {}
+
+  /**
+   * An edit made elsewhere than the editor's webview (the Spaces view, a command): `fn` changes
+   * the properties `keys` (default: a note's text and done state) or the place of the items `ids`
+   * (and pushes the ids of items it makes onto `touched`); the result is one undo step in the
+   * same history as the editor's own edits.
+   */
+  edit(label: string, ids: string[], fn: (touched: string[]) => boolean | void, keys: readonly string[] = NOTE_KEYS): EditRecord | undefined {
+    return this.record(label, keys, ids, fn);
+  }
 
   /** Runs `fn` on the items `ids` (ids it makes are added by `fn` via `touched`) and records it. */
   private record(label: string, keys: readonly string[], ids: string[], fn: (touched: string[]) => boolean | void, typingId?: string): EditRecord | undefined {
@@ -185,10 +225,35 @@ export class TreeEditor {
         return { record: this.record('Move Down', NOTE_KEYS, [edit.id], () => notes.moveDown(edit.id)), focus: { itemId: edit.id, caret: 'end' } };
       case 'delete': {
         const above = itemAbove(t, edit.id);
+        const below = above ? undefined : itemBelow(t, edit.id);
         const record = this.record('Delete Item', NOTE_KEYS, [edit.id], () => notes.delete(edit.id));
-        return { record, focus: above ? { itemId: above, caret: 'end' } : undefined };
+        return { record, focus: above ? { itemId: above, caret: 'end' } : below ? { itemId: below, caret: 'start' } : undefined };
       }
+      case 'paste':
+        return this.paste(edit);
     }
+  }
+
+  /** Lines pasted at the caret of an item: one item per line, one undo step (see NotesEdit `paste`). */
+  private paste(edit: Extract<NotesEdit, { op: 'paste' }>): EditResult {
+    const t = this.tree;
+    const notes = new Notes(t);
+    const { lines } = edit;
+    if (lines.length === 0) return {};
+    let lastId = edit.id;
+    const record = this.record('Paste', NOTE_KEYS, [edit.id], (touched) => {
+      const last = lines.length - 1;
+      notes.setText(edit.id, edit.before + lines[0] + (last === 0 ? edit.after : ''));
+      // Like Enter: below an item with children the new items come first among them.
+      const kids = t.childIds(edit.id);
+      const parentId = kids.length ? edit.id : (t.get(edit.id)?.parentId ?? t.rootId);
+      for (let i = 1; i <= last; i++) {
+        const text = lines[i] + (i === last ? edit.after : '');
+        lastId = i === 1 && kids.length ? t.addItem(edit.id, { text, done: false }, { before: kids[0] }) : notes.add(text, parentId, lastId);
+        touched.push(lastId);
+      }
+    });
+    return { record, focus: { itemId: lastId, caret: (lines.length === 1 ? edit.before.length : 0) + lines[lines.length - 1].length } };
   }
 
   chat(edit: ChatEdit, author: string): EditResult {

@@ -1,17 +1,63 @@
 /**
  * The status bar item of team sync: the state of the active space's server connection —
- * $(cloud) synced, $(sync~spin) syncing, $(cloud-offline) offline, $(error) error or not signed in —
- * with the server, pending ops and the last error in its tooltip. A click retries (or signs in)
- * when offline or in error, and shows the log otherwise. Hidden when the active space has no
- * server connection.
+ * $(cloud) synced, $(sync~spin) syncing, $(debug-disconnect) offline, $(error) error or not signed
+ * in — with the server, pending ops and the last error in its tooltip (a socket error said in
+ * words: "cannot reach host:port — retrying"). A click retries (or signs in) when offline or in
+ * error, and shows the log otherwise. Hidden when the active space has no server connection.
  */
 import * as vscode from 'vscode';
 import type { SpaceManager } from '../../spaces/spaceManager';
 import type { ActiveSpace } from '../activeSpace';
 import type { SyncConnections } from './connections';
-import { clickRetries, statusBarText, tooltipLines } from './syncStatus';
+import { clickRetries, hostOf, statusBarText, tooltipLines, type SpaceSyncState, type SyncStatus } from './syncStatus';
 
 const RENDER_DELAY_MS = 100;
+
+/**
+ * The icon per state: codicons this VS Code has (`cloud-offline` is not one, it showed nothing).
+ * The words stay syncStatus.ts's.
+ */
+const ICONS: Record<SyncStatus, string> = {
+  connecting: '$(sync~spin)',
+  syncing: '$(sync~spin)',
+  connected: '$(cloud)',
+  offline: '$(debug-disconnect)',
+  error: '$(error)',
+  'signed-out': '$(error)',
+};
+
+/** Node's socket error codes that mean "the server cannot be reached now" (retrying may help). */
+const UNREACHABLE: Record<string, string> = {
+  ECONNREFUSED: 'cannot reach',
+  ECONNRESET: 'lost the connection to',
+  ETIMEDOUT: 'no answer from',
+  EHOSTUNREACH: 'cannot reach',
+  ENETUNREACH: 'no network route to',
+  ENOTFOUND: 'cannot find',
+  EAI_AGAIN: 'cannot look up',
+  EPIPE: 'lost the connection to',
+};
+
+/**
+ * A connection error in words for people: "connect ECONNREFUSED 127.0.0.1:40987" → "cannot reach
+ * 127.0.0.1:40987 — retrying" (retrying only while offline). Other reasons are kept as they are.
+ */
+export function reasonInWords(reason: string, url: string, retrying: boolean): string {
+  const code = /\b(E[A-Z_]{3,})\b/.exec(reason)?.[1];
+  const what = code ? UNREACHABLE[code] : undefined;
+  if (!what) return reason;
+  return `${what} ${hostOf(url)}${retrying ? ' — retrying' : ''}`;
+}
+
+/** The state with its reason and last error in words. */
+export function inWords(s: SpaceSyncState): SpaceSyncState {
+  const retrying = s.status === 'offline';
+  return {
+    ...s,
+    reason: s.reason === undefined ? undefined : reasonInWords(s.reason, s.url, retrying),
+    lastError: s.lastError === undefined ? undefined : reasonInWords(s.lastError, s.url, false),
+  };
+}
 
 function escapeMarkdown(text: string): string {
   return text.replace(/[\\`*_{}[\]()#+\-.!|<>~]/g, '\\$&');
@@ -63,8 +109,9 @@ export class SyncStatusBar implements vscode.Disposable {
       return;
     }
     const name = this.manager.get(spaceId)?.name ?? spaceId;
-    this.item.text = statusBarText(state);
-    this.item.tooltip = new vscode.MarkdownString(tooltipLines(state, name, escapeMarkdown).join('\n\n'));
+    const words = inWords(state);
+    this.item.text = `${ICONS[state.status]} ${statusBarText(state).replace(/^\$\([^)]*\)\s*/, '')}`;
+    this.item.tooltip = new vscode.MarkdownString(tooltipLines(words, name, escapeMarkdown).join('\n\n'));
     this.item.command = clickRetries(state) ? { command: 'spaces.retrySync', title: 'Retry', arguments: [{ spaceId }] } : { command: 'spaces.showLog', title: 'Show Log' };
     this.item.backgroundColor =
       state.status === 'error' || state.status === 'signed-out'

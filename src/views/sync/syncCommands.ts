@@ -66,7 +66,7 @@ export async function writeConnectionSetting(spaceId: string, value: true | stri
 }
 
 export function registerSyncCommands(deps: SyncCommandDeps): vscode.Disposable[] {
-  const { model, sync, tokens, log, treeView, activeSpace } = deps;
+  const { model, sync, tokens, log, activeSpace } = deps;
   const signInButton = 'Sign In';
   const wrap = commandWrapper(log, (_id, e) => {
     if (e instanceof ServerApiError && e.unauthorized) {
@@ -89,11 +89,59 @@ export function registerSyncCommands(deps: SyncCommandDeps): vscode.Disposable[]
     return input === undefined ? undefined : normalizeServerUrl(input);
   };
 
+  /**
+   * Asks for the token of `url` and checks it with the server before the box closes: a token the
+   * server refuses (or a server that cannot be reached) keeps the box open with the reason, so
+   * the user can retype it. Undefined when the user cancelled.
+   */
+  const askToken = (url: string, origin: string): Promise<{ token: string; count: number } | undefined> =>
+    new Promise((resolve) => {
+      const box = vscode.window.createInputBox();
+      box.title = `Sign in to ${origin}`;
+      box.prompt = 'Your token for this server (spt_…). Its admin makes one with "spaces-server token create". It is kept in VS Code\'s secret storage.';
+      box.password = true;
+      box.ignoreFocusOut = true;
+      let done = false;
+      const finish = (v: { token: string; count: number } | undefined) => {
+        if (done) return;
+        done = true;
+        resolve(v);
+        box.dispose();
+      };
+      box.onDidChangeValue((v) => {
+        box.validationMessage = v.trim() ? tokenProblem(v.trim()) : undefined;
+      });
+      box.onDidAccept(async () => {
+        const token = box.value.trim();
+        const problem = tokenProblem(token);
+        if (problem) {
+          box.validationMessage = problem;
+          return;
+        }
+        box.busy = true;
+        box.enabled = false;
+        try {
+          const count = (await listServerSpaces(url, token)).length;
+          finish({ token, count });
+        } catch (e) {
+          log.warn(`sign-in to ${origin}: ${errorMessage(e)}`);
+          box.validationMessage =
+            e instanceof ServerApiError && e.unauthorized ? `${origin} refused this token: check it (or ask its admin for a new one) and try again` : `The token could not be checked: ${errorMessage(e)}`;
+        } finally {
+          box.busy = false;
+          box.enabled = true;
+        }
+      });
+      box.onDidHide(() => finish(undefined));
+      box.show();
+    });
+
   const spaceOf = async (arg: unknown, a: { spaceId?: unknown }, title: string, filter?: (s: Space) => boolean, none?: string): Promise<Space | undefined> => {
     const node = isNode(arg) ? arg : undefined;
     const given = a.spaceId;
     if (given !== undefined && typeof given !== 'string') throw new Error('spaceId must be a string');
-    return pickSpace(model, given ?? nodeSpaceId(node ?? (arg === undefined ? treeView.selection[0] : undefined)), title, filter, none);
+    // Only a node clicked names the space; from the palette the user picks (the active space first).
+    return pickSpace(model, given ?? nodeSpaceId(node), title, filter, none, activeSpace.spaceId);
   };
 
   const signIn = wrap('spaces.signIn', async (args?: SignInArgs) => {
@@ -103,26 +151,24 @@ export function registerSyncCommands(deps: SyncCommandDeps): vscode.Disposable[]
     const url = a.url !== undefined ? normalizeServerUrl(a.url) : (sync.defaultUrl() ?? (await askUrl('Sign in to a team server')));
     if (!url) return undefined;
     const origin = serverOrigin(url);
-    const typed =
-      a.token ??
-      (await vscode.window.showInputBox({
-        title: `Sign in to ${origin}`,
-        prompt: 'Your token for this server (spt_…). Its admin makes one with "spaces-server token create". It is kept in VS Code\'s secret storage.',
-        password: true,
-        ignoreFocusOut: true,
-        validateInput: (v) => tokenProblem(v.trim()),
-      }));
-    if (typed === undefined) return undefined;
-    const token = typed.trim();
-    const problem = tokenProblem(token);
-    if (problem) throw new Error(problem);
-    const check = listServerSpaces(url, token);
-    const progress = progressAfter(`Spaces: checking the token with ${origin}`, check);
+    let token: string;
     let count: number;
-    try {
-      count = (await check).length;
-    } finally {
-      progress.dispose();
+    if (a.token === undefined) {
+      // Typed: checked with the server while the box stays open; a refusal is said in the box.
+      const checked = await askToken(url, origin);
+      if (!checked) return undefined;
+      ({ token, count } = checked);
+    } else {
+      token = a.token.trim();
+      const problem = tokenProblem(token);
+      if (problem) throw new Error(problem);
+      const check = listServerSpaces(url, token);
+      const progress = progressAfter(`Spaces: checking the token with ${origin}`, check);
+      try {
+        count = (await check).length;
+      } finally {
+        progress.dispose();
+      }
     }
     await tokens.store(url, token);
     log.info(`signed in to ${origin} (the token sees ${count} space(s))`);

@@ -49,7 +49,11 @@ export class ChatThread {
 
   private send(): void {
     const text = this.input.value;
-    if (!text.trim()) return;
+    if (!text.trim()) {
+      // A blank message is not sent, and its spaces must not start the next one.
+      this.input.value = '';
+      return;
+    }
     this.host.edit(this.treeId, { op: 'post', text });
     this.input.value = '';
   }

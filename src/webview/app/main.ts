@@ -23,10 +23,14 @@ const body = el('main', { class: 'space-body' });
 // Plain symbols, not emoji: they render in every font, including high-contrast themes.
 const ICONS: Record<string, string> = { notes: '☑', chat: '✉' };
 
+const STATUS_MS = 5000;
+let statusTimer: ReturnType<typeof setTimeout> | undefined;
+
 function say(text: string, isError = false): void {
   status.textContent = text;
-  status.classList.toggle('error', isError);
-  if (text) setTimeout(() => status.textContent === text && (status.textContent = ''), 5000);
+  status.classList.toggle('error', isError && text !== '');
+  if (statusTimer) clearTimeout(statusTimer);
+  statusTimer = text ? setTimeout(() => say(''), STATUS_MS) : undefined;
 }
 
 function select(treeId: string | null): void {
@@ -35,6 +39,8 @@ function select(treeId: string | null): void {
 
 function renderHeader(): void {
   if (!space) return;
+  // A tab that had the focus (just clicked, or reached with the keyboard) keeps it in the new strip.
+  const focused = header.contains(document.activeElement) ? document.activeElement?.getAttribute('data-tree') : null;
   const tabs = el('nav', { class: 'tabs', role: 'tablist', 'aria-label': 'App trees' });
   const tab = (label: string, treeId: string | null, title: string) => {
     const selected = (space?.selected ?? null) === treeId;
@@ -48,6 +54,7 @@ function renderHeader(): void {
   add.addEventListener('click', () => host.post({ type: 'addAppTree' }));
   tabs.append(add);
   header.replaceChildren(el('h1', { class: 'space-name', title: space.spaceId }, space.name), tabs);
+  if (focused !== null && focused !== undefined) tabs.querySelector<HTMLElement>(`button.tab[data-tree="${CSS.escape(focused)}"]`)?.focus();
 }
 
 function renderOverview(): void {
@@ -122,10 +129,17 @@ function onMessage(m: HostMessage): void {
     case 'focus':
       if (current?.treeId === m.treeId && current.editor instanceof Outline) current.editor.focusItem(m.itemId, m.caret);
       return;
-    case 'ack':
-      host.settle(m.seq);
-      if (m.error) say(`Not saved: ${m.error}`, true);
+    case 'ack': {
+      const p = host.settle(m.seq);
+      if (m.error) {
+        say(`Not saved: ${m.error}`, true);
+        if (p?.edit.op === 'setProp' && current?.editor instanceof Inspector) current.editor.refused(p.edit.id, p.edit.key, m.error);
+      } else if (status.classList.contains('error')) {
+        // An edit went through: the last failure is no longer the news.
+        say('');
+      }
       return;
+    }
   }
 }
 

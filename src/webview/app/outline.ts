@@ -5,9 +5,15 @@
  *
  * Keys in an item: Enter splits it (new item below), Tab / Shift+Tab indent / outdent,
  * Alt+Up / Alt+Down move it, Up / Down go to the item above / below, Ctrl+Enter checks it,
- * Backspace or Delete in an empty item (or Ctrl+Shift+K) deletes it. Undo / Redo are VS Code's.
+ * Backspace or Delete in an empty item (or Ctrl+Shift+K) deletes it (the host asks first when it
+ * has sub-items). Escape, then Tab / Shift+Tab, leaves the outline: it is one stop in the Tab
+ * order (the item last focused), so the tab strip and "+ Add item" are reachable by keyboard.
+ * Undo / Redo are VS Code's. Lines pasted become items (one undo step).
+ *
+ * The focus survives re-rendering: a row moved by a patch (an undo of a move, a teammate's edit)
+ * gets its focus and caret back, and when the focused row goes away the row above takes it.
  */
-import type { NoteRow, TreePatch, TreeView } from '../protocol';
+import type { Caret, NoteRow, TreePatch, TreeView } from '../protocol';
 import { caretOffset, el, setCaret, setTextKeepingCaret } from './dom';
 import { record, type Host } from './host';
 
@@ -31,6 +37,8 @@ export class Outline {
   private readonly empty: HTMLElement;
   readonly root: HTMLElement;
   private readonly rootId: string;
+  /** "+ Add item": the next Tab stop after the outline. */
+  private readonly addButton: HTMLButtonElement;
 
   constructor(
     private readonly host: Host,
@@ -42,13 +50,25 @@ export class Outline {
     for (const [p, ids] of Object.entries(view.children)) this.children.set(p, ids);
     this.list = el('div', { class: 'outline', role: 'tree', 'aria-label': 'Notes', 'aria-multiselectable': 'false' });
     const add = el('button', { class: 'add-item', type: 'button', title: 'Add an item at the end' }, '+ Add item');
+    this.addButton = add;
     add.addEventListener('click', () => this.host.edit(this.treeId, { op: 'add', parentId: this.rootId, text: '' }));
     this.empty = el('p', { class: 'muted empty-hint' }, 'No items yet. Add one, then type; Enter adds the next, Tab indents.');
-    this.root = el('div', { class: 'outline-editor' }, this.list, this.empty, el('div', { class: 'outline-actions' }, add), el('p', { class: 'muted key-help' }, 'Enter new item · Tab / Shift+Tab indent · Alt+↑/↓ move · Ctrl+Enter check · Backspace on empty item delete · Ctrl+Z undo'));
+    this.root = el(
+      'div',
+      { class: 'outline-editor' },
+      this.list,
+      this.empty,
+      el('div', { class: 'outline-actions' }, add),
+      el('p', { class: 'muted key-help' }, 'Enter new item · Tab / Shift+Tab indent · Alt+↑/↓ move · Ctrl+Enter check · Backspace on empty item delete · Ctrl+Z undo · Esc then Tab leave the outline'),
+    );
     this.list.addEventListener('keydown', (e) => this.onKey(e));
     this.list.addEventListener('input', (e) => this.onInput(e));
     this.list.addEventListener('change', (e) => this.onCheck(e));
     this.list.addEventListener('paste', (e) => this.onPaste(e));
+    this.list.addEventListener('focusin', (e) => {
+      const hit = this.rowOf(e);
+      if (hit && e.target === hit.r.text) this.setCurrent(hit.id);
+    });
     this.renderProgressively();
   }
 
@@ -118,9 +138,23 @@ export class Outline {
     return out;
   }
 
+  /** The item that is the outline's one stop in the Tab order (roving tabindex). */
+  private current: string | undefined;
+  /** Escape was the last key: the next Tab / Shift+Tab moves the focus out instead of indenting. */
+  private leaving = false;
+
+  private setCurrent(id: string | undefined): void {
+    if (id === this.current) return;
+    const old = this.current ? this.rows.get(this.current) : undefined;
+    if (old) old.text.tabIndex = -1;
+    this.current = id;
+    const r = id ? this.rows.get(id) : undefined;
+    if (r) r.text.tabIndex = 0;
+  }
+
   private makeRow(id: string): Row {
     const check = el('input', { type: 'checkbox', class: 'check', 'aria-label': 'Done', tabindex: -1 });
-    const text = el('div', { class: 'text', contenteditable: 'plaintext-only', spellcheck: 'true', role: 'textbox', 'aria-multiline': 'false' });
+    const text = el('div', { class: 'text', contenteditable: 'plaintext-only', spellcheck: 'true', role: 'textbox', 'aria-multiline': 'false', tabindex: -1 });
     const row = el('div', { class: 'row', role: 'treeitem', 'data-id': id }, check, text);
     return { row, check, text };
   }
@@ -129,6 +163,10 @@ export class Outline {
     const all = this.order();
     const order = this.limit === undefined ? all : all.slice(0, this.limit);
     const visible = new Set<string>();
+    // Moving or removing the focused row drops the focus: noted here, given back below.
+    const focused = this.focusedRow();
+    const above = focused?.r.row.previousElementSibling?.getAttribute('data-id') ?? undefined;
+    const caret = focused ? caretOffset(focused.r.text) : undefined;
     let prev: Element | null = null;
     for (const { id, depth } of order) {
       visible.add(id);
@@ -155,13 +193,35 @@ export class Outline {
       }
     }
     this.empty.hidden = all.length > 0;
+    if (this.current && !this.rows.has(this.current)) this.current = undefined;
+    if (!this.current && order.length) this.setCurrent(order[0].id);
+    if (focused && document.activeElement !== focused.r.text) {
+      const kept = this.rows.get(focused.id);
+      if (kept) {
+        kept.text.focus();
+        setCaret(kept.text, caret ?? (kept.text.textContent ?? '').length);
+      } else {
+        // The focused item went away (deleted, an add undone): the row above it takes the focus.
+        const next = above && this.rows.has(above) ? above : (this.list.firstElementChild?.getAttribute('data-id') ?? undefined);
+        if (next) this.focusItem(next, 'end');
+      }
+    }
   }
 
-  focusItem(id: string, caret: 'start' | 'end' = 'end'): void {
+  private focusedRow(): { id: string; r: Row } | undefined {
+    const a = document.activeElement;
+    if (!(a instanceof HTMLElement) || !this.list.contains(a)) return undefined;
+    const id = a.closest('.row')?.getAttribute('data-id');
+    const r = id ? this.rows.get(id) : undefined;
+    return id && r && r.text === a ? { id, r } : undefined;
+  }
+
+  focusItem(id: string, caret: Caret = 'end'): void {
     const r = this.rows.get(id);
     if (!r) return;
+    this.setCurrent(id);
     r.text.focus();
-    setCaret(r.text, caret === 'start' ? 0 : (r.text.textContent ?? '').length);
+    setCaret(r.text, caret === 'start' ? 0 : caret === 'end' ? (r.text.textContent ?? '').length : caret);
     r.row.scrollIntoView({ block: 'nearest' });
   }
 
@@ -196,8 +256,15 @@ export class Outline {
     const hit = this.rowOf(e);
     if (!hit) return;
     e.preventDefault();
-    const text = (e.clipboardData?.getData('text/plain') ?? '').replace(/\r?\n/g, ' ');
-    document.execCommand('insertText', false, text);
+    // One item per line; blank lines (and the line break a copy often ends with) make none.
+    const lines = (e.clipboardData?.getData('text/plain') ?? '').split(/\r\n|\r|\n/).filter((l) => l.trim() !== '');
+    if (lines.length <= 1) {
+      document.execCommand('insertText', false, lines[0] ?? '');
+      return;
+    }
+    const text = hit.r.text.textContent ?? '';
+    const { start, end } = selectionIn(hit.r.text) ?? { start: text.length, end: text.length };
+    this.host.edit(this.treeId, { op: 'paste', id: hit.id, before: text.slice(0, start), lines, after: text.slice(end) });
   }
 
   private neighbour(id: string, step: 1 | -1): string | undefined {
@@ -211,6 +278,19 @@ export class Outline {
     // Keys that finish an IME composition belong to the composition.
     if (!hit || e.target !== hit.r.text || e.isComposing) return;
     if (e.key.length === 1) this.keyAt = performance.now();
+    // A modifier pressed on its own (the Shift of Shift+Tab) keeps the state.
+    if (MODIFIER_KEYS.has(e.key)) return;
+    const leaving = this.leaving;
+    this.leaving = e.key === 'Escape';
+    // Escape then Tab / Shift+Tab: the focus leaves the outline, to what follows or precedes it.
+    if (leaving && e.key === 'Tab') {
+      const to = e.shiftKey ? tabStopBefore(this.list) : this.addButton;
+      if (to) {
+        e.preventDefault();
+        to.focus();
+      }
+      return;
+    }
     const { id, r } = hit;
     const text = r.text.textContent ?? '';
     const send = (edit: Parameters<Host['edit']>[1]) => {
@@ -237,8 +317,35 @@ export class Outline {
       send({ op: 'delete', id });
     } else if (ctrl && e.shiftKey && e.key.toLowerCase() === 'k') {
       send({ op: 'delete', id });
-    } else if (e.key === 'Escape') {
-      r.text.blur();
     }
   }
+}
+
+const MODIFIER_KEYS: ReadonlySet<string> = new Set(['Shift', 'Control', 'Alt', 'Meta', 'AltGraph', 'CapsLock']);
+
+const TABBABLE = 'button, input, textarea, select, a[href], [tabindex], [contenteditable]';
+
+/** The last element before `e` in the Tab order of the page (outside `e`). */
+function tabStopBefore(e: HTMLElement): HTMLElement | undefined {
+  let found: HTMLElement | undefined;
+  for (const c of document.querySelectorAll<HTMLElement>(TABBABLE)) {
+    if (e.contains(c) || !(e.compareDocumentPosition(c) & Node.DOCUMENT_POSITION_PRECEDING)) continue;
+    if (c.tabIndex < 0 || (c as HTMLButtonElement).disabled || c.hidden) continue;
+    found = c;
+  }
+  return found;
+}
+
+/** The selection in `e` as text offsets (undefined when it is elsewhere). */
+function selectionIn(e: HTMLElement): { start: number; end: number } | undefined {
+  const sel = window.getSelection();
+  if (!sel || sel.rangeCount === 0 || !e.contains(sel.anchorNode)) return undefined;
+  const r = sel.getRangeAt(0);
+  const at = (node: Node, offset: number) => {
+    const pre = document.createRange();
+    pre.selectNodeContents(e);
+    pre.setEnd(node, offset);
+    return pre.toString().length;
+  };
+  return { start: at(r.startContainer, r.startOffset), end: at(r.endContainer, r.endOffset) };
 }

@@ -134,6 +134,97 @@ suite('Space editor', () => {
     assert.deepEqual(board.getProp(boardId, 'columns'), ['todo', 'done'], 'bad JSON changes nothing');
   });
 
+  /** The Plan tree's item whose text is `text`. */
+  const itemId = (text: string) => notes().items().find((i) => i.text === text)?.id;
+  const noteNode = (id: string) => ({ kind: 'note' as const, spaceId, treeId: planId, itemId: id });
+
+  test('an edit from the Spaces view is the next step Undo takes in the editor, never an older keystroke', async () => {
+    await vscode.commands.executeCommand('spaces.openAppTree', { spaceId, treeId: planId });
+    const s = await session();
+    await until('the Plan tree to be shown', () => s.shows?.type === 'tree' && s.shows.detail === planId);
+    s.handle({ type: 'edit', seq: seq++, treeId: planId, edit: { op: 'add', text: 'victim' } });
+    const victim = itemId('victim') ?? assert.fail('the item was not added');
+    s.handle({ type: 'edit', seq: seq++, treeId: planId, edit: { op: 'setText', id: victim, text: 'victim typed' } });
+    // The view's context menu: Delete (confirmed), then Rename of another item.
+    assert.equal(await vscode.commands.executeCommand('spaces.delete', noteNode(victim), { confirm: false }), true);
+    assert.equal(itemId('victim typed'), undefined, 'deleted');
+    await undo();
+    await until('undo to bring the deleted item back, with its typing', () => itemId('victim typed') === victim);
+    await undo();
+    await until('the next undo to undo the typing', () => itemId('victim') === victim);
+    await redo();
+    await redo();
+    await until('redo to delete it again', () => itemId('victim typed') === undefined && itemId('victim') === undefined);
+
+    const firstId = notes().items()[0].id;
+    const firstText = notes().item(firstId).text;
+    await vscode.commands.executeCommand('spaces.rename', noteNode(firstId), { name: 'renamed in the view' });
+    await undo();
+    await until('undo of the rename from the view', () => notes().item(firstId).text === firstText);
+    assert.equal(itemId('victim typed') ?? itemId('victim'), undefined, 'the undo took the rename, not the older delete');
+
+    // Renames of the space and of an app tree (the space's own tree) are undo steps as well.
+    await vscode.commands.executeCommand('spaces.rename', { kind: 'space', uri: vscode.Uri.file(file), spaceId }, { name: 'Renamed space' });
+    await vscode.commands.executeCommand('spaces.rename', { kind: 'appTree', spaceId, treeId: planId, appId: 'notes', name: 'Plan' }, { name: 'Renamed plan' });
+    assert.equal(api.manager.get(spaceId)?.name, 'Renamed space');
+    await undo();
+    await until('undo of the app tree rename', () => api.manager.get(spaceId)?.appTreeRef(planId)?.name === 'Plan');
+    assert.equal(api.manager.get(spaceId)?.name, 'Renamed space');
+    await undo();
+    await until('undo of the space rename', () => api.manager.get(spaceId)?.name === 'Editor test');
+
+    // Adding and deleting an app tree from the view: undone, the tree comes back with its content.
+    const space = () => api.manager.get(spaceId) ?? assert.fail('the space is closed');
+    const added = await vscode.commands.executeCommand<{ treeId: string }>('spaces.addAppTree', { spaceId, appId: 'notes', name: 'Added' });
+    assert.ok(space().appTreeRef(added.treeId));
+    await undo();
+    await until('undo of Add App Tree', () => space().appTreeRef(added.treeId) === undefined);
+    await redo();
+    await until('redo of Add App Tree', () => space().appTreeRef(added.treeId)?.name === 'Added');
+    const messages = new Chat(await space().openAppTree(chatId)).messages().map((m) => m.text);
+    assert.ok(messages.length > 0, 'the chat has messages');
+    assert.equal(await vscode.commands.executeCommand('spaces.delete', { kind: 'appTree', spaceId, treeId: chatId, appId: 'chat', name: 'Talk' }, { confirm: false }), true);
+    assert.equal(space().appTreeRef(chatId), undefined);
+    await undo();
+    await until('undo of the app tree delete', () => space().appTreeRef(chatId)?.name === 'Talk');
+    assert.deepEqual(new Chat(await space().openAppTree(chatId)).messages().map((m) => m.text), messages, 'the tree is back with its messages');
+  });
+
+  test('an edit from the view while no editor is open is undone in the editor opened next', async () => {
+    const s = await session();
+    s.handle({ type: 'edit', seq: seq++, treeId: planId, edit: { op: 'add', text: 'deleted while closed' } });
+    const id = itemId('deleted while closed') ?? assert.fail('not added');
+    await vscode.commands.executeCommand('workbench.action.closeAllEditors');
+    await until('the editor to close', () => api.editor.editorsOf(vscode.Uri.file(file)).length === 0);
+    await vscode.commands.executeCommand('spaces.delete', noteNode(id), { confirm: false });
+    assert.equal(itemId('deleted while closed'), undefined);
+    await vscode.commands.executeCommand('spaces.openAppTree', { spaceId, treeId: planId });
+    const s2 = await session();
+    await until('the Plan tree to be shown', () => s2.shows?.type === 'tree' && s2.shows.detail === planId);
+    await undo();
+    await until('undo in the new editor to bring the item back', () => itemId('deleted while closed') === id);
+  });
+
+  test('several lines pasted into an item become items, one undo step', async () => {
+    const s = await session();
+    s.handle({ type: 'edit', seq: seq++, treeId: planId, edit: { op: 'add', text: 'paste here' } });
+    const id = itemId('paste here') ?? assert.fail('not added');
+    s.handle({ type: 'edit', seq: seq++, treeId: planId, edit: { op: 'paste', id, before: 'paste ', lines: ['one', 'two', 'three'], after: 'here' } });
+    const after = texts();
+    assert.deepEqual(after.slice(after.indexOf('paste one')), ['paste one', 'two', 'threehere']);
+    await undo();
+    await until('one undo to take the whole paste back', () => itemId('paste here') === id && !texts().includes('two'));
+  });
+
+  test('closing the active editor clears the active space (the panel is not read once disposed)', async () => {
+    await vscode.commands.executeCommand('spaces.openAppTree', { spaceId, treeId: planId });
+    await until('the editor to make its space active', () => api.activeSpace.spaceId === spaceId);
+    await vscode.commands.executeCommand('workbench.action.closeAllEditors');
+    await until('the active space to be cleared when the editor closed', () => api.activeSpace.spaceId === undefined);
+    await vscode.commands.executeCommand('spaces.openAppTree', { spaceId, treeId: planId });
+    await session();
+  });
+
   test('a file that is not a space opens with an error and stays untouched', async () => {
     const before = fs.readFileSync(fixture.broken.file);
     await vscode.commands.executeCommand('vscode.openWith', vscode.Uri.file(fixture.broken.file), 'spaces.editor');

@@ -4,6 +4,7 @@
 // Works on its own space file ("Synced"), so the fixture's spaces stay as extension.test.ts expects.
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import * as vscode from 'vscode';
@@ -252,6 +253,9 @@ suite('Team sync', () => {
     await run('spaces.disconnect', { spaceId: other.spaceId });
     assert.equal(st(), undefined);
     assert.deepEqual(Object.keys(settings().get<Record<string, unknown>>('connections') ?? {}), [spaceId]);
+    // New Space made the new space the active one; the status bar follows "Synced" again.
+    assert.equal(api.activeSpace.spaceId, other.spaceId);
+    api.activeSpace.set(spaceId);
   });
 
   test('disconnect, and connecting through the settings: edits made meanwhile are sent on reconnect', async () => {
@@ -281,4 +285,47 @@ suite('Team sync', () => {
     api.activeSpace.set(undefined);
     assert.equal(bar().shown, false);
   });
+
+  test('a server that cannot be reached: offline with an icon this VS Code has, and the reason in words', async () => {
+    // A port nothing listens on: taken from the OS, then closed.
+    const probe = net.createServer();
+    await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
+    const port = (probe.address() as net.AddressInfo).port;
+    await new Promise<void>((resolve) => probe.close(() => resolve()));
+    const deadUrl = `http://127.0.0.1:${port}`;
+    await api.sync.tokens.store(deadUrl, token);
+    try {
+      api.activeSpace.set(spaceId);
+      await settings().update('connections', { [spaceId]: deadUrl }, vscode.ConfigurationTarget.Workspace);
+      await until('the connection to be offline', () => state()?.status === 'offline' && /ECONNREFUSED/.test(state()?.reason ?? ''));
+      const tooltipText = () => {
+        const t = bar().item.tooltip;
+        return (t instanceof vscode.MarkdownString ? t.value : String(t ?? '')).replace(/\\/g, '');
+      };
+      await until('the status bar item to say offline', () => bar().shown && bar().item.text.endsWith('Offline'));
+      assert.match(tooltipText(), new RegExp(`cannot reach 127\\.0\\.0\\.1:${port} — retrying`), tooltipText());
+      assert.doesNotMatch(tooltipText(), /ECONNREFUSED/);
+      const icon = /^\$\(([a-z-]+)\)/.exec(bar().item.text)?.[1];
+      const known = await codiconNames();
+      assert.ok(icon && known.has(icon), `the icon ${String(icon)} is one of this VS Code's ${known.size} codicons`);
+    } finally {
+      await settings().update('connections', undefined, vscode.ConfigurationTarget.Workspace);
+      await until('disconnected', () => state() === undefined);
+      await api.sync.tokens.delete(deadUrl);
+      api.activeSpace.set(undefined);
+    }
+  });
 });
+
+/**
+ * The codicon names of the VS Code running the tests, read from its workbench bundle (where each
+ * is registered as `("name",code)`): an icon not among them renders as nothing.
+ */
+async function codiconNames(): Promise<Set<string>> {
+  const bundle = path.join(vscode.env.appRoot, 'out', 'vs', 'code', 'browser', 'workbench', 'workbench.js');
+  const text = fs.existsSync(bundle) ? fs.readFileSync(bundle, 'utf8') : '';
+  const names = new Set<string>();
+  for (const m of text.matchAll(/\("([a-z][a-z0-9-]*)",(6\d{4})\)/g)) names.add(m[1]);
+  assert.ok(names.size > 300, `codicons found in ${bundle}: ${names.size}`);
+  return names;
+}
