@@ -10,7 +10,7 @@ import { bounded } from '../timing';
 import { YJS_DB_FILE, cpuMeter, elapsed, kilo, sqliteBytes, type Deadline, type Figure, type Options, type Workload } from './harness';
 import { requestHeap } from './heapProbe';
 import { PROJECT_DB_FILE, ProjectClient, clientsDir, createProjectSpace, projectDataDir, startProjectServer } from './projectSide';
-import { YjsClient, startYjsServer, yjsDataDir } from './yjsSide';
+import { YjsClient, fillYjs, startYjsServer, yjsDataDir } from './yjsSide';
 
 interface ColdResult {
   readonly loadMs: number;
@@ -23,14 +23,7 @@ async function yjsCold(o: Options, n: number, d: Deadline): Promise<ColdResult> 
   const dir = yjsDataDir(o.dataRoot, `cold${n}`);
   let server = await startYjsServer(dir);
   try {
-    const w = new YjsClient(server.syncUrl);
-    try {
-      await w.whenSynced(d.remaining);
-      w.makeTree();
-      await w.write(0, n, d.remaining);
-    } finally {
-      w.close();
-    }
+    await fillYjs(server.syncUrl, n, d);
     await server.stop();
     const storageBytes = sqliteBytes(dir, YJS_DB_FILE);
     const db = new BetterSqlite3(path.join(dir, YJS_DB_FILE), { readonly: true });

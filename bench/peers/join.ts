@@ -7,7 +7,7 @@
 import { bounded, round } from '../timing';
 import { cpuMeter, elapsed, kilo, type Deadline, type Figure, type Options, type Workload } from './harness';
 import { ProjectClient, clientsDir, createProjectSpace, projectDataDir, startProjectServer } from './projectSide';
-import { YjsClient, startYjsServer, yjsDataDir } from './yjsSide';
+import { YjsClient, fillYjs, startYjsServer, yjsDataDir } from './yjsSide';
 
 /** Distinct error messages kept per side (the rest are counted). */
 const MAX_ERRORS = 5;
@@ -48,14 +48,7 @@ async function yjsJoin(o: Options, d: Deadline): Promise<Record<string, Figure>>
   let server = await startYjsServer(dir);
   const clients: YjsClient[] = [];
   try {
-    const w = new YjsClient(server.syncUrl);
-    try {
-      await w.whenSynced(d.remaining);
-      w.makeTree();
-      await w.write(0, n, d.remaining);
-    } finally {
-      w.close();
-    }
+    await fillYjs(server.syncUrl, n, d);
     await server.stop();
     server = await startYjsServer(dir);
     const storm: Storm = { done: [], errors: new Map(), connects: 0, reconnects: 0 };

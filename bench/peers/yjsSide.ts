@@ -9,7 +9,7 @@ import path from 'node:path';
 import WebSocket from 'ws';
 import * as Y from 'yjs';
 import { spawnServerProc, type ServerProc } from '../serverProc';
-import { BUCKETS, bucketOf, editText, scratchDir, whenTrue } from './harness';
+import { BUCKETS, bucketOf, editText, scratchDir, whenTrue, type Deadline } from './harness';
 
 /** The document every client opens. */
 const DOC_NAME = 'bench-space';
@@ -27,6 +27,18 @@ export function startYjsServer(dir: string): Promise<ServerProc> {
 
 type Leaf = Y.Map<string>;
 type Bucket = Y.Array<Leaf>;
+
+/** A writer that makes the tree and `n` edits (one leaf each), waits until they are sent, and leaves. */
+export async function fillYjs(syncUrl: string, n: number, d: Deadline): Promise<void> {
+  const w = new YjsClient(syncUrl);
+  try {
+    await w.whenSynced(d.remaining);
+    w.makeTree();
+    await w.write(0, n, d.remaining);
+  } finally {
+    w.close();
+  }
+}
 
 export class YjsClient {
   readonly doc = new Y.Doc();
