@@ -9,7 +9,7 @@ import BetterSqlite3 from 'better-sqlite3';
 import { bounded } from '../timing';
 import { YJS_DB_FILE, cpuMeter, elapsed, kilo, sqliteBytes, type Deadline, type Figure, type Options, type Workload } from './harness';
 import { requestHeap } from './heapProbe';
-import { PROJECT_DB_FILE, ProjectClient, clientsDir, createProjectSpace, projectDataDir, startProjectServer } from './projectSide';
+import { PROJECT_DB_FILE, ProjectClient, clientsDir, createProjectSpace, fillProject, projectDataDir, startProjectServer } from './projectSide';
 import { YjsClient, fillYjs, startYjsServer, yjsDataDir } from './yjsSide';
 
 interface ColdResult {
@@ -54,13 +54,7 @@ async function projectCold(o: Options, n: number, d: Deadline): Promise<ColdResu
   let server = await startProjectServer(dir);
   try {
     const spaceId = await createProjectSpace(server.url, token, 'Cold');
-    const w = await bounded('writer open', d.remaining, ProjectClient.open(clients, 'writer', server.url, token, spaceId));
-    try {
-      w.makeTree();
-      await bounded(`writing ${n} edits`, d.remaining, w.write(0, n));
-    } finally {
-      await w.close();
-    }
+    await fillProject(clients, server.url, token, spaceId, n, d);
     await server.stop();
     const storageBytes = sqliteBytes(dir, PROJECT_DB_FILE);
     server = await startProjectServer(dir);

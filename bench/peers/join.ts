@@ -6,7 +6,7 @@
  */
 import { bounded, round } from '../timing';
 import { cpuMeter, elapsed, kilo, type Deadline, type Figure, type Options, type Workload } from './harness';
-import { ProjectClient, clientsDir, createProjectSpace, projectDataDir, startProjectServer } from './projectSide';
+import { ProjectClient, clientsDir, createProjectSpace, fillProject, projectDataDir, startProjectServer } from './projectSide';
 import { YjsClient, fillYjs, startYjsServer, yjsDataDir } from './yjsSide';
 
 /** Distinct error messages kept per side (the rest are counted). */
@@ -18,6 +18,25 @@ interface Storm {
   connects: number;
   /** Connects past each client's first. */
   reconnects: number;
+}
+
+/** Runs one client's join: its time into `done` when it completes, its error counted when not. */
+async function joinOne(s: Storm, t0: number, run: () => Promise<void>): Promise<void> {
+  try {
+    await run();
+    s.done.push(elapsed(t0));
+  } catch (e) {
+    const k = errorKey(e);
+    s.errors.set(k, (s.errors.get(k) ?? 0) + 1);
+  }
+}
+
+/** Adds each client's connects, and those past its first as reconnects. */
+function countConnects(s: Storm, perClient: readonly number[]): void {
+  for (const c of perClient) {
+    s.connects += c;
+    s.reconnects += Math.max(0, c - 1);
+  }
 }
 
 function stormFigure(s: Storm, joiners: number, used: Record<string, number>): Record<string, Figure> {
@@ -55,23 +74,16 @@ async function yjsJoin(o: Options, d: Deadline): Promise<Record<string, Figure>>
     const cpu = cpuMeter(server.pid);
     const t0 = performance.now();
     await Promise.all(
-      Array.from({ length: joiners }, async () => {
+      Array.from({ length: joiners }, () => {
         const c = new YjsClient(server.syncUrl);
         clients.push(c);
-        try {
+        return joinOne(storm, t0, async () => {
           await c.whenSynced(d.remaining);
           await c.whenLeaves(n, d.remaining);
-          storm.done.push(elapsed(t0));
-        } catch (e) {
-          const k = errorKey(e);
-          storm.errors.set(k, (storm.errors.get(k) ?? 0) + 1);
-        }
+        });
       }),
     );
-    for (const c of clients) {
-      storm.connects += c.connects;
-      storm.reconnects += Math.max(0, c.connects - 1);
-    }
+    countConnects(storm, clients.map((c) => c.connects));
     return stormFigure(storm, joiners, cpu());
   } finally {
     for (const c of clients) c.close();
@@ -87,13 +99,7 @@ async function projectJoin(o: Options, d: Deadline): Promise<Record<string, Figu
   const clients: ProjectClient[] = [];
   try {
     const spaceId = await createProjectSpace(server.url, token, 'Join');
-    const w = await bounded('writer open', d.remaining, ProjectClient.open(files, 'writer', server.url, token, spaceId));
-    try {
-      w.makeTree();
-      await bounded(`writing ${n} edits`, d.remaining, w.write(0, n));
-    } finally {
-      await w.close();
-    }
+    await fillProject(files, server.url, token, spaceId, n, d);
     await server.stop();
     server = await startProjectServer(dir);
     const url = server.url;
@@ -101,22 +107,15 @@ async function projectJoin(o: Options, d: Deadline): Promise<Record<string, Figu
     const cpu = cpuMeter(server.pid);
     const t0 = performance.now();
     await Promise.all(
-      Array.from({ length: joiners }, async (_, i) => {
-        try {
+      Array.from({ length: joiners }, (_, i) =>
+        joinOne(storm, t0, async () => {
           const c = await bounded('open', d.remaining, ProjectClient.open(files, `joiner${i}`, url, token, spaceId));
           clients.push(c);
           await c.whenLeaves(n, d.remaining);
-          storm.done.push(elapsed(t0));
-        } catch (e) {
-          const k = errorKey(e);
-          storm.errors.set(k, (storm.errors.get(k) ?? 0) + 1);
-        }
-      }),
+        }),
+      ),
     );
-    for (const c of clients) {
-      storm.connects += c.server.stats.connects;
-      storm.reconnects += Math.max(0, c.server.stats.connects - 1);
-    }
+    countConnects(storm, clients.map((c) => c.server.stats.connects));
     return stormFigure(storm, joiners, cpu());
   } finally {
     await Promise.all(clients.map((c) => c.close()));

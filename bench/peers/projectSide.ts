@@ -16,7 +16,8 @@ import { isPropertyOp } from '../../src/spaces/ops';
 import type { Space } from '../../src/spaces/space';
 import { SpaceManager } from '../../src/spaces/spaceManager';
 import { spawnServerProc, type ServerProc } from '../serverProc';
-import { BUCKETS, bucketOf, editText, scratchDir, whenTrue } from './harness';
+import { bounded } from '../timing';
+import { BUCKETS, bucketOf, editText, scratchDir, whenTrue, type Deadline } from './harness';
 
 /** The secret key of every bench client's space file (secrets are not used here). */
 const SECRET_KEY = Buffer.alloc(32, 7);
@@ -50,6 +51,17 @@ export async function createProjectSpace(url: string, token: string, name: strin
   const res = await fetch(`${url}/v1/spaces`, { method: 'POST', headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' }, body: JSON.stringify({ name }) });
   if (res.status !== 201) throw new Error(`POST /v1/spaces: ${res.status} ${await res.text()}`);
   return ((await res.json()) as { id: string }).id;
+}
+
+/** A writer client that makes the tree and `n` edits (one leaf each), waits until the server has them, and leaves. */
+export async function fillProject(dir: string, url: string, token: string, spaceId: string, n: number, d: Deadline): Promise<void> {
+  const w = await bounded('writer open', d.remaining, ProjectClient.open(dir, 'writer', url, token, spaceId));
+  try {
+    w.makeTree();
+    await bounded(`writing ${n} edits`, d.remaining, w.write(0, n));
+  } finally {
+    await w.close();
+  }
 }
 
 export class ProjectClient {
