@@ -217,13 +217,18 @@ await run.main(async ({ say, check, onCleanup, openWorkbench, screenshot, sectio
   const find = (node, id) => (node.id === id ? node : (node.children ?? []).map((c) => find(c, id)).find(Boolean));
   const itemText = async (id) => find(await dump(alpha.todoId), id)?.props.text;
   const boardRoot = async () => (await dump(alpha.boardId)).props;
-
-  await section('bug 1: a note deleted in the Spaces view comes back with Ctrl+Z in the editor, the keystroke before stays', async () => {
+  /** Shows the Todo tree and puts the caret at the end of "Call Bob"; its row and item id. */
+  const caretAtEndOfBob = async () => {
     await showAlpha('Todo');
     const bob = itemRow('Call Bob');
     const bobId = await bob.getAttribute('data-id');
     await bob.locator('.text').click();
     await page.keyboard.press('End');
+    return { bob, bobId };
+  };
+
+  await section('bug 1: a note deleted in the Spaces view comes back with Ctrl+Z in the editor, the keystroke before stays', async () => {
+    const { bob, bobId } = await caretAtEndOfBob();
     await page.keyboard.type('!');
     const typed = await until('the keystroke in the file', async () => ((await itemText(bobId)) ?? '').endsWith('!') && itemText(bobId), short);
     const before = await todoShape();
@@ -248,11 +253,7 @@ await run.main(async ({ say, check, onCleanup, openWorkbench, screenshot, sectio
   });
 
   await section('bug 3: after Ctrl+Z of Alt+↓ the next keys still go to the moved item', async () => {
-    await showAlpha('Todo');
-    const bob = itemRow('Call Bob');
-    const bobId = await bob.getAttribute('data-id');
-    await bob.locator('.text').click();
-    await page.keyboard.press('End');
+    const { bob, bobId } = await caretAtEndOfBob();
     const before = await todoShape();
     await page.keyboard.press('Alt+ArrowDown');
     await until('the move in the file', async () => (await todoShape()) !== before, short);
@@ -321,11 +322,7 @@ await run.main(async ({ say, check, onCleanup, openWorkbench, screenshot, sectio
   });
 
   await section('bug 5: three lines pasted into an item make three items; one Ctrl+Z takes them back', async () => {
-    await showAlpha('Todo');
-    const bob = itemRow('Call Bob');
-    const bobId = await bob.getAttribute('data-id');
-    await bob.locator('.text').click();
-    await page.keyboard.press('End');
+    const { bob, bobId } = await caretAtEndOfBob();
     const before = await todoShape();
     const text = await itemText(bobId);
     // A paste event as the browser fires it for Ctrl+V, with the clipboard's text.
