@@ -44,7 +44,7 @@ export class TokenError extends Error {
   }
 }
 
-interface TokenRow {
+export interface TokenRow {
   id: string;
   user: string;
   space: string;
@@ -78,7 +78,38 @@ export function tokenProblem(t: TokenInfo, now: number): 'expired' | 'revoked' |
   return undefined;
 }
 
-function toInfo(r: TokenRow): TokenInfo {
+/**
+ * A new token for `spec` (validated: throws TokenError), with the hash to store; every store
+ * creates tokens through this, so the rules are the same everywhere.
+ */
+export function newToken(spec: NewToken, now: number): { token: string; info: TokenInfo; hash: Buffer } {
+  const user = spec.user.trim();
+  if (user.length === 0 || user.length > MAX_USER_LENGTH || /\p{Cc}/u.test(user)) throw new TokenError(`user must be 1..${MAX_USER_LENGTH} printable characters`);
+  if (spec.space !== ALL_SPACES && !isHexId(spec.space)) throw new TokenError(`space must be a space id (${ID_RULES.hex}) or '*'`);
+  if (!isRole(spec.role)) throw new TokenError(`role must be one of ${ROLES.join(', ')}`);
+  let expires: number | null = null;
+  if (spec.expiresDays !== undefined) {
+    if (!Number.isFinite(spec.expiresDays) || spec.expiresDays <= 0 || spec.expiresDays > 36_500) throw new TokenError('expiry must be a positive number of days (at most 36500)');
+    expires = now + Math.round(spec.expiresDays * DAY_MS);
+  }
+  const token = TOKEN_PREFIX + randomBytes(32).toString('base64url');
+  const info: TokenInfo = { id: randomBytes(6).toString('hex'), user, space: spec.space, role: spec.role, created: now, expires, revoked: null };
+  return { token, info, hash: hashToken(token) };
+}
+
+/** Whether `token` could be one of ours at all (looked up only then). */
+export function plausibleToken(token: string): boolean {
+  return token.startsWith(TOKEN_PREFIX) && token.length <= 200;
+}
+
+/** The check of a stored token (undefined: none under that hash) at `now`. */
+export function checkToken(info: TokenInfo | undefined, now: number): TokenCheck {
+  if (!info) return { ok: false, reason: 'unknown' };
+  const problem = tokenProblem(info, now);
+  return problem ? { ok: false, reason: problem } : { ok: true, token: info };
+}
+
+export function toInfo(r: TokenRow): TokenInfo {
   if (!isRole(r.role)) throw new TokenError(`token ${r.id} has an unknown role ${JSON.stringify(r.role)}`);
   return { id: r.id, user: r.user, space: r.space, role: r.role, created: r.created, expires: r.expires, revoked: r.revoked };
 }
@@ -90,20 +121,10 @@ export class TokenStore {
 
   /** Creates a token; the returned `token` string is the only copy there will ever be. */
   create(spec: NewToken, now = Date.now()): { token: string; info: TokenInfo } {
-    const user = spec.user.trim();
-    if (user.length === 0 || user.length > MAX_USER_LENGTH || /\p{Cc}/u.test(user)) throw new TokenError(`user must be 1..${MAX_USER_LENGTH} printable characters`);
-    if (spec.space !== ALL_SPACES && !isHexId(spec.space)) throw new TokenError(`space must be a space id (${ID_RULES.hex}) or '*'`);
-    if (!isRole(spec.role)) throw new TokenError(`role must be one of ${ROLES.join(', ')}`);
-    let expires: number | null = null;
-    if (spec.expiresDays !== undefined) {
-      if (!Number.isFinite(spec.expiresDays) || spec.expiresDays <= 0 || spec.expiresDays > 36_500) throw new TokenError('expiry must be a positive number of days (at most 36500)');
-      expires = now + Math.round(spec.expiresDays * DAY_MS);
-    }
-    const token = TOKEN_PREFIX + randomBytes(32).toString('base64url');
-    const info: TokenInfo = { id: randomBytes(6).toString('hex'), user, space: spec.space, role: spec.role, created: now, expires, revoked: null };
+    const { token, info, hash } = newToken(spec, now);
     this.db
       .prepare('INSERT INTO tokens (id, hash, user, space, role, created, expires, revoked) VALUES (?, ?, ?, ?, ?, ?, ?, NULL)')
-      .run(info.id, hashToken(token), info.user, info.space, info.role, info.created, info.expires);
+      .run(info.id, hash, info.user, info.space, info.role, info.created, info.expires);
     return { token, info };
   }
 
@@ -139,11 +160,8 @@ export class TokenStore {
 
   /** Looks a presented token up by its hash and checks it is neither expired nor revoked. */
   verify(token: string, now = Date.now()): TokenCheck {
-    if (!token.startsWith(TOKEN_PREFIX) || token.length > 200) return { ok: false, reason: 'unknown' };
+    if (!plausibleToken(token)) return { ok: false, reason: 'unknown' };
     const r = this.db.prepare(`SELECT ${COLUMNS} FROM tokens WHERE hash = ?`).get(hashToken(token)) as TokenRow | undefined;
-    if (!r) return { ok: false, reason: 'unknown' };
-    const info = toInfo(r);
-    const problem = tokenProblem(info, now);
-    return problem ? { ok: false, reason: problem } : { ok: true, token: info };
+    return checkToken(r ? toInfo(r) : undefined, now);
   }
 }
