@@ -34,7 +34,7 @@ const contexts = await Promise.all(
       target: e.browser ? 'chrome120' : 'node20',
       sourcemap: !production,
       minify: production,
-      external: ['vscode', 'better-sqlite3'],
+      external: ['vscode', 'better-sqlite3', 'pg-native'],
       banner: e.banner ? { js: e.banner } : undefined,
       logLevel: 'warning',
       // The worker finds sql-wasm.wasm next to itself in dist/; require.resolve is only its fallback.

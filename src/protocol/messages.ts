@@ -36,6 +36,8 @@ export const CloseCode = {
   unsupportedVersion: 4426,
   rateLimited: 4429,
   internalError: 4500,
+  /** The server's database is unreachable: nothing of the unacknowledged writes was kept; reconnect (maybe elsewhere) and send them again. */
+  storeUnavailable: 4503,
 } as const;
 export type CloseCodeName = keyof typeof CloseCode;
 

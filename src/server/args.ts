@@ -3,7 +3,7 @@
 export const USAGE = `spaces-server — the Spaces team sync server
 
 Usage:
-  spaces-server [serve] --data DIR [--port N] [--host HOST] [--idle-seconds N] [--ping-seconds N] [--log-level LEVEL]
+  spaces-server [serve] --data DIR [--store postgres://…] [--port N] [--host HOST] [--idle-seconds N] [--ping-seconds N] [--log-level LEVEL]
                 [--max-connections N] [--max-connections-per-address N] [--max-connections-per-token N]
                 [--slow-consumer-seconds N] [--max-counter-gap N] [--max-secret-skew-seconds N]
       Serves WebSocket sync at /v1/sync and HTTP (/healthz, /metrics, /v1/spaces) on one port.
@@ -11,6 +11,10 @@ Usage:
       connections 10000 in all, 1000 per address, 500 per token; slow consumers closed after 30 s;
       op counters at most 1000000 above their tree's clock, secret times at most 86400 s ahead.
       Logs are JSON lines on stdout; the first is {"msg":"listening","url":…}.
+      Without --store the spaces are in DIR/spaces.db (SQLite, one process). With --store they are
+      in that PostgreSQL database, which any number of server processes may share; DIR then holds
+      only server.key, and every process of one database needs a copy of the same file.
+      Every token command takes --store too.
   spaces-server token create --data DIR --user NAME --space ID|'*' --role read|write|admin [--expires DAYS]
       Prints the new token once (JSON); only its SHA-256 is stored.
   spaces-server token list --data DIR        (ids, users, spaces, roles, dates; never tokens)

@@ -40,7 +40,7 @@ import type { Metrics } from './metrics';
 import { RateLimiter, type RateLimits } from './rateLimit';
 import { SpaceNotFoundError, type SpaceHost, type Subscriber, type Subscription } from './spaceHost';
 import type { SpaceRegistry } from './spaceRegistry';
-import type { ServerStore } from './store/serverStore';
+import { StoreUnavailableError, type SpaceStore } from './store/spaceStore';
 import { canWrite, roleIn, tokenProblem, type TokenInfo } from './store/tokenStore';
 
 export interface ConnectionLimits {
@@ -74,7 +74,7 @@ export const DEFAULT_CONNECTION_LIMITS: ConnectionLimits = {
 };
 
 export interface ConnectionContext {
-  readonly store: ServerStore;
+  readonly store: SpaceStore;
   readonly registry: SpaceRegistry;
   readonly metrics: Metrics;
   readonly logger: Logger;
@@ -298,8 +298,8 @@ export class ClientConnection implements Subscriber {
     this.send(errorFrame(code, message, spaceId, ref));
   }
 
-  fail(reason: string): void {
-    this.closeWith(CloseCode.internalError, reason);
+  fail(reason: string, code: number = CloseCode.internalError): void {
+    this.closeWith(code, reason);
   }
 
   // ---- inbound -------------------------------------------------------------------
@@ -356,6 +356,8 @@ export class ClientConnection implements Subscriber {
         this.closeWith(e.closeCode, e.message);
       } else if (e instanceof InvalidOpError) {
         this.closeWith(CloseCode.badMessage, e.message);
+      } else if (e instanceof StoreUnavailableError) {
+        this.closeWith(CloseCode.storeUnavailable, 'the store is unavailable; reconnect later');
       } else {
         this.ctx.metrics.fault('connection');
         this.ctx.logger.error('connection fault', { conn: this.id, error: errorText(e) });
@@ -379,8 +381,7 @@ export class ClientConnection implements Subscriber {
   private async handle(msg: ClientMessage, size: number): Promise<void> {
     if (this.state === 'hello') {
       if (msg.type !== 'hello') throw new ProtocolError('the first message must be hello', CloseCode.unauthorized);
-      this.onHello(msg);
-      return;
+      return this.onHello(msg);
     }
     switch (msg.type) {
       case 'hello':
@@ -399,9 +400,10 @@ export class ClientConnection implements Subscriber {
     }
   }
 
-  private onHello(msg: HelloMessage): void {
+  private async onHello(msg: HelloMessage): Promise<void> {
     clearTimeout(this.helloTimer);
-    const check = this.ctx.store.tokens.verify(this.headerToken ?? msg.token);
+    const check = await this.ctx.store.tokens.verify(this.headerToken ?? msg.token);
+    if (this.state === 'closed') return;
     if (!check.ok) throw new ProtocolError(`token ${check.reason === 'unknown' ? 'not recognised' : check.reason}`, CloseCode.unauthorized);
     if (!this.ctx.caps.bindToken(this, check.token.id)) {
       throw new ProtocolError(`this token has its maximum of ${this.ctx.caps.limits.perToken} connections open; try again later`, CloseCode.tooManyConnections);

@@ -1,6 +1,7 @@
 /**
  * The HTTP side of the server (same port as the WebSocket):
- *   GET  /healthz     → 200 {"ok":true}
+ *   GET  /healthz     → 200 {"ok":true,"pid",store:{ok,kind},fanout:{ok,kind}}; 503 with ok:false when
+ *                       the store or the fan-out connection is down
  *   GET  /metrics     → Prometheus text
  *   GET  /v1/spaces   → the spaces the Bearer token may see, with its role in each
  *   POST /v1/spaces   → creates a space {name, id?}
@@ -13,14 +14,24 @@ import { Space } from '../spaces/space';
 import { errorText, type Logger } from './log';
 import type { Gauges, Metrics } from './metrics';
 import { parseRequestTarget } from './requestTarget';
-import { SpaceExistsError, type ServerStore } from './store/serverStore';
+import { SpaceExistsError } from './store/serverStore';
+import { StoreUnavailableError, type SpaceStore, type StoreHealth } from './store/spaceStore';
 import { ALL_SPACES, canWrite, roleIn, type TokenInfo } from './store/tokenStore';
 import { ID_RULES, isHexId } from '../spaces/ids';
 
 const MAX_BODY_BYTES = 64 * 1024;
 
+/** What GET /healthz answers (503 when not ok). */
+export interface Health {
+  readonly ok: boolean;
+  readonly pid: number;
+  readonly store: StoreHealth;
+  readonly fanout: { readonly kind: string; readonly ok: boolean; readonly error?: string };
+}
+
 export interface HttpContext {
-  readonly store: ServerStore;
+  readonly store: SpaceStore;
+  health(): Promise<Health>;
   readonly metrics: Metrics;
   readonly logger: Logger;
   /** The peer id the server writes its own ops under (the SpaceManager's). */
@@ -46,11 +57,11 @@ export function bearerToken(req: IncomingMessage): string | undefined {
   return m ? m[1] : undefined;
 }
 
-function authenticate(req: IncomingMessage, ctx: HttpContext): TokenInfo {
+async function authenticate(req: IncomingMessage, ctx: HttpContext): Promise<TokenInfo> {
   const token = bearerToken(req);
   const challenge = { 'WWW-Authenticate': 'Bearer' };
   if (!token) throw new HttpError(401, 'an Authorization: Bearer token is required', challenge);
-  const check = ctx.store.tokens.verify(token);
+  const check = await ctx.store.tokens.verify(token);
   if (!check.ok) throw new HttpError(401, `token ${check.reason === 'unknown' ? 'not recognised' : check.reason}`, challenge);
   return check.token;
 }
@@ -89,8 +100,8 @@ function sendJson(res: ServerResponse, ctx: HttpContext, status: number, value: 
   send(res, ctx, status, JSON.stringify(value), 'application/json; charset=utf-8', headers);
 }
 
-function listSpaces(token: TokenInfo, ctx: HttpContext): Array<{ id: string; name: string; role: string }> {
-  const spaces = token.space === ALL_SPACES ? ctx.store.listSpaces() : [ctx.store.getSpace(token.space)].filter((s) => s !== undefined);
+async function listSpaces(token: TokenInfo, ctx: HttpContext): Promise<Array<{ id: string; name: string; role: string }>> {
+  const spaces = token.space === ALL_SPACES ? await ctx.store.listSpaces() : [await ctx.store.getSpace(token.space)].filter((s) => s !== undefined);
   return spaces.map((s) => ({ id: s.id, name: s.name, role: roleIn(token, s.id) ?? 'read' }));
 }
 
@@ -119,7 +130,7 @@ async function createSpace(req: IncomingMessage, token: TokenInfo, ctx: HttpCont
   }
   try {
     const ops = tree.allOps();
-    ctx.store.createSpace(spaceId, name, ops);
+    await ctx.store.createSpace(spaceId, name, ops);
   } catch (e) {
     if (e instanceof SpaceExistsError) throw new HttpError(409, e.message);
     throw e;
@@ -139,14 +150,16 @@ export async function handleHttp(req: IncomingMessage, res: ServerResponse, ctx:
     const { pathname } = target;
     route = `${req.method ?? 'GET'} ${pathname}`;
     switch (route) {
-      case 'GET /healthz':
-        return sendJson(res, ctx, 200, { ok: true });
+      case 'GET /healthz': {
+        const h = await ctx.health();
+        return sendJson(res, ctx, h.ok ? 200 : 503, h);
+      }
       case 'GET /metrics':
         return send(res, ctx, 200, ctx.metrics.render(ctx.gauges()), 'text/plain; version=0.0.4; charset=utf-8');
       case 'GET /v1/spaces':
-        return sendJson(res, ctx, 200, { spaces: listSpaces(authenticate(req, ctx), ctx) });
+        return sendJson(res, ctx, 200, { spaces: await listSpaces(await authenticate(req, ctx), ctx) });
       case 'POST /v1/spaces': {
-        const token = authenticate(req, ctx);
+        const token = await authenticate(req, ctx);
         return sendJson(res, ctx, 201, await createSpace(req, token, ctx));
       }
     }
@@ -158,6 +171,7 @@ export async function handleHttp(req: IncomingMessage, res: ServerResponse, ctx:
     throw new HttpError(404, `nothing at ${pathname}`);
   } catch (e) {
     if (e instanceof HttpError) return sendJson(res, ctx, e.status, { error: e.message }, e.headers);
+    if (e instanceof StoreUnavailableError) return sendJson(res, ctx, 503, { error: 'the store is unavailable; try again later' }, { 'Retry-After': '1' });
     ctx.metrics.fault('http');
     ctx.logger.error('http fault', { route, error: errorText(e) });
     if (!res.headersSent) sendJson(res, ctx, 500, { error: 'internal server error' });

@@ -6,7 +6,8 @@ import { MAX_CLOCK_STEP } from '../crdt';
 import { USAGE, UsageError, noMorePositionals, numberFlag, parseArgs, required, type Parsed } from './args';
 import { errorText, isLogLevel, jsonLogger } from './log';
 import { startServer, type RunningServer } from './server';
-import { ServerStore } from './store/serverStore';
+import { openSpaceStore } from './store/openStore';
+import type { SpaceStore } from './store/spaceStore';
 import { TokenError, isRole, type TokenInfo } from './store/tokenStore';
 
 const DEFAULT_PORT = 8420;
@@ -25,48 +26,48 @@ function publicToken(t: TokenInfo): Record<string, string | null> {
   return { id: t.id, user: t.user, space: t.space, role: t.role, created: iso(t.created), expires: iso(t.expires), revoked: iso(t.revoked) };
 }
 
-function withStore<T>(dataDir: string, fn: (store: ServerStore) => T): T {
-  const store = ServerStore.open(dataDir);
+/** Opens the store `p` names (--data, and --store for PostgreSQL), runs `fn`, closes it. */
+async function withStore<T>(p: Parsed, fn: (store: SpaceStore) => Promise<T>): Promise<T> {
+  const store = await openSpaceStore({ dataDir: required(p, 'data'), store: p.flags.get('store') });
   try {
-    return fn(store);
+    return await fn(store);
   } finally {
-    store.close();
+    await store.close();
   }
 }
 
-function tokenCommand(argv: string[]): number {
-  const p = parseArgs(argv, ['data', 'user', 'space', 'role', 'expires']);
+async function tokenCommand(argv: string[]): Promise<number> {
+  const p = parseArgs(argv, ['data', 'store', 'user', 'space', 'role', 'expires']);
   const [sub, ...rest] = p.positionals;
   const only = (allowed: string[]): void => {
     for (const k of p.flags.keys()) if (!allowed.includes(k)) throw new UsageError(`--${k} does not apply to token ${sub}`);
   };
   switch (sub) {
     case 'create': {
-      only(['data', 'user', 'space', 'role', 'expires']);
+      only(['data', 'store', 'user', 'space', 'role', 'expires']);
       noMorePositionals(p, 1, 'token create');
       const role = required(p, 'role');
       if (!isRole(role)) throw new UsageError('--role must be read, write or admin');
       const user = required(p, 'user');
       const space = required(p, 'space');
       const expiresDays = numberFlag(p, 'expires', 0.001, 36_500, false);
-      const dataDir = required(p, 'data');
-      const { token, info } = withStore(dataDir, (s) => s.tokens.create({ user, space, role, expiresDays }));
+      const { token, info } = await withStore(p, (s) => s.tokens.create({ user, space, role, expiresDays }));
       out({ ...publicToken(info), token });
       process.stderr.write('Store this token now: the server keeps only its hash and cannot show it again.\n');
       return 0;
     }
     case 'list': {
-      only(['data']);
+      only(['data', 'store']);
       noMorePositionals(p, 1, 'token list');
-      out({ tokens: withStore(required(p, 'data'), (s) => s.tokens.list()).map(publicToken) });
+      out({ tokens: (await withStore(p, (s) => s.tokens.list())).map(publicToken) });
       return 0;
     }
     case 'revoke': {
-      only(['data']);
+      only(['data', 'store']);
       if (rest.length !== 1) throw new UsageError('token revoke needs exactly one token id');
       noMorePositionals(p, 2, 'token revoke');
       const id = rest[0];
-      const ok = withStore(required(p, 'data'), (s) => s.tokens.revoke(id));
+      const ok = await withStore(p, (s) => s.tokens.revoke(id));
       if (!ok) {
         process.stderr.write(`spaces-server: no token with id ${JSON.stringify(id)}\n`);
         return 1;
@@ -75,13 +76,13 @@ function tokenCommand(argv: string[]): number {
       return 0;
     }
     case 'set-role': {
-      only(['data', 'role']);
+      only(['data', 'store', 'role']);
       if (rest.length !== 1) throw new UsageError('token set-role needs exactly one token id');
       noMorePositionals(p, 2, 'token set-role');
       const role = required(p, 'role');
       if (!isRole(role)) throw new UsageError('--role must be read, write or admin');
       const id = rest[0];
-      const updated = withStore(required(p, 'data'), (s) => (s.tokens.setRole(id, role) ? s.tokens.get(id) : undefined));
+      const updated = await withStore(p, async (s) => ((await s.tokens.setRole(id, role)) ? s.tokens.get(id) : undefined));
       if (!updated) {
         process.stderr.write(`spaces-server: no token with id ${JSON.stringify(id)}\n`);
         return 1;
@@ -115,6 +116,7 @@ async function serve(p: Parsed): Promise<number> {
   try {
     server = await startServer({
       dataDir,
+      store: p.flags.get('store'),
       port,
       host: p.flags.get('host') ?? '127.0.0.1',
       idleUnloadMs: idle === undefined ? undefined : idle * 1000,
@@ -131,7 +133,7 @@ async function serve(p: Parsed): Promise<number> {
     logger.error('cannot start', { error: errorText(e) });
     return 1;
   }
-  logger.info('listening', { url: server.url, syncUrl: server.syncUrl, serverId: server.serverId, pid: process.pid });
+  logger.info('listening', { url: server.url, syncUrl: server.syncUrl, serverId: server.serverId, store: server.storeKind, pid: process.pid });
   const running = server;
   await new Promise<void>((resolve) => {
     const stop = (signal: NodeJS.Signals): void => {
@@ -153,9 +155,9 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
   try {
-    if (argv[0] === 'token') return tokenCommand(argv.slice(1));
+    if (argv[0] === 'token') return await tokenCommand(argv.slice(1));
     const rest = argv[0] === 'serve' ? argv.slice(1) : argv;
-    return await serve(parseArgs(rest, ['data', 'port', 'host', 'idle-seconds', 'ping-seconds', 'log-level', ...SERVE_LIMIT_FLAGS]));
+    return await serve(parseArgs(rest, ['data', 'store', 'port', 'host', 'idle-seconds', 'ping-seconds', 'log-level', ...SERVE_LIMIT_FLAGS]));
   } catch (e) {
     const usage = e instanceof UsageError || e instanceof TokenError;
     process.stderr.write(`spaces-server: ${errorText(e)}\n${usage ? 'Run `spaces-server --help` for usage.\n' : ''}`);

@@ -5,6 +5,42 @@
 
 type Labelled = Map<string, number>;
 
+/** Upper bounds (seconds) of the fan-out lag histogram's buckets. */
+const FANOUT_LAG_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5];
+
+/** A Prometheus histogram: cumulative counts per upper bound, sum and count. */
+export class Histogram {
+  private readonly counts: number[];
+  sum = 0;
+  count = 0;
+
+  constructor(readonly bounds: readonly number[]) {
+    this.counts = bounds.map(() => 0);
+  }
+
+  observe(v: number): void {
+    this.sum += v;
+    this.count++;
+    for (let i = 0; i < this.bounds.length; i++) if (v <= this.bounds[i]) this.counts[i]++;
+  }
+
+  render(name: string, help: string): string[] {
+    const out = [`# HELP ${name} ${help}`, `# TYPE ${name} histogram`];
+    this.bounds.forEach((b, i) => out.push(`${name}_bucket{le="${b}"} ${this.counts[i]}`));
+    out.push(`${name}_bucket{le="+Inf"} ${this.count}`, `${name}_sum ${Number(this.sum.toFixed(6))}`, `${name}_count ${this.count}`);
+    return out;
+  }
+}
+
+/** What /metrics says about the store and the fan-out bus. */
+export interface ClusterGauges {
+  readonly store: string;
+  readonly storeOk: boolean;
+  readonly bus: { readonly kind: string; readonly ok: boolean; readonly notices: number; readonly reconnects: number };
+  /** Seqs announced by the bus and not yet applied, over the loaded spaces. */
+  readonly seqsBehind: number;
+}
+
 /** Values read when /metrics is asked for. */
 export interface Gauges {
   readonly connections: number;
@@ -15,6 +51,7 @@ export interface Gauges {
   readonly socketBytesQueuedMax?: number;
   /** The catch-up frame cache (frameCache.ts). */
   readonly catchUp?: { readonly bytes: number; readonly frames: number; readonly hits: number; readonly misses: number };
+  readonly cluster?: ClusterGauges;
 }
 
 export class Metrics {
@@ -46,6 +83,14 @@ export class Metrics {
   /** Server-side faults (exceptions), by where they happened. */
   readonly faults: Labelled = new Map();
   readonly httpResponses: Labelled = new Map();
+  /** Batches other processes committed, applied and fanned out here (fanout/bus.ts). */
+  remoteBatches = 0;
+  /** Fan-out lag: from a bus notice to its batches sent to this process's subscribers. */
+  readonly fanoutLag = new Histogram(FANOUT_LAG_BUCKETS);
+
+  observeFanoutLag(seconds: number): void {
+    this.fanoutLag.observe(seconds);
+  }
 
   static inc(m: Labelled, label: string | number, n = 1): void {
     const k = String(label);
@@ -94,6 +139,17 @@ export class Metrics {
       one('catchup_cache_hits_total', 'counter', 'Catch-up frames sent from the cache (shared bytes).', gauges.catchUp.hits);
       one('catchup_cache_misses_total', 'counter', 'Catch-up frames read from the store and encoded.', gauges.catchUp.misses);
     }
+    if (gauges.cluster) {
+      const c = gauges.cluster;
+      out.push(`# HELP spaces_server_store_up Whether the store answered its last health check (label: kind).`, `# TYPE spaces_server_store_up gauge`, `spaces_server_store_up{kind="${c.store}"} ${c.storeOk ? 1 : 0}`);
+      out.push(`# HELP spaces_server_fanout_up Whether the fan-out bus is connected (label: kind).`, `# TYPE spaces_server_fanout_up gauge`, `spaces_server_fanout_up{kind="${c.bus.kind}"} ${c.bus.ok ? 1 : 0}`);
+      one('fanout_notices_total', 'counter', 'Batch notices the fan-out bus received.', c.bus.notices);
+      one('fanout_reconnects_total', 'counter', 'Times the fan-out listener connected again.', c.bus.reconnects);
+      one('fanout_seqs_behind', 'gauge', 'Seqs announced by the bus that loaded spaces have not applied yet.', c.seqsBehind);
+    }
+    one('remote_batches_total', 'counter', 'Batches committed by other processes and fanned out here.', this.remoteBatches);
+    for (const line of this.fanoutLag.render('spaces_server_fanout_lag_seconds', 'From a fan-out notice to its batches sent to this process’s subscribers.')) out.push(line);
+    out.push('# HELP spaces_server_process_id This process (label: pid).', '# TYPE spaces_server_process_id gauge', `spaces_server_process_id{pid="${process.pid}"} 1`);
     labelled('errors_total', 'code', 'Error messages sent to clients, by code.', this.errors);
     labelled('closes_total', 'code', 'Sockets closed by the server, by close code.', this.closes);
     labelled('faults_total', 'where', 'Server faults, by where they happened.', this.faults);

@@ -1,14 +1,18 @@
 /**
  * startServer: the team sync server on one port — WebSocket sync at /v1/sync and the HTTP
- * endpoints (http.ts) — over one SQLite store in `dataDir`.
+ * endpoints (http.ts) — over one SQLite store in `dataDir`, or over a PostgreSQL database
+ * (`store: 'postgres://…'`) that several server processes share; they hear of each other's
+ * batches through the fan-out bus (fanout/).
  *
  *   const server = await startServer({ dataDir, port: 0 });   // port 0: pick a free one
  *   server.url      // http://127.0.0.1:PORT
  *   server.syncUrl  // ws://127.0.0.1:PORT/v1/sync
  *   await server.close();                                      // graceful, idempotent
  *
- * One server per data directory (an OS lock on DIR/server.lock.db, see store/dirLock.ts): the
- * server is the only writer of the spaces in it (the `token` commands may run next to it).
+ * With SQLite, one server per data directory (an OS lock on DIR/server.lock.db, see
+ * store/dirLock.ts): the server is the only writer of the spaces in it (the `token` commands may
+ * run next to it). With PostgreSQL the data directory holds only server.key, and any number of
+ * processes may serve the same database.
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -28,12 +32,17 @@ import { rateLimits, type RateLimits } from './rateLimit';
 import { parseRequestTarget } from './requestTarget';
 import { SpaceRegistry } from './spaceRegistry';
 import { lockDataDir } from './store/dirLock';
-import { ServerStore } from './store/serverStore';
+import { openSpaceStore } from './store/openStore';
+import type { SpaceStore } from './store/spaceStore';
+import { LocalBus, type FanoutBus } from './fanout/bus';
+import { PgBus } from './fanout/pgBus';
 import { TokenWatch, tokenRecheckInterval } from './tokenWatch';
 
 export interface ServerOptions {
   /** Directory of the database and server.key (created when missing). */
   readonly dataDir: string;
+  /** A `postgres://` URL: store everything there, shared with other server processes. Default: SQLite in dataDir. */
+  readonly store?: string;
   /** TCP port; 0 (the default) picks a free one. */
   readonly port?: number;
   /** Interface to listen on; default 127.0.0.1. */
@@ -69,9 +78,11 @@ export interface RunningServer {
   readonly syncUrl: string;
   readonly host: string;
   readonly port: number;
-  /** Random id of the database, sent in `welcome`. */
+  /** Random id of the database, sent in `welcome` (the same for every process of one PostgreSQL database). */
   readonly serverId: string;
   readonly metrics: Metrics;
+  /** `sqlite` or `postgres`. */
+  readonly storeKind: string;
   /** Spaces loaded in memory now. */
   loadedSpaces(): number;
   /** A space finished loading / was unloaded (idle or shutdown); the argument is its id. */
@@ -101,6 +112,13 @@ function outputSweepMs(slowConsumerMs: number): number {
 const SLOW_CLOSES_PER_SWEEP = 200;
 /** A heartbeat this much later than its interval means the process was busy: nobody is judged on it. */
 const LATE_BEAT_FACTOR = 1.5;
+/** How often a shared store's health is probed (new sockets are refused with 503 while it is down). */
+const STORE_PROBE_MS = 1_000;
+
+/** The fan-out bus of a store: LISTEN/NOTIFY for PostgreSQL, none for SQLite (one process). */
+async function startBus(opts: ServerOptions, store: SpaceStore): Promise<FanoutBus> {
+  return opts.store !== undefined && store.kind === 'postgres' ? PgBus.start(opts.store) : new LocalBus();
+}
 
 export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const logger = opts.logger ?? jsonLogger('info');
@@ -114,12 +132,15 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const cacheBytes = opts.catchUpCacheBytes ?? DEFAULT_CATCH_UP_CACHE_BYTES;
   if (!Number.isSafeInteger(cacheBytes) || cacheBytes < 0) throw new RangeError(`catchUpCacheBytes must be a non-negative integer (got ${cacheBytes})`);
 
-  const store = ServerStore.open(opts.dataDir, { secretKey: opts.secretKey });
-  let unlock: () => void;
+  const store = await openSpaceStore({ dataDir: opts.dataDir, store: opts.store, secretKey: opts.secretKey });
+  let unlock: () => void = () => undefined;
+  let bus: FanoutBus;
   try {
-    unlock = lockDataDir(opts.dataDir);
+    if (store.kind === 'sqlite') unlock = lockDataDir(opts.dataDir);
+    bus = await startBus(opts, store);
   } catch (e) {
-    store.close();
+    unlock();
+    await store.close();
     throw e;
   }
   if (store.keyFileMode !== undefined) logger.warn('server.key is readable by other users; chmod 600 it', { mode: store.keyFileMode.toString(8) });
@@ -131,6 +152,22 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const admission: AdmissionLimits = { ...DEFAULT_ADMISSION_LIMITS, ...opts.admission };
   const registry = new SpaceRegistry({ store, manager, metrics, logger, catchUpCache, idleUnloadMs: opts.idleUnloadMs ?? 60_000, admission });
   const connections = new Set<ClientConnection>();
+  const busSubs = [bus.onNotice((n) => registry.noteCommitted(n.spaceId, n.seq)), bus.onResync(() => registry.resyncAll())];
+  // A shared store is probed, so a process whose database is away says so (/healthz) and takes no new sockets.
+  let storeOk = true;
+  let probing = false;
+  const probe = setInterval(() => {
+    if (probing || store.kind === 'sqlite') return;
+    probing = true;
+    store
+      .health()
+      .then((h) => {
+        if (h.ok !== storeOk) logger.warn(h.ok ? 'store available again' : 'store unavailable', { store: store.kind, error: h.error });
+        storeOk = h.ok;
+      })
+      .finally(() => (probing = false));
+  }, STORE_PROBE_MS);
+  probe.unref();
 
   const connCtx: ConnectionContext = {
     store,
@@ -162,7 +199,20 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     metrics,
     logger,
     peerId: manager.peerId,
-    gauges: () => ({ connections: connections.size, spacesLoaded: registry.loadedCount, subscriptions: registry.subscriptionCount, ...queuedGauges(), catchUp: catchUpCache.stats }),
+    gauges: () => ({
+      connections: connections.size,
+      spacesLoaded: registry.loadedCount,
+      subscriptions: registry.subscriptionCount,
+      ...queuedGauges(),
+      catchUp: catchUpCache.stats,
+      cluster: { store: store.kind, storeOk, bus: bus.status(), seqsBehind: registry.seqsBehind },
+    }),
+    health: async () => {
+      const h = await store.health();
+      storeOk = h.ok;
+      const b = bus.status();
+      return { ok: h.ok && b.ok, pid: process.pid, store: h, fanout: { kind: b.kind, ok: b.ok, ...(b.error ? { error: b.error } : {}) } };
+    },
   };
 
   const wss = new WebSocketServer({ noServer: true, maxPayload: PROTOCOL_LIMITS.maxFrameBytes, perMessageDeflate: false, clientTracking: false });
@@ -171,6 +221,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
 
   const acceptUpgrade = (req: http.IncomingMessage, socket: Duplex, head: Buffer): void => {
     if (closing) return endWithResponse(socket, 503);
+    if (!storeOk) return endWithResponse(socket, 503, JSON.stringify({ error: 'the store is unavailable', retryAfterSeconds: 1 }), { 'Retry-After': 1 });
     const target = parseRequestTarget(req.url);
     if (!target.ok) return endWithResponse(socket, 400);
     if (target.pathname !== SYNC_PATH) return endWithResponse(socket, 404);
@@ -213,7 +264,10 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     });
   } catch (e) {
     await manager.dispose();
-    store.close();
+    clearInterval(probe);
+    for (const d of busSubs) d.dispose();
+    await bus.close();
+    await store.close();
     unlock();
     throw e;
   }
@@ -240,6 +294,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   }, pingIntervalMs);
   heartbeat.unref();
   const tokenWatch = new TokenWatch({ tokens: store.tokens, intervalMs: tokenRecheckMs, holders: () => connections, logger });
+  await tokenWatch.start().catch((e: unknown) => logger.warn('token watch: first read failed', { error: errorText(e) }));
   // Slow consumers: sockets whose queued output does not move (connection.ts checkOutput).
   // Sockets that stalled together are closed a batch per sweep, not all in one event-loop turn.
   const outputSweep = setInterval(() => {
@@ -274,7 +329,10 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       server.closeAllConnections();
       await serverClosed;
       wss.close();
-      store.close();
+      clearInterval(probe);
+      for (const d of busSubs) d.dispose();
+      await bus.close();
+      await store.close();
       unlock();
       logger.info('stopped');
     })();
@@ -288,6 +346,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     port,
     serverId: store.serverId,
     metrics,
+    storeKind: store.kind,
     loadedSpaces: () => registry.loadedCount,
     onDidLoadSpace: registry.onDidLoadSpace,
     onDidUnloadSpace: registry.onDidUnloadSpace,

@@ -22,7 +22,7 @@
  * The ack of a client's own batch therefore takes that batch's place in its stream.
  */
 import type { SecretRecord } from '../persistence/contract';
-import { PROTOCOL_LIMITS, type ErrorCode, type Role, type StateVectorRanges } from '../protocol/messages';
+import { CloseCode, PROTOCOL_LIMITS, type ErrorCode, type Role, type StateVectorRanges } from '../protocol/messages';
 import { OpRangeSet } from '../spaces/opRanges';
 import type { Op } from '../spaces/ops';
 import type { Space } from '../spaces/space';
@@ -32,7 +32,8 @@ import { DEFAULT_ADMISSION_LIMITS, TreeClocks, checkCounters, checkSecretTimes, 
 import { ackFrame, opsFrame, secretsFrame, syncedFrame } from './frames';
 import { errorText, type Logger } from './log';
 import type { Metrics } from './metrics';
-import type { AppendResult, BatchInput, BatchWriter, ServerStore } from './store/serverStore';
+import { StoreUnavailableError, type AppendResult, type BatchInput, type BatchWriter, type SpaceStore } from './store/spaceStore';
+import { decodeOps } from '../spaces/opCodec';
 import { canWrite } from './store/tokenStore';
 import { SqlitePersistenceLayer, type LayerWriter } from './store/sqliteLayer';
 import { WriteQueue } from './writeQueue';
@@ -48,6 +49,8 @@ const FRAME_ALIGN_SEQS = 256;
  * does not make a socket congested.
  */
 const COALESCE_BYTES = 256 * 1024;
+/** Batches read per query when applying other processes' batches. */
+const REMOTE_PAGE = 256;
 
 /** The first multiple of FRAME_ALIGN_SEQS after `seq`. */
 function nextAlignedSeq(seq: number): number {
@@ -73,8 +76,8 @@ export interface Subscriber {
   /** Resolves when the outgoing buffer is under its low-water mark or the connection closed. */
   drained(): Promise<void>;
   readonly isClosed: boolean;
-  /** Closes the connection after a server fault. */
-  fail(reason: string): void;
+  /** Closes the connection after a server fault (default code: internalError). */
+  fail(reason: string, code?: number): void;
 }
 
 interface PendingAck {
@@ -121,10 +124,16 @@ interface SecretsJob extends JobBase {
   readonly kind: 'secrets';
   readonly records: readonly SecretRecord[];
 }
-type Job = OpsJob | SecretsJob;
+/** Batches committed elsewhere (another process): apply and fan out what the store has past our seq. */
+interface RemoteJob extends JobBase {
+  readonly kind: 'remote';
+  /** When the notice came (performance.now()), for the fan-out lag. */
+  readonly noticedAt: number;
+}
+type Job = OpsJob | SecretsJob | RemoteJob;
 
 export interface HostContext {
-  readonly store: ServerStore;
+  readonly store: SpaceStore;
   readonly manager: SpaceManager;
   readonly metrics: Metrics;
   readonly logger: Logger;
@@ -155,6 +164,10 @@ export class SpaceHost implements LayerWriter {
   private readonly clocks: TreeClocks;
   /** Peer ids no client may write under: the server's own. */
   private readonly reservedPeers: ReadonlySet<string>;
+  /** A remote job is queued (one at a time: it reads everything past our seq). */
+  private remoteQueued = false;
+  /** The highest seq the fan-out bus announced. */
+  private noticedSeq = 0;
 
   constructor(
     readonly spaceId: string,
@@ -176,11 +189,11 @@ export class SpaceHost implements LayerWriter {
 
   /** Reads the state vectors and opens the space tree with the SpaceManager; then writes may run. */
   async load(): Promise<void> {
-    const info = this.ctx.store.getSpace(this.spaceId);
+    const info = await this.ctx.store.getSpace(this.spaceId);
     if (!info) throw new SpaceNotFoundError(this.spaceId);
     this.name = info.name;
     this.lastSeq = info.lastSeq;
-    this.trees = this.ctx.store.stateVectors(this.spaceId);
+    this.trees = await this.ctx.store.stateVectors(this.spaceId);
     this.space = await this.ctx.manager.open(this.spaceId, [this.layer]);
     this.queue.start();
   }
@@ -200,7 +213,7 @@ export class SpaceHost implements LayerWriter {
       for (const ack of previous.pendingAcks.splice(0)) sub.pendingAcks.push(ack);
     }
     this.subs.set(sink, sub);
-    if (canWrite(role)) this.bindOwnPeer(sink);
+    if (canWrite(role)) void this.bindOwnPeer(sink);
     void this.pump(sub);
     return sub;
   }
@@ -209,11 +222,11 @@ export class SpaceHost implements LayerWriter {
    * A writer's own peer id belongs to its user in this space from its first subscribe on, so no
    * other user can take it over before its first write.
    */
-  private bindOwnPeer(sink: Subscriber): void {
+  private async bindOwnPeer(sink: Subscriber): Promise<void> {
     const { user, ownPeer } = sink;
     if (user === undefined || ownPeer === undefined || this.reservedPeers.has(ownPeer)) return;
     try {
-      const owner = this.ctx.store.bindPeer(this.spaceId, ownPeer, user);
+      const owner = await this.ctx.store.bindPeer(this.spaceId, ownPeer, user);
       if (owner !== user) this.ctx.logger.info('peer id bound to another user', { spaceId: this.spaceId, conn: sink.id, peer: ownPeer });
     } catch (e) {
       // Not fatal: the binding is made by the first write as well.
@@ -242,11 +255,11 @@ export class SpaceHost implements LayerWriter {
           await sub.sink.drained();
           continue;
         }
-        if (!this.sendNextFrame(sub)) {
+        if (!(await this.sendNextFrame(sub))) {
           this.goLive(sub);
           return;
         }
-        // Store reads are synchronous: let other sockets and requests in between frames.
+        // SQLite reads are synchronous: let other sockets and requests in between frames.
         await new Promise<void>((resolve) => setImmediate(resolve));
       }
     } catch (e) {
@@ -265,7 +278,7 @@ export class SpaceHost implements LayerWriter {
    * its stream, else one `ops` frame (shared through the catch-up cache). False when nothing is
    * stored after `sub.sentSeq`.
    */
-  private sendNextFrame(sub: Subscription): boolean {
+  private async sendNextFrame(sub: Subscription): Promise<boolean> {
     this.sendDueAcks(sub);
     const start = sub.sentSeq;
     const head = sub.pendingAcks[0];
@@ -282,8 +295,10 @@ export class SpaceHost implements LayerWriter {
     const cache = this.ctx.catchUpCache;
     let f = cache.get(this.spaceId, start);
     if (!f || f.end > cut) {
-      const limit = Math.min(nextAlignedSeq(start), cut);
-      const built = this.buildFrame(start, limit);
+      // Never past the host's seq: a batch committed but not yet applied is sent by its fan-out.
+      const limit = Math.min(nextAlignedSeq(start), cut, this.lastSeq);
+      const built = await this.buildFrame(start, limit);
+      if (sub.closed) return true; // the pump's loop ends on it
       if (!built) return false;
       f = built;
       // A frame cut short by an own ack is this subscriber's; any other is the frame at `start`.
@@ -302,13 +317,13 @@ export class SpaceHost implements LayerWriter {
    * `limit` never passes the next multiple of FRAME_ALIGN_SEQS, subscribers that started at other
    * seqs reach the same frame boundaries there. Undefined when nothing is stored after `start`.
    */
-  private buildFrame(start: number, limit: number): CachedFrame | undefined {
+  private async buildFrame(start: number, limit: number): Promise<CachedFrame | undefined> {
     let treeId = '';
     const parts: string[] = [];
     let nOps = 0;
     let bytes = 0;
     let end = start;
-    this.ctx.store.readBatches(this.spaceId, start, Math.max(1, limit - start), (b) => {
+    await this.ctx.store.readBatches(this.spaceId, start, Math.max(1, limit - start), (b) => {
       if (b.seq > limit) return false;
       if (parts.length > 0 && (b.treeId !== treeId || nOps + b.nOps > PROTOCOL_LIMITS.maxOpsPerBatch || bytes + b.opsJson.length > COALESCE_BYTES)) return false;
       treeId = b.treeId;
@@ -336,8 +351,17 @@ export class SpaceHost implements LayerWriter {
     if (sub.syncedSent) return;
     sub.syncedSent = true;
     sub.sink.send(syncedFrame(this.spaceId, sub.sentSeq, sub.role, this.stateVectorRanges()));
-    const secrets = this.ctx.store.loadSecrets(this.spaceId);
-    if (secrets.length > 0) sub.sink.send(secretsFrame(this.spaceId, secrets));
+    void this.sendStoredSecrets(sub);
+  }
+
+  private async sendStoredSecrets(sub: Subscription): Promise<void> {
+    try {
+      const secrets = await this.ctx.store.loadSecrets(this.spaceId);
+      if (secrets.length > 0 && !sub.closed) sub.sink.send(secretsFrame(this.spaceId, secrets));
+    } catch (e) {
+      this.ctx.logger.error('cannot read secrets', { spaceId: this.spaceId, conn: sub.sink.id, error: errorText(e) });
+      sub.sink.fail('the server could not read the space');
+    }
   }
 
   stateVectorRanges(): Record<string, StateVectorRanges> {
@@ -370,25 +394,30 @@ export class SpaceHost implements LayerWriter {
   }
 
   /** Runs one group of the write queue; never throws (failures are reported to the jobs). */
-  private runGroup(group: Job[]): void {
+  private async runGroup(group: Job[]): Promise<void> {
     let touchedRefs = false;
     for (let i = 0; i < group.length; ) {
       const job = group[i];
       if (job.kind === 'secrets') {
-        this.commitSecrets(job);
+        await this.commitSecrets(job);
+        i++;
+        continue;
+      }
+      if (job.kind === 'remote') {
+        if (await this.runRemote(job)) touchedRefs = true;
         i++;
         continue;
       }
       let j = i;
       while (j < group.length && group[j].kind === 'ops') j++;
-      if (this.commitOps(group.slice(i, j) as OpsJob[])) touchedRefs = true;
+      if (await this.commitOps(group.slice(i, j) as OpsJob[])) touchedRefs = true;
       i = j;
     }
     if (touchedRefs) this.afterTreeChanges();
   }
 
   /** Commits consecutive ops jobs in one transaction; true when a tree the host tracks changed. */
-  private commitOps(group: OpsJob[]): boolean {
+  private async commitOps(group: OpsJob[]): Promise<boolean> {
     const admitted = this.admitOps(group);
     const jobs = admitted.map((a) => a.job);
     const inputs = admitted.map((a) => a.input);
@@ -398,7 +427,7 @@ export class SpaceHost implements LayerWriter {
     } else {
       const t0 = performance.now();
       try {
-        results = this.ctx.store.appendBatches(this.spaceId, inputs);
+        results = await this.ctx.store.appendBatches(this.spaceId, inputs);
       } catch (e) {
         this.failJobs(jobs, e);
         return false;
@@ -407,6 +436,17 @@ export class SpaceHost implements LayerWriter {
       this.ctx.metrics.commitSeconds += (performance.now() - t0) / 1000;
     }
     let touched = false;
+    // Seqs other processes took since our last: theirs go out first, so every stream stays in seq order.
+    const first = results.find((r) => r.seq !== undefined)?.seq;
+    if (first !== undefined && first > this.lastSeq + 1) {
+      try {
+        touched = await this.applyRemote(first - 1);
+      } catch (e) {
+        // Stored, but not in order yet: the next catch-up sends them; the clients resend and get acks.
+        this.failJobs(jobs, e);
+        return touched;
+      }
+    }
     jobs.forEach((job, k) => {
       const r = results[k];
       if (r.refused) return this.refuse(job, r.refused.code, r.refused.message);
@@ -526,12 +566,12 @@ export class SpaceHost implements LayerWriter {
     sub.pendingAcks.push({ seq: last.seq, ref, own: false });
   }
 
-  private commitSecrets(job: SecretsJob): void {
+  private async commitSecrets(job: SecretsJob): Promise<void> {
     const tooLate = job.origin ? checkSecretTimes(job.records, Date.now(), this.admission.maxSecretSkewMs) : undefined;
     if (tooLate) return this.refuse(job, 'out-of-range', tooLate);
     let won: SecretRecord[];
     try {
-      won = this.ctx.store.mergeSecrets(this.spaceId, job.records);
+      won = await this.ctx.store.mergeSecrets(this.spaceId, job.records);
     } catch (e) {
       this.failJobs([job], e);
       return;
@@ -554,10 +594,69 @@ export class SpaceHost implements LayerWriter {
     this.ctx.metrics.fault('write');
     this.ctx.logger.error('write failed', { spaceId: this.spaceId, jobs: jobs.length, error: errorText(e) });
     const err = e instanceof Error ? e : new Error(String(e));
+    const down = e instanceof StoreUnavailableError;
     for (const job of jobs) {
-      if (job.origin && job.ref !== undefined) job.origin.sendError('internal', 'the server could not store this; send it again later', this.spaceId, job.ref);
+      // The database is away: the client is told so by its close code and sends it again after reconnecting.
+      if (down) job.origin?.fail('the store is unavailable; reconnect and send it again', CloseCode.storeUnavailable);
+      else if (job.origin && job.ref !== undefined) job.origin.sendError('internal', 'the server could not store this; send it again later', this.spaceId, job.ref);
       job.reject(err);
     }
+  }
+
+  // ---- batches other processes committed (fanout/bus.ts) --------------------------------
+
+  /** The fan-out bus says the space has batches up to `seq` (undefined: maybe; check the store). */
+  noteCommitted(seq?: number): void {
+    if (this.closed || this.remoteQueued || (seq !== undefined && seq <= this.lastSeq)) return;
+    if (seq !== undefined) this.noticedSeq = Math.max(this.noticedSeq, seq);
+    this.remoteQueued = true;
+    this.queue.push({ kind: 'remote', noticedAt: performance.now(), resolve: () => undefined, reject: () => undefined });
+  }
+
+  /** Seqs the bus announced that this host has not applied yet. */
+  get seqsBehind(): number {
+    return Math.max(0, this.noticedSeq - this.lastSeq);
+  }
+
+  private async runRemote(job: RemoteJob): Promise<boolean> {
+    this.remoteQueued = false;
+    try {
+      const touched = await this.applyRemote(Infinity);
+      this.ctx.metrics.observeFanoutLag((performance.now() - job.noticedAt) / 1000);
+      return touched;
+    } catch (e) {
+      // Not lost: the next notice or the bus's resync after reconnecting reads from the same seq.
+      this.ctx.metrics.fault('remote-catch-up');
+      this.ctx.logger.warn('cannot read batches of other processes', { spaceId: this.spaceId, seq: this.lastSeq, error: errorText(e) });
+      return false;
+    } finally {
+      job.resolve();
+    }
+  }
+
+  /** Applies and fans out the stored batches after this host's seq, up to `upTo`; true when the space tree changed. */
+  private async applyRemote(upTo: number): Promise<boolean> {
+    let touched = false;
+    while (this.lastSeq < upTo && !this.closed) {
+      const batches = await this.ctx.store.batchesAfter(this.spaceId, this.lastSeq, Math.min(REMOTE_PAGE, upTo - this.lastSeq));
+      if (batches.length === 0) break;
+      for (const b of batches) {
+        if (b.seq !== this.lastSeq + 1) throw new Error(`space ${this.spaceId}: the store has seq ${b.seq} after ${this.lastSeq}`);
+        const ops = decodeOps(JSON.parse(b.opsJson), b.treeId, `batch ${b.seq} of space ${this.spaceId}`);
+        this.lastSeq = b.seq;
+        this.clocks.advance(b.treeId, ops);
+        let set = this.trees.get(b.treeId);
+        if (!set) this.trees.set(b.treeId, (set = new OpRangeSet()));
+        set.addOps(ops);
+        this.ctx.metrics.remoteBatches++;
+        if (b.treeId === this.spaceId) {
+          this.layer.deliver(b.treeId, ops);
+          touched = true;
+        }
+        this.fanOut(b.seq, b.treeId, b.opsJson, b.nOps, undefined, undefined);
+      }
+    }
+    return touched;
   }
 
   // ---- the merged copy of the space tree ---------------------------------------------
@@ -569,11 +668,9 @@ export class SpaceHost implements LayerWriter {
     const name = space.name;
     if (name && name !== this.name) {
       this.name = name;
-      try {
-        this.ctx.store.setSpaceName(this.spaceId, name);
-      } catch (e) {
+      this.ctx.store.setSpaceName(this.spaceId, name).catch((e: unknown) => {
         this.ctx.logger.warn('cannot store the space name', { spaceId: this.spaceId, error: errorText(e) });
-      }
+      });
     }
   }
 

@@ -11,7 +11,7 @@ import { errorText, type Logger } from './log';
 import type { CatchUpCache } from './frameCache';
 import type { Metrics } from './metrics';
 import { SpaceHost, SpaceNotFoundError } from './spaceHost';
-import type { ServerStore } from './store/serverStore';
+import type { SpaceStore } from './store/spaceStore';
 
 interface Entry {
   readonly host: SpaceHost;
@@ -22,7 +22,7 @@ interface Entry {
 }
 
 export interface RegistryOptions {
-  readonly store: ServerStore;
+  readonly store: SpaceStore;
   readonly manager: SpaceManager;
   readonly metrics: Metrics;
   readonly logger: Logger;
@@ -53,6 +53,27 @@ export class SpaceRegistry {
     return n;
   }
 
+  /** Seqs announced by the fan-out bus and not yet applied, over the loaded spaces. */
+  get seqsBehind(): number {
+    let n = 0;
+    for (const e of this.entries.values()) n += e.host.seqsBehind;
+    return n;
+  }
+
+  /**
+   * The fan-out bus: `spaceId` has batches up to `seq` (fanout/bus.ts). A space not loaded here
+   * needs nothing: it reads the store when it loads. One being loaded checks after its load.
+   */
+  noteCommitted(spaceId: string, seq: number): void {
+    const e = this.entries.get(spaceId);
+    if (e && !e.unloading) void e.ready.then(() => e.host.noteCommitted(seq), () => undefined);
+  }
+
+  /** Notices may have been missed: every loaded space checks the store for batches past its seq. */
+  resyncAll(): void {
+    for (const e of this.entries.values()) if (!e.unloading) void e.ready.then(() => e.host.noteCommitted(), () => undefined);
+  }
+
   isLoaded(spaceId: string): boolean {
     return this.entries.has(spaceId);
   }
@@ -67,7 +88,10 @@ export class SpaceRegistry {
         continue;
       }
       if (!e) {
-        if (!this.opts.store.getSpace(spaceId)) throw new SpaceNotFoundError(spaceId);
+        if (!(await this.opts.store.getSpace(spaceId))) throw new SpaceNotFoundError(spaceId);
+        // Another acquire may have started loading it while this one read the store.
+        const raced = this.entries.get(spaceId);
+        if (raced || this.closed) continue;
         e = this.load(spaceId);
       }
       e.refs++;

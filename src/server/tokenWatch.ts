@@ -1,9 +1,11 @@
 /**
  * Token changes reach open sockets quickly. Tokens are managed by the `token` commands, usually
  * in another process writing the same database, so the server polls: every `intervalMs` it reads
- * SQLite's `data_version` (TokenStore.changeStamp: no query, no I/O beyond the WAL index). Only
- * when it moved does it re-read the tokens of the open connections (one lookup per distinct
- * token). Each tick also checks expiry times, from memory. Each connection then applies what it
+ * the store's change stamp (SQLite: `data_version`, no query, no I/O beyond the WAL index;
+ * PostgreSQL: a counter every token write bumps, one tiny query — so every server process of
+ * one database sees a revocation). Only when it moved does it re-read the tokens of the open
+ * connections (one lookup per distinct token). A round that is still waiting for the store when
+ * the next is due is not doubled: the next tick is skipped. Each tick also checks expiry times, from memory. Each connection then applies what it
  * got (ClientConnection.applyToken): revoked, expired or deleted → closed with 4401; a new role →
  * used from the next message on.
  *
@@ -11,7 +13,8 @@
  * (default 250 ms) of the command's commit.
  */
 import { errorText, type Logger } from './log';
-import { TokenError, type TokenInfo, type TokenStore } from './store/tokenStore';
+import type { TokenRegistry } from './store/spaceStore';
+import { TokenError, type TokenInfo } from './store/tokenStore';
 
 export const DEFAULT_TOKEN_RECHECK_MS = 250;
 const RETRY = Symbol('retry');
@@ -34,27 +37,38 @@ export interface TokenHolder {
 }
 
 export interface TokenWatchOptions {
-  readonly tokens: TokenStore;
+  readonly tokens: TokenRegistry;
   readonly intervalMs: number;
   readonly holders: () => Iterable<TokenHolder>;
   readonly logger: Logger;
 }
 
 export class TokenWatch {
-  private stamp: number;
+  /** NaN until the first read: the first round re-reads every token. */
+  private stamp = Number.NaN;
   private readonly timer: NodeJS.Timeout;
+  private running: Promise<void> | undefined;
 
   constructor(private readonly opts: TokenWatchOptions) {
-    this.stamp = opts.tokens.changeStamp();
-    this.timer = setInterval(() => this.tick(), opts.intervalMs);
+    this.timer = setInterval(() => void this.tick(), opts.intervalMs);
     this.timer.unref();
   }
 
+  /** Reads the change stamp once, so the first round re-reads only if tokens changed since. */
+  async start(): Promise<void> {
+    this.stamp = await this.opts.tokens.changeStamp();
+  }
+
   /** One round: re-reads tokens if the database changed, and re-checks every holder. */
-  tick(now = Date.now()): void {
+  tick(now = Date.now()): Promise<void> {
+    this.running ??= this.round(now).finally(() => (this.running = undefined));
+    return this.running;
+  }
+
+  private async round(now: number): Promise<void> {
     let stamp: number;
     try {
-      stamp = this.opts.tokens.changeStamp();
+      stamp = await this.opts.tokens.changeStamp();
     } catch (e) {
       // The next tick tries again; a failure here must not stop the server.
       this.opts.logger.warn('token re-check failed', { error: errorText(e) });
@@ -67,7 +81,7 @@ export class TokenWatch {
       const current = h.tokenInfo;
       if (!current) continue;
       if (changed && !fresh.has(current.id)) {
-        const looked = this.lookUp(current.id);
+        const looked = await this.lookUp(current.id);
         if (looked === RETRY) {
           this.stamp = Number.NaN; // read everything again next round
           continue;
@@ -87,9 +101,9 @@ export class TokenWatch {
    * The stored token. A row that cannot be understood any more (an unknown role) grants nothing;
    * a failed read (the database, not the token) is tried again next round, closing nobody.
    */
-  private lookUp(id: string): TokenInfo | undefined | typeof RETRY {
+  private async lookUp(id: string): Promise<TokenInfo | undefined | typeof RETRY> {
     try {
-      return this.opts.tokens.get(id);
+      return await this.opts.tokens.get(id);
     } catch (e) {
       if (e instanceof TokenError) {
         this.opts.logger.warn('token unreadable; its sockets are closed', { tokenId: id, error: errorText(e) });

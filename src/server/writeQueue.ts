@@ -5,10 +5,11 @@
  * SpaceManager makes — is a job on the space's queue, and nothing else writes that space. Jobs
  * run in arrival order, one group at a time: the jobs queued when the queue gets its turn (at
  * most `maxGroup`) are handed to `run` together, which commits them in one SQLite transaction
- * (one fsync) and then acknowledges and fans them out in order. `run` is synchronous, so a
- * group's seqs, the space's state vectors and what its subscribers are sent change in exactly
- * seq order, and no two groups of one space ever overlap. Between groups the queue yields to the
- * event loop (setImmediate), so sockets keep being read and written while a space is busy.
+ * (one fsync) and then acknowledges and fans them out in order. The next group starts only once
+ * `run` (synchronous, or its promise) has finished, so a group's seqs, the space's state vectors
+ * and what its subscribers are sent change in exactly seq order, and no two groups of one space
+ * ever overlap. Between groups the queue yields to the event loop (setImmediate), so sockets keep
+ * being read and written while a space is busy. `run` must not throw or reject.
  *
  * A queue starts stopped: jobs wait until the space has loaded (`start`).
  */
@@ -19,7 +20,7 @@ export class WriteQueue<J> {
   private idleWaiters: Array<() => void> = [];
 
   constructor(
-    private readonly run: (group: J[]) => void,
+    private readonly run: (group: J[]) => void | Promise<void>,
     private readonly maxGroup = 256,
   ) {}
 
@@ -58,9 +59,15 @@ export class WriteQueue<J> {
   }
 
   private turn(): void {
-    this.scheduled = false;
     const group = this.jobs.splice(0, this.maxGroup);
-    if (group.length > 0) this.run(group);
+    const done = group.length > 0 ? this.run(group) : undefined;
+    // Still `scheduled` while an async group runs: no other group starts, whenIdle waits.
+    if (done) void done.then(() => this.next());
+    else this.next();
+  }
+
+  private next(): void {
+    this.scheduled = false;
     if (this.jobs.length > 0) this.schedule();
     else this.settleIdle();
   }

@@ -10,6 +10,7 @@ import path from 'node:path';
 import type { PersistenceLayer } from '../../src/persistence/contract';
 import { SqlitePersistenceLayer } from '../../src/server/store/sqliteLayer';
 import { ServerStore } from '../../src/server/store/serverStore';
+import { SqliteSpaceStore } from '../../src/server/store/sqliteSpaceStore';
 import { describeLayerConformance, type LayerHarness } from './layerConformance';
 
 function sqliteHarness(): LayerHarness {
@@ -18,7 +19,7 @@ function sqliteHarness(): LayerHarness {
 
   const open = (dir: string, spaceId: string): PersistenceLayer => {
     const store = ServerStore.open(dir);
-    const layer = new SqlitePersistenceLayer(store, spaceId);
+    const layer = new SqlitePersistenceLayer(new SqliteSpaceStore(store), spaceId);
     opened.set(layer, { store, dir });
     return layer;
   };

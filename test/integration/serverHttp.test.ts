@@ -20,11 +20,12 @@ describe('team server: HTTP', function () {
       body: typeof body === 'string' ? body : JSON.stringify(body),
     });
 
-  it('GET /healthz', async () => {
+  it('GET /healthz reports the store and the fan-out bus', async () => {
     const res = await get('/healthz');
     assert.equal(res.status, 200);
     assert.match(res.headers.get('content-type') ?? '', /application\/json/);
-    assert.deepEqual(await res.json(), { ok: true });
+    const body = (await res.json()) as { pid: number };
+    assert.deepEqual(body, { ok: true, pid: body.pid, store: { ok: true, kind: 'sqlite' }, fanout: { ok: true, kind: 'local' } });
   });
 
   it('GET /metrics counts connections, spaces, ops, bytes and errors in Prometheus text', async () => {

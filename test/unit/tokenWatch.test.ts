@@ -7,6 +7,7 @@ import * as assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { silentLogger } from '../../src/server/log';
 import { ServerStore } from '../../src/server/store/serverStore';
+import { SqliteSpaceStore } from '../../src/server/store/sqliteSpaceStore';
 import type { TokenInfo } from '../../src/server/store/tokenStore';
 import { MIN_TOKEN_RECHECK_MS, TokenWatch, tokenRecheckInterval, type TokenHolder } from '../../src/server/tokenWatch';
 import { makeToken, revokeToken, tempDir } from '../helpers/syncServer';
@@ -37,18 +38,19 @@ describe('server token watch', () => {
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
-  it('hands every holder the stored token after another connection changed it; a throwing holder stays its own', () => {
+  it('hands every holder the stored token after another connection changed it; a throwing holder stays its own', async () => {
     const { id } = makeToken(dir, 'write');
     const info = store.tokens.get(id) as TokenInfo;
     const a = new Holder(info);
     const broken = new Holder(info, true);
     const b = new Holder(info);
     const idle = new Holder(undefined);
-    watch = new TokenWatch({ tokens: store.tokens, intervalMs: 60_000, holders: () => [a, broken, b, idle], logger: silentLogger });
-    watch.tick();
+    watch = new TokenWatch({ tokens: new SqliteSpaceStore(store).tokens, intervalMs: 60_000, holders: () => [a, broken, b, idle], logger: silentLogger });
+    await watch.start();
+    await watch.tick();
     assert.deepEqual(a.seen, [info], 'no change: the token held, for its expiry');
     revokeToken(dir, id); // its own connection, as the token commands do
-    watch.tick();
+    await watch.tick();
     assert.equal(a.seen.length, 2);
     assert.notEqual(a.seen[1]?.revoked, null);
     assert.deepEqual(b.seen[1], a.seen[1]);

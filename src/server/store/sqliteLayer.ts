@@ -1,5 +1,6 @@
 /**
- * SqlitePersistenceLayer: the `PersistenceLayer` of one space over the server's SQLite store.
+ * SqlitePersistenceLayer: the `PersistenceLayer` of one space over the server's store (SQLite or
+ * PostgreSQL, spaceStore.ts; the name is from when SQLite was the only one).
  *
  * The server opens every loaded space with the same SpaceManager as the extension and the CLI,
  * over this layer, so it holds a validated, merged copy of the space. Ops that clients send are
@@ -16,7 +17,7 @@ import { Emitter } from '../../spaces/events';
 import { normalizeOp, validateOps, type Op } from '../../spaces/ops';
 import { validateSecretRecords } from '../../spaces/secrets';
 import { StoreError } from './database';
-import type { ServerStore } from './serverStore';
+import type { SpaceStore } from './spaceStore';
 
 /** Where a layer's writes go instead of the store itself. */
 export interface LayerWriter {
@@ -40,7 +41,7 @@ export class SqlitePersistenceLayer implements PersistenceLayer {
   readonly onIncomingSecrets = this.incomingSecrets.event;
 
   constructor(
-    private readonly store: ServerStore,
+    private readonly store: SpaceStore,
     readonly spaceId: string,
     private readonly opts: SqliteLayerOptions = {},
   ) {
@@ -70,8 +71,8 @@ export class SqlitePersistenceLayer implements PersistenceLayer {
         await this.opts.writer.appendOps(treeId, ops.map(normalizeOp));
         return;
       }
-      this.store.ensureSpace(this.spaceId);
-      this.store.appendBatches(this.spaceId, [{ treeId, ops }]);
+      await this.store.ensureSpace(this.spaceId);
+      await this.store.appendBatches(this.spaceId, [{ treeId, ops }]);
     });
   }
 
@@ -90,8 +91,8 @@ export class SqlitePersistenceLayer implements PersistenceLayer {
         await this.opts.writer.mergeSecrets(copy);
         return;
       }
-      this.store.ensureSpace(this.spaceId);
-      this.store.mergeSecrets(this.spaceId, copy);
+      await this.store.ensureSpace(this.spaceId);
+      await this.store.mergeSecrets(this.spaceId, copy);
     });
   }
 
