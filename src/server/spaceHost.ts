@@ -164,6 +164,8 @@ export class SpaceHost implements LayerWriter {
   private readonly clocks: TreeClocks;
   /** Peer ids no client may write under: the server's own. */
   private readonly reservedPeers: ReadonlySet<string>;
+  /** Catch-up frames being read from the store, by `start:limit` (buildShared). */
+  private readonly building = new Map<string, Promise<CachedFrame | undefined>>();
   /** A remote job is queued (one at a time: it reads everything past our seq). */
   private remoteQueued = false;
   /** The highest seq the fan-out bus announced. */
@@ -297,7 +299,7 @@ export class SpaceHost implements LayerWriter {
     if (!f || f.end > cut) {
       // Never past the host's seq: a batch committed but not yet applied is sent by its fan-out.
       const limit = Math.min(nextAlignedSeq(start), cut, this.lastSeq);
-      const built = await this.buildFrame(start, limit);
+      const built = await this.buildShared(start, limit);
       if (sub.closed) return true; // the pump's loop ends on it
       if (!built) return false;
       f = built;
@@ -317,6 +319,21 @@ export class SpaceHost implements LayerWriter {
    * `limit` never passes the next multiple of FRAME_ALIGN_SEQS, subscribers that started at other
    * seqs reach the same frame boundaries there. Undefined when nothing is stored after `start`.
    */
+  /**
+   * buildFrame, shared by the subscribers that ask for the same frame while it is being read: a
+   * store read is async (PostgreSQL), so a join storm would otherwise read the same frame once per
+   * subscriber before the first copy reached the cache.
+   */
+  private buildShared(start: number, limit: number): Promise<CachedFrame | undefined> {
+    const key = `${start}:${limit}`;
+    let p = this.building.get(key);
+    if (!p) {
+      p = this.buildFrame(start, limit).finally(() => this.building.delete(key));
+      this.building.set(key, p);
+    }
+    return p;
+  }
+
   private async buildFrame(start: number, limit: number): Promise<CachedFrame | undefined> {
     let treeId = '';
     const parts: string[] = [];

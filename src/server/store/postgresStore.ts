@@ -91,6 +91,30 @@ interface SecretDbRow {
 
 const EMPTY: AppendResult = { seq: undefined, fresh: [], opsJson: undefined };
 
+/** The rows of an append, in one statement (data-modifying CTEs all run, whatever the SELECT reads). */
+const WRITE_BATCHES = `
+WITH b AS (
+  INSERT INTO batches (space_id, seq, tree_id, n_ops, ops)
+  SELECT $1, s, t, n, o FROM unnest($2::bigint[], $3::text[], $4::int[], $5::text[]) AS u (s, t, n, o)
+), i AS (
+  INSERT INTO op_index (space_id, tree_id, peer, counter, seq)
+  SELECT $1, t, p, n, s FROM unnest($6::text[], $7::text[], $8::bigint[], $9::bigint[]) AS u (t, p, n, s)
+), u AS (
+  UPDATE spaces SET last_seq = $10 WHERE id = $1 RETURNING id
+)
+SELECT pg_notify($11, $1 || ' ' || $10::text) FROM u`;
+
+/**
+ * Which op ids of a call are stored (kind 'o', with the seq of their batch) and who owns the
+ * writers' peer ids (kind 'p'), in one round trip. Run after the space row is locked: a new
+ * statement sees everything committed before the lock was granted.
+ */
+const LOOK_UP = `
+SELECT 'o' AS kind, tree_id, peer, counter, seq, NULL AS owner FROM op_index
+  WHERE space_id = $1 AND (tree_id, peer, counter) IN (SELECT * FROM unnest($2::text[], $3::text[], $4::bigint[]))
+UNION ALL
+SELECT 'p', NULL, peer, NULL, NULL, owner FROM peers WHERE space_id = $1 AND peer = ANY($5::text[])`;
+
 function toSpaceInfo(r: SpaceRow): SpaceInfo {
   return { id: r.id, name: r.name, created: r.created, lastSeq: r.last_seq };
 }
@@ -294,111 +318,62 @@ export class PostgresSpaceStore implements SpaceStore {
     return this.tx((c) => this.appendIn(c, spaceId, batches));
   }
 
-  /** Inside a transaction: locks the space row, stores the batches, notifies the newest seq. */
+  /**
+   * Inside a transaction: locks the space row, stores the batches, notifies the newest seq. A
+   * fixed number of round trips per call, whatever the number of batches: every stored op id of
+   * the call is looked up in one query, every peer binding in one, and the new rows go in with one
+   * INSERT per table — the write queue hands over all batches that queued up meanwhile, so a busy
+   * space costs fewer transactions, not longer ones.
+   */
   private async appendIn(c: pg.PoolClient, spaceId: string, batches: readonly BatchInput[]): Promise<AppendResult[]> {
     const locked = await c.query<{ last_seq: number }>('SELECT last_seq FROM spaces WHERE id = $1 FOR UPDATE', [spaceId]);
     if (locked.rows.length === 0) throw new StoreError(`no space ${spaceId}`);
     const before = locked.rows[0].last_seq;
+    const known = await lookUp(c, spaceId, batches);
+    const newBatches: Array<[number, string, number, string]> = [];
+    const newOps: Array<[string, string, number, number]> = [];
+    const binds = new Map<string, string>();
     let seq = before;
-    // Ops by id of the batches read (or written by this call), for `conflict` checks; per seq.
-    const contents = new Map<number, Map<string, Op>>();
-    const out: AppendResult[] = [];
-    for (const b of batches) {
-      if (b.ops.length === 0) {
-        out.push(EMPTY);
-        continue;
-      }
+    const out = batches.map((b): AppendResult => {
+      if (b.ops.length === 0) return EMPTY;
       try {
-        const fresh = await this.freshOps(c, spaceId, b, contents);
-        if (fresh.length === 0) {
-          out.push(EMPTY);
-          continue;
-        }
-        await this.admitPeers(c, spaceId, b, fresh);
+        const fresh = freshOps(b, known);
+        if (fresh.length === 0) return EMPTY;
+        admitPeers(b, fresh, known.owners, binds);
         seq++;
         const opsJson = JSON.stringify(encodeOps(fresh));
-        await c.query('INSERT INTO batches (space_id, seq, tree_id, n_ops, ops) VALUES ($1, $2, $3, $4, $5)', [spaceId, seq, b.treeId, fresh.length, opsJson]);
-        await c.query('INSERT INTO op_index (space_id, tree_id, peer, counter, seq) SELECT $1, $2, p, n, $3 FROM unnest($4::text[], $5::bigint[]) AS u (p, n)', [
-          spaceId,
-          b.treeId,
-          seq,
-          fresh.map((o) => o.id.peerId),
-          fresh.map((o) => o.id.counter),
-        ]);
-        contents.set(seq, byId(fresh));
-        out.push({ seq, fresh, opsJson });
-      } catch (e) {
-        if (e instanceof Refused) {
-          out.push({ ...EMPTY, refused: e.refusal });
-          continue;
+        newBatches.push([seq, b.treeId, fresh.length, opsJson]);
+        for (const op of fresh) {
+          newOps.push([b.treeId, op.id.peerId, op.id.counter, seq]);
+          known.stored.set(treeOpKey(b.treeId, op), op);
         }
+        return { seq, fresh, opsJson };
+      } catch (e) {
+        if (e instanceof Refused) return { ...EMPTY, refused: e.refusal };
         throw e;
       }
+    });
+    if (binds.size > 0) {
+      await c.query('INSERT INTO peers (space_id, peer, owner) SELECT $1, p, o FROM unnest($2::text[], $3::text[]) AS u (p, o) ON CONFLICT DO NOTHING', [spaceId, [...binds.keys()], [...binds.values()]]);
     }
     if (seq !== before) {
-      await c.query('UPDATE spaces SET last_seq = $1 WHERE id = $2', [seq, spaceId]);
-      // Delivered on commit, in commit order: listeners only hear of stored seqs.
-      await c.query('SELECT pg_notify($1, $2)', [BATCH_CHANNEL, `${spaceId} ${seq}`]);
+      // One statement, one round trip: the batches, their index rows, last_seq and the notice
+      // (pg_notify is delivered on commit, in commit order: listeners only hear of stored seqs).
+      await c.query(WRITE_BATCHES, [
+        spaceId,
+        newBatches.map((r) => r[0]),
+        newBatches.map((r) => r[1]),
+        newBatches.map((r) => r[2]),
+        newBatches.map((r) => r[3]),
+        newOps.map((r) => r[0]),
+        newOps.map((r) => r[1]),
+        newOps.map((r) => r[2]),
+        newOps.map((r) => r[3]),
+        seq,
+        BATCH_CHANNEL,
+      ]);
     }
     return out;
-  }
-
-  /**
-   * The ops of `b` not stored yet (nor earlier in it), without writing anything. Throws Refused
-   * when an op id is stored (or earlier in the batch) with other content.
-   */
-  private async freshOps(c: pg.PoolClient, spaceId: string, b: BatchInput, contents: Map<number, Map<string, Op>>): Promise<Op[]> {
-    const unique = new Map<string, Op>();
-    for (const op of b.ops) {
-      const key = opKey(op);
-      const earlier = unique.get(key);
-      if (earlier) {
-        if (!sameOpContent(earlier, op)) throw conflict(op);
-        continue;
-      }
-      unique.set(key, op);
-    }
-    const ops = [...unique.values()];
-    const stored = await c.query<{ peer: string; counter: number; seq: number }>(
-      'SELECT peer, counter, seq FROM op_index WHERE space_id = $1 AND tree_id = $2 AND (peer, counter) IN (SELECT * FROM unnest($3::text[], $4::bigint[]))',
-      [spaceId, b.treeId, ops.map((o) => o.id.peerId), ops.map((o) => o.id.counter)],
-    );
-    if (stored.rows.length === 0) return ops;
-    const seqOf = new Map<string, number>();
-    for (const r of stored.rows) seqOf.set(`${r.counter}@${r.peer}`, r.seq);
-    const missing = [...new Set(seqOf.values())].filter((s) => !contents.has(s));
-    if (missing.length > 0) {
-      const rows = await c.query<{ seq: number; tree_id: string; ops: string }>('SELECT seq, tree_id, ops FROM batches WHERE space_id = $1 AND seq = ANY($2::bigint[])', [spaceId, missing]);
-      for (const r of rows.rows) contents.set(r.seq, byId(decodeStored(spaceId, r.seq, r.tree_id, r.ops)));
-    }
-    const fresh: Op[] = [];
-    for (const op of ops) {
-      const s = seqOf.get(opKey(op));
-      if (s === undefined) {
-        fresh.push(op);
-        continue;
-      }
-      const earlier = contents.get(s)?.get(opKey(op));
-      if (earlier && !sameOpContent(earlier, op)) throw conflict(op);
-    }
-    return fresh;
-  }
-
-  /** The writer may store new ops under every peer id of `fresh` (same rules as serverStore.ts admitPeer); binds its own. */
-  private async admitPeers(c: pg.PoolClient, spaceId: string, b: BatchInput, fresh: readonly Op[]): Promise<void> {
-    const w = b.writer;
-    if (!w) return;
-    const peers = [...new Set(fresh.map((o) => o.id.peerId))];
-    for (const p of peers) if (w.reservedPeers?.has(p)) throw new Refused({ code: 'peer-forbidden', message: `peer id ${p} is the server's own` });
-    const owners = await c.query<{ peer: string; owner: string }>('SELECT peer, owner FROM peers WHERE space_id = $1 AND peer = ANY($2::text[])', [spaceId, peers]);
-    const ownerOf = new Map(owners.rows.map((r) => [r.peer, r.owner]));
-    for (const p of peers) {
-      const owner = ownerOf.get(p);
-      if (owner !== undefined && owner !== w.user) throw new Refused({ code: 'peer-forbidden', message: `peer id ${p} writes for another user in this space` });
-    }
-    if (w.ownPeer !== undefined && peers.includes(w.ownPeer) && !ownerOf.has(w.ownPeer)) {
-      await c.query('INSERT INTO peers (space_id, peer, owner) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING', [spaceId, w.ownPeer, w.user]);
-    }
   }
 
   async bindPeer(spaceId: string, peer: string, user: string): Promise<string> {
@@ -529,6 +504,10 @@ export class PostgresSpaceStore implements SpaceStore {
 async function withTx<T>(pool: pg.Pool, fn: (c: pg.PoolClient) => Promise<T>): Promise<T> {
   const c = await pool.connect();
   let broken = false;
+  // A checked-out connection has no listener of the pool's: an error between two queries (the
+  // server shutting down) would be unhandled and end the process. The next query reports it.
+  const onError = (): void => void (broken = true);
+  c.on('error', onError);
   try {
     await c.query('BEGIN');
     const r = await fn(c);
@@ -540,6 +519,7 @@ async function withTx<T>(pool: pg.Pool, fn: (c: pg.PoolClient) => Promise<T>): P
     throw e;
   } finally {
     // A connection that failed is dropped, not handed to the next query.
+    c.off('error', onError);
     c.release(broken);
   }
 }
@@ -548,10 +528,94 @@ function opKey(op: Op): string {
   return `${op.id.counter}@${op.id.peerId}`;
 }
 
-function byId(ops: readonly Op[]): Map<string, Op> {
-  const m = new Map<string, Op>();
-  for (const op of ops) m.set(opKey(op), op);
-  return m;
+function treeOpKey(treeId: string, op: Op): string {
+  return `${treeId}/${op.id.counter}@${op.id.peerId}`;
+}
+
+/** What an append call knows of the space: stored ops (tree/counter@peer → op) and peer owners; updated as the call goes. */
+interface Known {
+  readonly stored: Map<string, Op>;
+  readonly owners: Map<string, string>;
+}
+
+/** Stands for an indexed op whose batch does not hold it (damage): never stored again, compared with nothing. */
+const INDEXED_ONLY: Op = { id: { counter: -1, peerId: '' }, targetId: '', parentId: null };
+
+/** In one query (two when some are stored): which op ids of the call's batches are stored (with their content), and who owns their peer ids. */
+async function lookUp(c: pg.PoolClient, spaceId: string, batches: readonly BatchInput[]): Promise<Known> {
+  const trees: string[] = [];
+  const peers: string[] = [];
+  const counters: number[] = [];
+  const writerPeers = new Set<string>();
+  for (const b of batches) {
+    for (const op of b.ops) {
+      trees.push(b.treeId);
+      peers.push(op.id.peerId);
+      counters.push(op.id.counter);
+      if (b.writer) writerPeers.add(op.id.peerId);
+    }
+  }
+  const stored = new Map<string, Op>();
+  const owners = new Map<string, string>();
+  const rows = await c.query<{ kind: 'o' | 'p'; tree_id: string; peer: string; counter: number; seq: number; owner: string }>(LOOK_UP, [spaceId, trees, peers, counters, [...writerPeers]]);
+  const found = rows.rows.filter((r) => r.kind === 'o');
+  for (const r of rows.rows) if (r.kind === 'p') owners.set(r.peer, r.owner);
+  if (found.length > 0) {
+    // Their stored content, for `conflict` checks: each batch holding one read once.
+    const want = new Set(found.map((r) => `${r.tree_id}/${r.counter}@${r.peer}`));
+    const seqs = [...new Set(found.map((r) => r.seq))];
+    const held = await c.query<{ seq: number; tree_id: string; ops: string }>('SELECT seq, tree_id, ops FROM batches WHERE space_id = $1 AND seq = ANY($2::bigint[])', [spaceId, seqs]);
+    for (const r of held.rows) {
+      for (const op of decodeStored(spaceId, r.seq, r.tree_id, r.ops)) {
+        const k = treeOpKey(r.tree_id, op);
+        if (want.has(k)) stored.set(k, op);
+      }
+    }
+    for (const k of want) if (!stored.has(k)) stored.set(k, INDEXED_ONLY);
+  }
+  return { stored, owners };
+}
+
+/**
+ * The ops of `b` not stored yet (nor earlier in it or in the call), writing nothing. Throws
+ * Refused when an op id is stored (or earlier in the batch) with other content.
+ */
+function freshOps(b: BatchInput, known: Known): Op[] {
+  const unique = new Map<string, Op>();
+  const fresh: Op[] = [];
+  for (const op of b.ops) {
+    const key = opKey(op);
+    const earlier = unique.get(key);
+    if (earlier) {
+      if (!sameOpContent(earlier, op)) throw conflict(op);
+      continue;
+    }
+    unique.set(key, op);
+    const stored = known.stored.get(treeOpKey(b.treeId, op));
+    if (stored === undefined) fresh.push(op);
+    else if (stored !== INDEXED_ONLY && !sameOpContent(stored, op)) throw conflict(op);
+  }
+  return fresh;
+}
+
+/**
+ * The writer may store new ops under every peer id of `fresh` (the rules of serverStore.ts
+ * admitPeer); its own peer id, when unbound, is bound to it (in `binds`, and in `owners` for the
+ * rest of the call).
+ */
+function admitPeers(b: BatchInput, fresh: readonly Op[], owners: Map<string, string>, binds: Map<string, string>): void {
+  const w = b.writer;
+  if (!w) return;
+  const peers = new Set(fresh.map((o) => o.id.peerId));
+  for (const p of peers) {
+    if (w.reservedPeers?.has(p)) throw new Refused({ code: 'peer-forbidden', message: `peer id ${p} is the server's own` });
+    const owner = owners.get(p);
+    if (owner !== undefined && owner !== w.user) throw new Refused({ code: 'peer-forbidden', message: `peer id ${p} writes for another user in this space` });
+  }
+  if (w.ownPeer !== undefined && peers.has(w.ownPeer) && !owners.has(w.ownPeer)) {
+    owners.set(w.ownPeer, w.user);
+    binds.set(w.ownPeer, w.user);
+  }
 }
 
 function conflict(op: Op): Refused {
