@@ -20,6 +20,10 @@
  *   `--slow-mb` MB and stop reading at the TCP level; server RSS, and edit→visible / ack / healthz
  *   latency of other clients meanwhile, for `--slow-seconds`. `--slow-caps raised` lets every
  *   socket in, `default` keeps the server's connection caps. Target: RSS < 1 GiB, p99 ≤ 50 ms.
+ * - cluster (only with --only): `--processes` (3) servers on one PostgreSQL (a private one started
+ *   from the machine's binaries, test/helpers/postgres.ts), beside 1 process on the same database:
+ *   the fanout run with the writer on process A and the readers over the others, and the join
+ *   run spread over every process. CPU and RSS per process.
  * `--data-root DIR` puts the data directories elsewhere than the temp dir (/dev/shm: no fsync cost).
  *
  * Edits are real notes ops (AppTree.addItem: a move and the `text`, `done`, `order` properties),
@@ -41,7 +45,11 @@ import WebSocket from 'ws';
 import { PROTOCOL_VERSION, encodeMessage, type ClientMessage } from '../src/protocol/messages';
 import { jsonLogger } from '../src/server/log';
 import { startServer } from '../src/server/server';
-import { ServerStore } from '../src/server/store/serverStore';
+import { PostgresSpaceStore } from '../src/server/store/postgresStore';
+import { loadOrCreateServerKey } from '../src/server/store/serverKey';
+import { ServerStore, type BatchInput } from '../src/server/store/serverStore';
+import type { SpaceStore } from '../src/server/store/spaceStore';
+import { TestPostgres } from '../test/helpers/postgres';
 import { AppTree, newVertexId } from '../src/spaces/appTree';
 import { encodeOps } from '../src/spaces/opCodec';
 import type { Op } from '../src/spaces/ops';
@@ -79,6 +87,8 @@ const { values: opt } = parseArgs({
     'slow-seconds': { type: 'string', default: '40' },
     /** raised: caps raised so every slow reader is admitted; default: the server's defaults; none: no cap flags (a server without them). */
     'slow-caps': { type: 'string', default: 'raised' },
+    /** cluster: server processes over one PostgreSQL (beside 1 process in the same run). */
+    processes: { type: 'string', default: '3' },
   },
 });
 
@@ -147,17 +157,33 @@ interface Seeded {
   lastSeq: number;
 }
 
-/** Writes a space straight into the store: its space tree, then the notes ops in small batches. */
-function seedSpace(store: ServerStore, name: string, template: { treeId: string; ops: Op[] }): Seeded {
+/** A space to seed: its space tree's ops, then the notes ops in small batches, in groups of 500. */
+function seedPlan(name: string, template: { treeId: string; ops: Op[] }): { spaceId: string; treeId: string; treeOps: Op[]; spaceOps: Op[]; groups: BatchInput[][] } {
   const spaceId = newVertexId();
   const treeId = newVertexId();
   const treeOps = retarget(template.ops, template.treeId, treeId);
-  store.createSpace(spaceId, name, spaceTreeOps(spaceId, treeId, name));
   const per = Number(opt['batch-ops']);
-  const batches = [];
+  const batches: BatchInput[] = [];
   for (let i = 0; i < treeOps.length; i += per) batches.push({ treeId, ops: treeOps.slice(i, i + per) });
-  for (let i = 0; i < batches.length; i += 500) store.appendBatches(spaceId, batches.slice(i, i + 500));
-  return { spaceId, treeId, treeOps, lastSeq: store.lastSeq(spaceId) };
+  const groups: BatchInput[][] = [];
+  for (let i = 0; i < batches.length; i += 500) groups.push(batches.slice(i, i + 500));
+  return { spaceId, treeId, treeOps, spaceOps: spaceTreeOps(spaceId, treeId, name), groups };
+}
+
+/** Writes a space straight into the store: its space tree, then the notes ops in small batches. */
+function seedSpace(store: ServerStore, name: string, template: { treeId: string; ops: Op[] }): Seeded {
+  const p = seedPlan(name, template);
+  store.createSpace(p.spaceId, name, p.spaceOps);
+  for (const g of p.groups) store.appendBatches(p.spaceId, g);
+  return { spaceId: p.spaceId, treeId: p.treeId, treeOps: p.treeOps, lastSeq: store.lastSeq(p.spaceId) };
+}
+
+/** seedSpace for any SpaceStore (PostgreSQL). */
+async function seedSpaceIn(store: SpaceStore, name: string, template: { treeId: string; ops: Op[] }): Promise<Seeded> {
+  const p = seedPlan(name, template);
+  await store.createSpace(p.spaceId, name, p.spaceOps);
+  for (const g of p.groups) await store.appendBatches(p.spaceId, g);
+  return { spaceId: p.spaceId, treeId: p.treeId, treeOps: p.treeOps, lastSeq: await store.lastSeq(p.spaceId) };
 }
 
 function newDataDir(name: string): { dir: string; store: ServerStore; token: string } {
@@ -327,41 +353,39 @@ function perSecondP99(lat: number[], sentTimes: number[], t0: number): number[] 
 
 // ---- benchmarks ------------------------------------------------------------------
 
-async function benchFanout(): Promise<void> {
+/**
+ * 1 writer (on `writerUrl`) and `--readers` readers (reader i on `readerUrl(i)`) of one space:
+ * `--edits` edits at `--rate`/s, edit→visible latency at every reader. The figures of one line;
+ * CPU and RSS per server process.
+ */
+async function measureFanout(servers: readonly ServerProc[], token: string, space: Seeded, writerUrl: string, readerUrl: (i: number) => string): Promise<Record<string, unknown>> {
   const readers = Number(opt.readers);
   const edits = Number(opt.edits);
   const rate = Number(opt.rate);
-  const { dir, store, token } = newDataDir('fanout');
-  const tmplTree = newVertexId();
-  const space = seedSpace(store, 'fanout', { treeId: tmplTree, ops: notesOps(tmplTree, 1000) });
-  store.close();
-  const server = await startServerProc(dir, { messagesPerSecond: 2000, messageBurst: 4000 });
   const clients: Client[] = [];
   try {
-    log(`fanout: ${readers} readers, ${edits} edits at ${rate}/s`);
+    log(`fanout: ${readers} readers, ${edits} edits at ${rate}/s, ${servers.length} server process(es)`);
     const sent = new Map<string, number>();
     const lat: number[] = [];
-    const rs = await openMany(readers, 50, (i) => Client.open(server.syncUrl, token, [`r${i}`]));
+    const rs = await openMany(readers, 50, (i) => Client.open(readerUrl(i), token, [`r${i}`]));
     clients.push(...rs);
     await Promise.all(rs.map((c) => c.subscribe(space.spaceId, 0)));
     const sentTimes: number[] = [];
     for (const c of rs) watchEdits(c, space.spaceId, sent, lat, undefined, sentTimes);
-    const wc = await Client.open(server.syncUrl, token, ['writer']);
+    const wc = await Client.open(writerUrl, token, ['writer']);
     clients.push(wc);
     await wc.subscribe(space.spaceId, space.lastSeq);
     const w = new Writer(wc, 'writer', space.spaceId, space.treeId, space.treeOps, sent);
-    const s0 = procSample(server.pid);
+    const s0 = servers.map((x) => procSample(x.pid));
     const t0 = performance.now();
     const late = await paced(edits, rate, (i) => w.edit(i));
     const sendSeconds = (performance.now() - t0) / 1000;
     const expect = edits * readers;
     const deadline = performance.now() + 10_000;
     while (lat.length < expect && performance.now() < deadline) await sleep(20);
-    const s1 = procSample(server.pid);
+    const s1 = servers.map((x) => procSample(x.pid));
     w.dispose();
-    emit({
-      bench: 'sync-fanout',
-      server: 'child process (startServer, messages/s per socket raised to 2000)',
+    return {
       readers,
       edits,
       opsPerEdit: 4,
@@ -375,18 +399,78 @@ async function benchFanout(): Promise<void> {
       ackMs: pcts(w.ackMs),
       targetP99Ms: 25,
       met: lat.length === expect && pcts(lat).p99 <= 25,
-      serverCpuPct: cpuPct(s0, s1),
-      ...procMemMB(server.pid),
-    });
+      ...(servers.length === 1 ? { serverCpuPct: cpuPct(s0[0], s1[0]), ...procMemMB(servers[0].pid) } : { perProcess: servers.map((x, i) => ({ cpuPct: cpuPct(s0[i], s1[i]), ...procMemMB(x.pid) })) }),
+    };
   } finally {
     for (const c of clients) c.close();
+  }
+}
+
+async function benchFanout(): Promise<void> {
+  const { dir, store, token } = newDataDir('fanout');
+  const tmplTree = newVertexId();
+  const space = seedSpace(store, 'fanout', { treeId: tmplTree, ops: notesOps(tmplTree, 1000) });
+  store.close();
+  const server = await startServerProc(dir, { messagesPerSecond: 2000, messageBurst: 4000 });
+  try {
+    const figures = await measureFanout([server], token, space, server.syncUrl, () => server.syncUrl);
+    emit({ bench: 'sync-fanout', server: 'child process (startServer, messages/s per socket raised to 2000)', ...figures });
+  } finally {
     await server.stop();
     fs.rmSync(dir, { recursive: true, force: true });
   }
 }
 
-async function benchJoin(): Promise<void> {
+/** `--joiners` clients (client i on `urlOf(i)`) subscribe to one stored space at once; the figures of one round. */
+async function measureJoin(servers: readonly ServerProc[], token: string, space: Seeded, totalOps: number, urlOf: (i: number) => string): Promise<Record<string, unknown>> {
   const n = Number(opt.joiners);
+  const s0 = servers.map((x) => procSample(x.pid));
+  const t0 = performance.now();
+  const fromStart: number[] = [];
+  const fromSubscribe: number[] = [];
+  const opsGot: number[] = [];
+  const clients: Client[] = [];
+  try {
+    await bounded(
+      'join',
+      120_000,
+      Promise.all(
+        Array.from({ length: n }, async (_, i) => {
+          const c = await Client.open(urlOf(i), token, [`j${i}`]);
+          clients.push(c);
+          let got = 0;
+          c.on((m) => void (m.type === 'ops' && (got += m.ops?.length ?? 0)));
+          const ts = performance.now();
+          const { at } = await c.subscribe(space.spaceId, 0);
+          fromStart.push(at - t0);
+          fromSubscribe.push(at - ts);
+          opsGot.push(got);
+        }),
+      ),
+    );
+    const wall = performance.now() - t0;
+    const s1 = servers.map((x) => procSample(x.pid));
+    const complete = opsGot.filter((g) => g === totalOps).length;
+    const st = pcts(fromStart);
+    return {
+      clients: n,
+      spaceOps: totalOps,
+      storedBatches: space.lastSeq,
+      complete,
+      bytesPerClient: clients[0]?.bytesIn,
+      syncedMsFromStart: st,
+      syncedMsFromSubscribe: pcts(fromSubscribe),
+      wallMs: round(wall),
+      targetP99Ms: 2000,
+      met: complete === n && st.p99 <= 2000,
+      ...(servers.length === 1 ? { serverCpuPct: cpuPct(s0[0], s1[0]), ...procMemMB(servers[0].pid) } : { perProcess: servers.map((x, i) => ({ cpuPct: cpuPct(s0[i], s1[i]), ...procMemMB(x.pid) })) }),
+    };
+  } finally {
+    for (const c of clients) c.close();
+  }
+}
+
+async function benchJoin(): Promise<void> {
   const nOps = Number(opt['join-ops']);
   const { dir, store, token } = newDataDir('join');
   const tmplTree = newVertexId();
@@ -396,57 +480,76 @@ async function benchJoin(): Promise<void> {
   const server = await startServerProc(dir);
   try {
     for (const round_ of ['cold', 'warm'] as const) {
-      log(`join (${round_}): ${n} clients on a space of ${totalOps} ops`);
-      const s0 = procSample(server.pid);
-      const t0 = performance.now();
-      const fromStart: number[] = [];
-      const fromSubscribe: number[] = [];
-      const opsGot: number[] = [];
-      const clients: Client[] = [];
-      await bounded(
-        'join',
-        120_000,
-        Promise.all(
-          Array.from({ length: n }, async (_, i) => {
-            const c = await Client.open(server.syncUrl, token, [`j${i}`]);
-            clients.push(c);
-            let got = 0;
-            c.on((m) => void (m.type === 'ops' && (got += m.ops?.length ?? 0)));
-            const ts = performance.now();
-            const { at } = await c.subscribe(space.spaceId, 0);
-            fromStart.push(at - t0);
-            fromSubscribe.push(at - ts);
-            opsGot.push(got);
-          }),
-        ),
-      );
-      const wall = performance.now() - t0;
-      const s1 = procSample(server.pid);
-      const complete = opsGot.filter((g) => g === totalOps).length;
-      const st = pcts(fromStart);
+      log(`join (${round_}): ${opt.joiners} clients on a space of ${totalOps} ops`);
+      const figures = await measureJoin([server], token, space, totalOps, () => server.syncUrl);
       emit({
         bench: `sync-join-${round_}`,
         server: 'child process (dist/server.js)',
-        clients: n,
-        spaceOps: totalOps,
-        storedBatches: space.lastSeq,
-        complete,
-        bytesPerClient: clients[0]?.bytesIn,
-        syncedMsFromStart: st,
-        syncedMsFromSubscribe: pcts(fromSubscribe),
-        wallMs: round(wall),
-        targetP99Ms: 2000,
-        met: complete === n && st.p99 <= 2000,
-        serverCpuPct: cpuPct(s0, s1),
-        ...procMemMB(server.pid),
+        ...figures,
         note: round_ === 'cold' ? 'the space is not loaded when the clients start (first subscribe loads it)' : 'the space is loaded',
       });
-      for (const c of clients) c.close();
       await sleep(500);
     }
   } finally {
     await server.stop();
     fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** `processes` servers (dist/server.js --store) over a fresh database of `pg` with one seeded space. */
+async function pgDeployment(pg: TestPostgres, processes: number, name: string, nOps: number): Promise<{ servers: ServerProc[]; token: string; space: Seeded; totalOps: number; stop(): Promise<void> }> {
+  const url = await pg.createDatabase();
+  const dir = fs.mkdtempSync(path.join(String(opt['data-root']), `spaces-sync-bench-${name}-`));
+  const store = await PostgresSpaceStore.open(url, { secretKey: loadOrCreateServerKey(dir).key });
+  const token = (await store.tokens.create({ user: 'bench', space: '*', role: 'admin' })).token;
+  const tmplTree = newVertexId();
+  const space = await seedSpaceIn(store, name, { treeId: tmplTree, ops: notesOps(tmplTree, nOps) });
+  const totalOps = await store.opCount(space.spaceId);
+  await store.close();
+  const servers = await Promise.all(Array.from({ length: processes }, () => startServerProc(dir, undefined, ['--store', url])));
+  return {
+    servers,
+    token,
+    space,
+    totalOps,
+    async stop() {
+      await Promise.all(servers.map((x) => x.stop()));
+      fs.rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/**
+ * The scale-out targets (issue: several processes on PostgreSQL), each with 1 process on the same
+ * database beside it in the same run: fan-out with the writer on process A and the readers spread
+ * over B and C; a join storm spread over every process.
+ */
+async function benchCluster(): Promise<void> {
+  const pg = await TestPostgres.start();
+  const n = Number(opt.processes);
+  try {
+    for (const processes of [1, n]) {
+      const d = await pgDeployment(pg, processes, 'cluster-fanout', 1000);
+      try {
+        const others = (i: number): string => d.servers[processes === 1 ? 0 : 1 + (i % (processes - 1))].syncUrl;
+        const figures = await measureFanout(d.servers, d.token, d.space, d.servers[0].syncUrl, others);
+        emit({ bench: 'sync-cluster-fanout', store: 'postgres', processes, layout: processes === 1 ? 'writer and readers on one process' : 'writer on process A, readers spread over the others', ...figures });
+      } finally {
+        await d.stop();
+      }
+    }
+    for (const processes of [1, n]) {
+      const d = await pgDeployment(pg, processes, 'cluster-join', Number(opt['join-ops']));
+      try {
+        log(`cluster join: ${opt.joiners} clients over ${processes} process(es)`);
+        const figures = await measureJoin(d.servers, d.token, d.space, d.totalOps, (i) => d.servers[i % processes].syncUrl);
+        emit({ bench: 'sync-cluster-join', store: 'postgres', processes, note: 'the space is not loaded when the clients start', ...figures });
+      } finally {
+        await d.stop();
+      }
+    }
+  } finally {
+    await pg.stop();
   }
 }
 
@@ -834,6 +937,7 @@ async function main(): Promise<void> {
     ['cold', benchCold],
     ['resume', benchResume],
     ['slow', benchSlow],
+    ['cluster', benchCluster],
   ];
   for (const [name, fn] of all) {
     if (!only.has(name)) continue;
