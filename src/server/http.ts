@@ -13,6 +13,7 @@ import { Space } from '../spaces/space';
 import { errorText, type Logger } from './log';
 import type { Gauges, Metrics } from './metrics';
 import { parseRequestTarget } from './requestTarget';
+import { SPACE_PAGE_PATH, spacePage } from './spacePage';
 import { SpaceExistsError, type ServerStore } from './store/serverStore';
 import { ALL_SPACES, canWrite, roleIn, type TokenInfo } from './store/tokenStore';
 import { ID_RULES, isHexId } from '../spaces/ids';
@@ -145,6 +146,7 @@ export async function handleHttp(req: IncomingMessage, res: ServerResponse, ctx:
         return send(res, ctx, 200, ctx.metrics.render(ctx.gauges()), 'text/plain; version=0.0.4; charset=utf-8');
       case 'GET /v1/spaces':
         return sendJson(res, ctx, 200, { spaces: listSpaces(authenticate(req, ctx), ctx) });
+      case `GET ${SPACE_PAGE_PATH}`: { const page = spacePage(req.url, authenticate(req, ctx), ctx.store); return sendJson(res, ctx, page.status, page.body); }
       case 'POST /v1/spaces': {
         const token = authenticate(req, ctx);
         return sendJson(res, ctx, 201, await createSpace(req, token, ctx));
