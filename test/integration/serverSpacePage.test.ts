@@ -2,6 +2,7 @@
 import * as assert from 'node:assert/strict';
 import { SPACE_PAGE_LIMITS, SPACE_PAGE_PATH, type PagedSpace } from '../../src/server/spacePage';
 import { newVertexId } from '../../src/spaces/appTree';
+import { findTeamSpace, listTeamSpacePage } from '../../src/views/team/teamApi';
 import { makeOps, rootOp } from '../conformance/opFixtures';
 import { startTestServer, type TestServer } from '../helpers/syncServer';
 
@@ -84,5 +85,22 @@ describe('team server: GET /v1/spaces/page', function () {
     assert.equal((await get('', 'spt_not-a-token')).status, 401);
     // The server is still serving.
     assert.equal((await get('?limit=1', t.admin)).status, 200);
+  });
+
+  it('the extension\'s client pages through them and finds one space with one request of one entry', async () => {
+    const ids: string[] = [];
+    for (let i = 0; i < 5; i++) ids.push(await t.createSpace(`C${i}`));
+    const token = t.token('write');
+    const seen: string[] = [];
+    let after: string | undefined;
+    do {
+      const page = await listTeamSpacePage(t.server.url, token, after, { limit: 2 });
+      for (const s of page.spaces) seen.push(s.id);
+      after = page.next;
+    } while (after);
+    assert.deepEqual(seen, [...ids].sort());
+    for (const id of ids) assert.equal((await findTeamSpace(t.server.url, token, id))?.name, `C${ids.indexOf(id)}`);
+    assert.equal(await findTeamSpace(t.server.url, t.token('read', ids[0]), ids[1]), undefined, 'a space the token may not read is not found');
+    await assert.rejects(listTeamSpacePage(t.server.url, 'spt_wrong'), /refused the token/);
   });
 });

@@ -67,3 +67,20 @@ export async function listTeamSpacePage(url: string, token: string, after?: stri
   const next = isHexId(rawNext) && (after === undefined || rawNext > after) && spaces.length > 0 ? rawNext : undefined;
   return { spaces, next };
 }
+
+/** The space id just before `id` in the id order (the `after` that starts a page at `id`); undefined for the first id. */
+export function idBefore(id: string): string | undefined {
+  if (!isHexId(id)) throw new TypeError(`not a space id: ${id}`);
+  const digits = id.split('');
+  let i = digits.length - 1;
+  while (i >= 0 && digits[i] === '0') digits[i--] = 'f';
+  if (i < 0) return undefined;
+  digits[i] = (parseInt(digits[i], 16) - 1).toString(16);
+  return digits.join('');
+}
+
+/** Space `spaceId` as the token sees it, or undefined when the token cannot read it (one request of one entry). */
+export async function findTeamSpace(url: string, token: string, spaceId: string, opts: ApiOptions = {}): Promise<TeamSpace | undefined> {
+  const page = await listTeamSpacePage(url, token, idBefore(spaceId), { ...opts, limit: 1 });
+  return page.spaces.find((s) => s.id === spaceId);
+}
