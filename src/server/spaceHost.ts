@@ -30,6 +30,7 @@ import type { SpaceManager } from '../spaces/spaceManager';
 import type { CachedFrame, CatchUpCache } from './frameCache';
 import { DEFAULT_ADMISSION_LIMITS, TreeClocks, checkCounters, checkSecretTimes, type AdmissionLimits } from './admission';
 import { ackFrame, opsFrame, secretsFrame, syncedFrame } from './frames';
+import { IDENTITY_LIMITS, peersFrames } from './identity';
 import { errorText, type Logger } from './log';
 import type { Metrics } from './metrics';
 import type { AppendResult, BatchInput, BatchWriter, ServerStore } from './store/serverStore';
@@ -213,8 +214,11 @@ export class SpaceHost implements LayerWriter {
     const { user, ownPeer } = sink;
     if (user === undefined || ownPeer === undefined || this.reservedPeers.has(ownPeer)) return;
     try {
+      const known = this.ctx.store.peerOwner(this.spaceId, ownPeer) !== undefined;
       const owner = this.ctx.store.bindPeer(this.spaceId, ownPeer, user);
       if (owner !== user) this.ctx.logger.info('peer id bound to another user', { spaceId: this.spaceId, conn: sink.id, peer: ownPeer });
+      // A new binding: the others learn who writes under it (src/server/identity.ts).
+      else if (!known) for (const f of peersFrames(this.spaceId, [[ownPeer, user]])) for (const other of this.subs.values()) if (other.sink !== sink && other.syncedSent) other.sink.send(f);
     } catch (e) {
       // Not fatal: the binding is made by the first write as well.
       this.ctx.logger.warn('cannot bind a peer id', { spaceId: this.spaceId, conn: sink.id, error: errorText(e) });
@@ -338,6 +342,7 @@ export class SpaceHost implements LayerWriter {
     sub.sink.send(syncedFrame(this.spaceId, sub.sentSeq, sub.role, this.stateVectorRanges()));
     const secrets = this.ctx.store.loadSecrets(this.spaceId);
     if (secrets.length > 0) sub.sink.send(secretsFrame(this.spaceId, secrets));
+    for (const f of peersFrames(this.spaceId, this.ctx.store.peerUsers(this.spaceId, IDENTITY_LIMITS.maxPeersPerSpace))) sub.sink.send(f);
   }
 
   stateVectorRanges(): Record<string, StateVectorRanges> {

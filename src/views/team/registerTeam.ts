@@ -11,6 +11,7 @@ import * as vscode from 'vscode';
 import { commandWrapper } from '../commandHelpers';
 import { JoinFlow, type JoinArgs, type JoinDeps, type JoinResult } from './joinFlow';
 import { joinLinkFor, parseJoinLink } from './joinLink';
+import { useSignedInUsers } from './signedInUser';
 import { TEAM_VIEW_ID, TeamTreeProvider, type TeamNode } from './teamView';
 import { serverOrigin } from '../sync/settings';
 
@@ -76,6 +77,7 @@ export function registerTeam(deps: JoinDeps, extensionId: string): { api: TeamAp
   const disposables: vscode.Disposable[] = [
     tree,
     view,
+    useSignedInUsers(deps.sync),
     vscode.commands.registerCommand(
       'spaces.joinTeamSpace',
       wrap('spaces.joinTeamSpace', async (arg?: JoinArgs | TeamNode) => {

@@ -30,6 +30,7 @@ suite('Team: join a server space', () => {
   let theirs: string;
   let spaceId: string;
   let treeId: string;
+  let chatId: string;
   const joined: string[] = [];
   const settings = () => vscode.workspace.getConfiguration('spaces.server');
 
@@ -59,6 +60,7 @@ suite('Team: join a server space', () => {
     treeId = String((await spaces('app', 'add', theirs, '--app', 'notes', '--name', 'Plan')).treeId);
     await spaces('item', 'add', theirs, '--tree', treeId, '--set', 'text=Call Bob');
     await spaces('item', 'add', theirs, '--tree', treeId, '--set', 'text=Book the room');
+    chatId = String((await spaces('app', 'add', theirs, '--app', 'chat', '--name', 'Talk')).treeId);
     await spaces('sync', theirs, '--server', url, '--token', token);
   });
 
@@ -134,6 +136,25 @@ suite('Team: join a server space', () => {
     await spaces('item', 'add', theirs, '--tree', treeId, '--set', 'text=From the teammate');
     await spaces('sync', theirs, '--server', url, '--token', token);
     await until('the teammate\'s edit in the view', async () => (await viewTexts(joined[0])).includes('From the teammate'));
+  });
+
+  test('identity: the connection knows who writes under each peer id, and chat messages carry the signed-in user', async () => {
+    const layer = api.sync.connections.layer(spaceId);
+    assert.ok(layer);
+    // The fixture's token is user "e2e"; the teammate's CLI runs used the same token.
+    assert.equal(layer.identities.self, 'e2e');
+    await until('this window\'s own peer id bound', () => layer.identities.user(api.manager.peerId) === 'e2e');
+    await vscode.commands.executeCommand('spaces.openAppTree', { spaceId, treeId: chatId });
+    const session = await until('an editor of the joined space', () => api.editor.editorsOf(vscode.Uri.file(joined[0]))[0]);
+    await until('the chat to be shown', () => session.shows?.type === 'tree' && session.shows.detail === chatId);
+    session.handle({ type: 'edit', seq: 1, treeId: chatId, edit: { op: 'post', text: 'hello from the joined window' } });
+    const chat = await until('the message in the chat', async () => {
+      const tree = await api.manager.get(spaceId)?.openAppTree(chatId);
+      const id = tree?.childIds().find((c) => tree.getProp(c, 'text') === 'hello from the joined window');
+      return id === undefined ? undefined : tree?.getProp(id, 'author');
+    });
+    assert.equal(chat, 'e2e', 'the signed-in user, not this machine\'s login');
+    await vscode.commands.executeCommand('workbench.action.closeAllEditors');
   });
 
   test('join links: a hostile one changes nothing; a good one connects a space that is here', async () => {
