@@ -64,9 +64,9 @@ export async function activate(context: vscode.ExtensionContext): Promise<Spaces
   const client = `spaces-vscode/${typeof version === 'string' ? version : '0'}`;
   const sync = new TeamSync(m, context.secrets, log, { client });
   const activeSpace = new ActiveSpace();
-  const team = registerTeam({ model: m, sync: sync.connections, tokens: sync.tokens, keys, log, activeSpace, client }, context.extension.id);
   const tree = new SpacesTreeProvider(m, manager, sync.connections);
   const editor = registerSpaceEditor(m, context.extensionUri, log);
+  const team = registerTeam({ model: m, sync: sync.connections, tokens: sync.tokens, keys, log, activeSpace, client }, editor.history, context.extension.id);
   const dragAndDrop = new SpacesDragAndDrop(manager, log, editor.history);
   const treeView = vscode.window.createTreeView<SpacesNode>('spaces.tree', { treeDataProvider: tree, showCollapseAll: true, canSelectMany: false, dragAndDropController: dragAndDrop });
   const disposables: vscode.Disposable[] = [

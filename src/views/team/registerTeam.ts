@@ -9,6 +9,8 @@
  */
 import * as vscode from 'vscode';
 import { commandWrapper } from '../commandHelpers';
+import type { EditHistory } from '../editor/editHistory';
+import { registerHistoryCommands } from './historyCommands';
 import { JoinFlow, type JoinArgs, type JoinDeps, type JoinResult } from './joinFlow';
 import { joinLinkFor, parseJoinLink } from './joinLink';
 import { useSignedInUsers } from './signedInUser';
@@ -34,8 +36,11 @@ function isTeamNode(x: unknown): x is TeamNode {
   return typeof x === 'object' && x !== null && typeof (x as { kind?: unknown }).kind === 'string' && String((x as { kind: string }).kind).startsWith('team');
 }
 
-/** Registers the view, the commands and the UriHandler; `extensionId` is `<publisher>.<name>`. */
-export function registerTeam(deps: JoinDeps, extensionId: string): { api: TeamApi; disposables: vscode.Disposable[] } {
+/**
+ * Registers the view, the commands (history's too: restores go on `history`, the editor's undo
+ * history) and the UriHandler; `extensionId` is `<publisher>.<name>`.
+ */
+export function registerTeam(deps: JoinDeps, history: EditHistory, extensionId: string): { api: TeamApi; disposables: vscode.Disposable[] } {
   const { log } = deps;
   const tree = new TeamTreeProvider(deps.model, deps.sync, deps.tokens);
   const view = vscode.window.createTreeView<TeamNode>(TEAM_VIEW_ID, { treeDataProvider: tree, showCollapseAll: false });
@@ -78,6 +83,7 @@ export function registerTeam(deps: JoinDeps, extensionId: string): { api: TeamAp
     tree,
     view,
     useSignedInUsers(deps.sync),
+    ...registerHistoryCommands({ model: deps.model, sync: deps.sync, history, log, activeSpace: deps.activeSpace }),
     vscode.commands.registerCommand(
       'spaces.joinTeamSpace',
       wrap('spaces.joinTeamSpace', async (arg?: JoinArgs | TeamNode) => {

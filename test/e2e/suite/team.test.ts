@@ -10,6 +10,7 @@ import path from 'node:path';
 import * as vscode from 'vscode';
 import type { SpacesApi } from '../../../src/extension';
 import type { SpacesNode } from '../../../src/views/spacesTree';
+import type { ShownEntry } from '../../../src/views/team/historyCommands';
 import type { TeamNode } from '../../../src/views/team/teamView';
 import { EXT_ID, loadFixture, runCli, until } from './helpers';
 
@@ -136,6 +137,49 @@ suite('Team: join a server space', () => {
     await spaces('item', 'add', theirs, '--tree', treeId, '--set', 'text=From the teammate');
     await spaces('sync', theirs, '--server', url, '--token', token);
     await until('the teammate\'s edit in the view', async () => (await viewTexts(joined[0])).includes('From the teammate'));
+  });
+
+  test('Show History lists who changed an item; Restore brings an earlier value back as an undoable edit that syncs', async () => {
+    const space = api.manager.get(spaceId);
+    assert.ok(space);
+    const tree = await space.openAppTree(treeId);
+    const item = tree.childIds().find((id) => tree.getProp(id, 'text') === 'Call Bob');
+    assert.ok(item);
+    // The teammate changes its text (their CLI, their sync); it arrives here.
+    await spaces('item', 'set', theirs, '--tree', treeId, '--id', item, '--set', 'text=Call Bob at 10');
+    await spaces('sync', theirs, '--server', url, '--token', token);
+    await until('the teammate\'s text here', () => tree.getProp(item, 'text') === 'Call Bob at 10');
+    const shown = await run<{ entries: ShownEntry[] }>('spaces.showHistory', { spaceId, treeId, itemId: item });
+    const texts = shown.entries.filter((e) => e.kind === 'text');
+    assert.deepEqual(texts.map((e) => e.value), ['Call Bob', 'Call Bob at 10']);
+    // The teammate's edits were made by CLI runs offline and relayed by `spaces sync`: the server
+    // binds only a connection's own peer id, so their author is unknown (docs/team.md).
+    assert.deepEqual(texts.map((e) => e.author), [undefined, undefined]);
+    assert.deepEqual(texts.map((e) => e.current), [false, true]);
+    // This window's edits are its signed-in user's.
+    const mine = tree.childIds().find((id) => tree.getProp(id, 'text') === 'Written after joining');
+    assert.ok(mine);
+    const myHistory = await run<{ entries: ShownEntry[] }>('spaces.showHistory', { spaceId, treeId, itemId: mine });
+    assert.deepEqual(myHistory.entries.filter((e) => e.kind === 'text').map((e) => e.author), ['e2e']);
+    assert.equal(shown.entries[0].kind, 'created');
+
+    await vscode.commands.executeCommand('spaces.openAppTree', { spaceId, treeId });
+    await until('an editor of the joined space', () => api.editor.editorsOf(vscode.Uri.file(joined[0]))[0]);
+    assert.deepEqual(await run('spaces.showHistory', { spaceId, treeId, itemId: item, restore: texts[0].key }), { restored: true });
+    assert.equal(tree.getProp(item, 'text'), 'Call Bob');
+    await until('the restore acknowledged', () => api.sync.connections.state(spaceId)?.pendingOps === 0);
+    await until('the restore at the teammate', async () => (await teammateTexts()).includes('Call Bob'));
+    // One undo step, like any edit.
+    await vscode.commands.executeCommand('workbench.action.focusActiveEditorGroup');
+    await vscode.commands.executeCommand('undo');
+    await until('undo of the restore', () => tree.getProp(item, 'text') === 'Call Bob at 10');
+    // The space's activity lists the latest changes first: the undo (its text, and the check state
+    // the undo step writes back with it) by this window's user.
+    const activity = await run<{ entries: Array<{ itemId: string; kind: string; author?: string }> }>('spaces.showActivity', { spaceId });
+    const latest = activity.entries.slice(0, 2);
+    assert.ok(latest.every((e) => e.itemId === item && e.author === 'e2e'), JSON.stringify(latest));
+    assert.ok(latest.some((e) => e.kind === 'text'), JSON.stringify(latest));
+    await vscode.commands.executeCommand('workbench.action.closeAllEditors');
   });
 
   test('identity: the connection knows who writes under each peer id, and chat messages carry the signed-in user', async () => {
