@@ -15,6 +15,7 @@ import { OpeningProgress } from './views/openingProgress';
 import { registerSecretsCommands } from './views/secretsCommands';
 import { SpacesTreeProvider, type SpacesNode } from './views/spacesTree';
 import { TeamSync } from './views/sync/teamSync';
+import { registerTeam, type TeamApi } from './views/team/registerTeam';
 import { SpacesDragAndDrop } from './views/treeDragAndDrop';
 import { WorkspaceModel } from './views/workspaceModel';
 
@@ -29,6 +30,8 @@ export interface SpacesApi {
   /** Team sync: tokens, connections (`sync.connections.state(spaceId)`), the status bar item. */
   readonly sync: TeamSync;
   readonly editor: SpaceEditorProvider;
+  /** The Team Server view, the join flow and join links. */
+  readonly team: TeamApi;
   readonly timings: ActivationTimings;
 }
 
@@ -58,10 +61,12 @@ export async function activate(context: vscode.ExtensionContext): Promise<Spaces
   const m = new WorkspaceModel(manager, keys, log);
   model = m;
   const version = (context.extension.packageJSON as { version?: unknown }).version;
-  const sync = new TeamSync(m, context.secrets, log, { client: `spaces-vscode/${typeof version === 'string' ? version : '0'}` });
+  const client = `spaces-vscode/${typeof version === 'string' ? version : '0'}`;
+  const sync = new TeamSync(m, context.secrets, log, { client });
   const activeSpace = new ActiveSpace();
   const tree = new SpacesTreeProvider(m, manager, sync.connections);
   const editor = registerSpaceEditor(m, context.extensionUri, log);
+  const team = registerTeam({ model: m, sync: sync.connections, tokens: sync.tokens, keys, log, activeSpace, client }, editor.history, context.extension.id);
   const dragAndDrop = new SpacesDragAndDrop(manager, log, editor.history);
   const treeView = vscode.window.createTreeView<SpacesNode>('spaces.tree', { treeDataProvider: tree, showCollapseAll: true, canSelectMany: false, dragAndDropController: dragAndDrop });
   const disposables: vscode.Disposable[] = [
@@ -77,6 +82,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<Spaces
       if (e.selection.length) activeSpace.set(nodeSpaceId(e.selection[0]));
     }),
     ...editor.disposables,
+    ...team.disposables,
     editor.provider.onDidChangeActiveSpace((spaceId) => activeSpace.set(spaceId)),
     manager.onDidError((e) => log.error(`space ${e.spaceId}${e.layerId ? ` (${e.layerId})` : ''}: ${e.message}`)),
     manager.onDidChangeLayerState((e) => {
@@ -96,7 +102,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<Spaces
   });
   timings.activateMs = performance.now() - t0;
   log.info(`activated in ${timings.activateMs.toFixed(1)} ms`);
-  return { manager, model: m, tree, dragAndDrop, activeSpace, sync, timings, editor: editor.provider };
+  return { manager, model: m, tree, dragAndDrop, activeSpace, sync, timings, editor: editor.provider, team: team.api };
 }
 
 export async function deactivate(): Promise<void> {

@@ -58,7 +58,7 @@ export interface SyncSummary {
 
 const CLIENT = 'spaces-cli/0.1.0';
 /** Putting a finished clone in place waits this long for the target's lock (as FileLayer's saves). */
-const PLACE_LOCK = { timeoutMs: 60_000, staleMs: 30_000 } as const;
+export const PLACE_LOCK = { timeoutMs: 60_000, staleMs: 30_000 } as const;
 
 export class SyncError extends Error {
   constructor(message: string) {
@@ -92,7 +92,7 @@ function storeFailure(url: string, file: string, storeError: string): SyncError 
  * both cases — or after `timeoutMs`. `handled(state)`: an error someone else deals with (the
  * creation of a space the server lacks).
  */
-function failure(
+export function failure(
   server: ServerLayer,
   url: string,
   file: string,
@@ -188,7 +188,7 @@ async function fileSpaceName(layer: FileLayer, peerId: string): Promise<string> 
  * of yet (listed in the space tree, its ops not written anywhere) is skipped; any other failure
  * fails the sync: a tree that did not load was not reconciled, and its edits were not sent.
  */
-async function openAllAppTrees(space: Space): Promise<void> {
+export async function openAllAppTrees(space: Space): Promise<void> {
   for (const ref of space.appTreeRefs()) {
     try {
       await space.openAppTree(ref.id);
@@ -339,12 +339,12 @@ async function syncFile(o: SyncOptions, io: SyncIo, layer: FileLayer, cloning: b
   return summary;
 }
 
-function describeUnsaved(problems: readonly UnsavedReport[]): string {
+export function describeUnsaved(problems: readonly UnsavedReport[]): string {
   return problems.map((u) => `${u.label}: ${u.error ?? `${u.pendingOps} ops not saved`}`).join('; ');
 }
 
 /** Until the file holds the catch-up and the server acknowledged everything local (stable twice). */
-async function settle(manager: SpaceManager, space: Space, server: ServerLayer, layer: FileLayer): Promise<void> {
+export async function settle(manager: SpaceManager, space: Space, server: ServerLayer, layer: FileLayer): Promise<void> {
   for (;;) {
     await manager.flush(space.id);
     await server.whenIdle();

@@ -321,6 +321,26 @@ export class RepTree {
     return out;
   }
 
+  /**
+   * The ops of one vertex, as new objects: its moves (op-id order), its winning property ops and
+   * the superseded ones (for its history). Scans the columns without building the other ops, so
+   * it costs a pass over integers, not an object per op of the tree.
+   */
+  getVertexOps(vertexId: string): VertexOperation[] {
+    const out: VertexOperation[] = [];
+    const v = this.createdIndex(vertexId);
+    if (v === MISSING) return out;
+    for (let i = 0; i < this.moveCount; i++) if (this.mInt[i * MOVE_STRIDE + M_TARGET] === v) out.push(this.moveOpAt(i));
+    for (let e = this.vx[v * VERTEX_STRIDE + V_FIRST_PROP]; e !== NONE; e = this.pInt[e * PROP_STRIDE + P_NEXT]) {
+      out.push(newSetVertexPropertyOp(this.pCounter[e], this.peers[this.pInt[e * PROP_STRIDE + P_PEER]], vertexId, this.keys[this.pInt[e * PROP_STRIDE + P_KEY]], this.pValue[e]));
+    }
+    for (let i = 0; i < this.supersededCount; i++) {
+      const b = i * SUPERSEDED_STRIDE;
+      if (this.sInt[b + S_TARGET] === v) out.push(newSetVertexPropertyOp(this.sCounter[i], this.peers[this.sInt[b + S_PEER]], vertexId, this.keys[this.sInt[b + S_KEY]], this.sValue[i]));
+    }
+    return out;
+  }
+
   /** The move log, in op-id order, as new objects. */
   getMoveOps(): MoveVertex[] {
     const out: MoveVertex[] = [];

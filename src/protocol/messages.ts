@@ -51,6 +51,10 @@ export const PROTOCOL_LIMITS = {
   maxTokenLength: 512,
   /** A client must send `hello` this soon after connecting. */
   helloTimeoutMs: 10_000,
+  /** Most peer → user entries in one `peers` message. */
+  maxPeersPerMessage: 1_000,
+  /** Longest user name in a `peers` message (the server's token users have at most 100 characters). */
+  maxUserLength: 200,
 } as const;
 
 /** Ranges of op counters per peer: `{ peerId: [[start, end], …] }`, inclusive, sorted. */
@@ -146,6 +150,18 @@ export interface ServerSecretsMessage {
   records: SecretRecord[];
 }
 
+/**
+ * Who writes under which peer id in the space: `{peerId: user}` as the server bound them (a peer
+ * id writes for the token user that first used it as its own). Sent after `synced` (every binding
+ * of the space, in messages of at most `maxPeersPerMessage`) and live when a subscriber's own peer
+ * id is bound. Clients attribute ops by their peer id with it (docs/protocol.md, "Identity").
+ */
+export interface ServerPeersMessage {
+  type: 'peers';
+  spaceId: string;
+  peers: Record<string, string>;
+}
+
 export type ErrorCode =
   | 'forbidden'
   | 'not-found'
@@ -169,7 +185,7 @@ export interface ErrorMessage {
   ref?: number;
 }
 
-export type ServerMessage = WelcomeMessage | ServerOpsMessage | SyncedMessage | AckMessage | ServerSecretsMessage | ErrorMessage;
+export type ServerMessage = WelcomeMessage | ServerOpsMessage | SyncedMessage | AckMessage | ServerSecretsMessage | ErrorMessage | ServerPeersMessage;
 
 // ---- validation ----------------------------------------------------------------------
 
@@ -289,6 +305,20 @@ function ranges(v: unknown, what: string): StateVectorRanges {
   return o as StateVectorRanges;
 }
 
+/** A `peers` map: peer ids to user names, bounded in count and length, no control characters. */
+function peerUsers(v: unknown): Record<string, string> {
+  const o = obj(v, 'peers');
+  const entries = Object.entries(o);
+  if (entries.length > PROTOCOL_LIMITS.maxPeersPerMessage) throw new ProtocolError(`at most ${PROTOCOL_LIMITS.maxPeersPerMessage} peers per message`, CloseCode.tooLarge);
+  const out: Record<string, string> = Object.create(null) as Record<string, string>;
+  for (const [peer, user] of entries) {
+    if (!isValidPeerId(peer)) fail('peers: bad peer id');
+    if (typeof user !== 'string' || user.length === 0 || user.length > PROTOCOL_LIMITS.maxUserLength || /\p{Cc}/u.test(user)) fail(`peers.${peer} must be a user name (1..${PROTOCOL_LIMITS.maxUserLength} printable characters)`);
+    out[peer] = user;
+  }
+  return out;
+}
+
 /** Parses and validates a frame from the server; throws ProtocolError. */
 export function parseServerMessage(data: string | Buffer): ServerMessage {
   const o = parseFrame(data);
@@ -310,6 +340,8 @@ export function parseServerMessage(data: string | Buffer): ServerMessage {
       return { type: 'ack', spaceId: id(o.spaceId, 'spaceId'), ref: seq(o.ref, 'ref'), seq: seq(o.seq, 'seq') };
     case 'secrets':
       return { type: 'secrets', spaceId: id(o.spaceId, 'spaceId'), records: secretRecords(o.records) };
+    case 'peers':
+      return { type: 'peers', spaceId: id(o.spaceId, 'spaceId'), peers: peerUsers(o.peers) };
     case 'error':
       if (typeof o.code !== 'string' || !ERROR_CODES.has(o.code) || typeof o.message !== 'string') fail('error needs a known code and a message');
       return {

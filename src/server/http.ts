@@ -14,6 +14,7 @@ import { Space } from '../spaces/space';
 import { errorText, type Logger } from './log';
 import type { Gauges, Metrics } from './metrics';
 import { parseRequestTarget } from './requestTarget';
+import { SPACE_PAGE_PATH, spacePage } from './spacePage';
 import { SpaceExistsError } from './store/serverStore';
 import { StoreUnavailableError, type SpaceStore, type StoreHealth } from './store/spaceStore';
 import { ALL_SPACES, canWrite, roleIn, type TokenInfo } from './store/tokenStore';
@@ -158,6 +159,7 @@ export async function handleHttp(req: IncomingMessage, res: ServerResponse, ctx:
         return send(res, ctx, 200, ctx.metrics.render(ctx.gauges()), 'text/plain; version=0.0.4; charset=utf-8');
       case 'GET /v1/spaces':
         return sendJson(res, ctx, 200, { spaces: await listSpaces(await authenticate(req, ctx), ctx) });
+      case `GET ${SPACE_PAGE_PATH}`: { const page = await spacePage(req.url, await authenticate(req, ctx), ctx.store); return sendJson(res, ctx, page.status, page.body); }
       case 'POST /v1/spaces': {
         const token = await authenticate(req, ctx);
         return sendJson(res, ctx, 201, await createSpace(req, token, ctx));

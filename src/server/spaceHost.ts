@@ -30,6 +30,7 @@ import type { SpaceManager } from '../spaces/spaceManager';
 import type { CachedFrame, CatchUpCache } from './frameCache';
 import { DEFAULT_ADMISSION_LIMITS, TreeClocks, checkCounters, checkSecretTimes, type AdmissionLimits } from './admission';
 import { ackFrame, opsFrame, secretsFrame, syncedFrame } from './frames';
+import { IDENTITY_LIMITS, peersFrames } from './identity';
 import { errorText, type Logger } from './log';
 import type { Metrics } from './metrics';
 import { StoreUnavailableError, type AppendResult, type BatchInput, type BatchWriter, type SpaceStore } from './store/spaceStore';
@@ -228,8 +229,11 @@ export class SpaceHost implements LayerWriter {
     const { user, ownPeer } = sink;
     if (user === undefined || ownPeer === undefined || this.reservedPeers.has(ownPeer)) return;
     try {
+      const known = (await this.ctx.store.peerOwner(this.spaceId, ownPeer)) !== undefined;
       const owner = await this.ctx.store.bindPeer(this.spaceId, ownPeer, user);
       if (owner !== user) this.ctx.logger.info('peer id bound to another user', { spaceId: this.spaceId, conn: sink.id, peer: ownPeer });
+      // A new binding: the others learn who writes under it (src/server/identity.ts).
+      else if (!known) for (const f of peersFrames(this.spaceId, [[ownPeer, user]])) for (const other of this.subs.values()) if (other.sink !== sink && other.syncedSent) other.sink.send(f);
     } catch (e) {
       // Not fatal: the binding is made by the first write as well.
       this.ctx.logger.warn('cannot bind a peer id', { spaceId: this.spaceId, conn: sink.id, error: errorText(e) });
@@ -368,15 +372,17 @@ export class SpaceHost implements LayerWriter {
     if (sub.syncedSent) return;
     sub.syncedSent = true;
     sub.sink.send(syncedFrame(this.spaceId, sub.sentSeq, sub.role, this.stateVectorRanges()));
-    void this.sendStoredSecrets(sub);
+    void this.sendStoredSecretsAndPeers(sub);
   }
 
-  private async sendStoredSecrets(sub: Subscription): Promise<void> {
+  private async sendStoredSecretsAndPeers(sub: Subscription): Promise<void> {
     try {
       const secrets = await this.ctx.store.loadSecrets(this.spaceId);
       if (secrets.length > 0 && !sub.closed) sub.sink.send(secretsFrame(this.spaceId, secrets));
+      const peers = await this.ctx.store.peerUsers(this.spaceId, IDENTITY_LIMITS.maxPeersPerSpace);
+      if (!sub.closed) for (const f of peersFrames(this.spaceId, peers)) sub.sink.send(f);
     } catch (e) {
-      this.ctx.logger.error('cannot read secrets', { spaceId: this.spaceId, conn: sub.sink.id, error: errorText(e) });
+      this.ctx.logger.error('cannot read the secrets or peers', { spaceId: this.spaceId, conn: sub.sink.id, error: errorText(e) });
       sub.sink.fail('the server could not read the space');
     }
   }

@@ -148,6 +148,11 @@ export class AppTree implements Disposable {
   }
 
   /** True when the vertex exists and is not deleted (no ancestor is the deleted-items vertex). */
+  /** Every op of one item (moves, property ops, superseded ones included): its history's source (history.ts). */
+  itemOps(id: string): Op[] {
+    return this.tree.getVertexOps(id);
+  }
+
   has(id: string): boolean {
     if (id === this.id) return true;
     // The tree has no cycles (the CRDT skips moves that would make one); the bound is a guard.

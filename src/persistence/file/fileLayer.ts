@@ -331,7 +331,14 @@ export class FileLayer implements PersistenceLayer, SyncStateStore {
       const ops = columnsToOps(cols);
       if (ops.length) outbox.set(cols.treeId, ops);
     }
-    return { seq: r.seq, outbox };
+    return { seq: r.seq, outbox, peers: r.peers };
+  }
+
+  /** Keeps who writes under which peer id, as the server of `layerId` said (src/persistence/server/identity.ts). */
+  savePeerUsers(layerId: string, entries: ReadonlyArray<readonly [string, string]>): Promise<void> {
+    return this.saveSync('savePeerUsers', this.spaceId, [], (a) => {
+      for (const [peer, user] of entries) a.peers.push([layerId, peer, user]);
+    });
   }
 
   saveIncoming(layerId: string, treeId: string, ops: readonly Op[], seq: number): Promise<void> {

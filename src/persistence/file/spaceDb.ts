@@ -16,6 +16,7 @@ import { SpaceFileError } from './errors';
 import { OpKind, columnsLength, columnsToOps, opsToColumns, type OpColumns } from './opColumns';
 import { CHUNK_TABLES_SQL, FORMAT, META, REQUIRED_TABLES, SCHEMA_SQL, SCHEMA_V1, SCHEMA_VERSION, isStorableKey, isValidTreeId } from './schema';
 import { checkSecretRowShape, decryptSecret, encryptSecret, keyCheck, keyCheckMatches, sameSecretRow, type SecretRow } from './secretCrypto';
+import { readPeerUsers } from './peerUsersTable';
 import { applySyncActions, ensureSyncTables, hasSyncActions, hasSyncTables, mergeSyncTables, readSeq, type SyncActions } from './syncTables';
 
 export interface SpaceFileMeta {
@@ -589,8 +590,9 @@ export class SpaceDb {
   }
 
   /** A layer's stored sequence and its outbox ops per tree (validated like any load). */
-  readSyncState(layer: string): { seq: number; outbox: OpColumns[] } {
-    if (!hasSyncTables(this.db)) return { seq: 0, outbox: [] };
+  readSyncState(layer: string): { seq: number; outbox: OpColumns[]; peers: Array<[string, string]> } {
+    const peers = readPeerUsers(this.db, layer);
+    if (!hasSyncTables(this.db)) return { seq: 0, outbox: [], peers };
     const seq = readSeq(this.db, layer);
     // Outbox entries name op ids; the ops are read from their tree (an entry without a stored op is skipped).
     const wanted = new Map<number, Set<string>>();
@@ -608,7 +610,7 @@ export class SpaceDb {
       const ops = this.chunks.readOps(t, treeId).filter((op) => keys.has(`${op.id.counter}@${op.id.peerId}`));
       if (ops.length > 0) outbox.push(opsToColumns(treeId, ops));
     }
-    return { seq, outbox };
+    return { seq, outbox, peers };
   }
 
   // ---------------------------------------------------------------------------------------------

@@ -14,6 +14,7 @@
  * Runs in the worker, on the SpaceDb's database, inside its transactions.
  */
 import type { Database } from 'sql.js';
+import { applyPeerUsers, mergePeerUsers, type PeerUserRow } from './peerUsersTable';
 import { SYNC_TABLES_SQL } from './schema';
 
 /** The watermark row that holds the space-wide server sequence. */
@@ -32,14 +33,16 @@ export interface SyncActions {
   readonly outbox: OutboxChange[];
   /** Per layer: the new sequence (applied only when higher than the stored one). */
   readonly seqs: Array<[string, number]>;
+  /** Who writes under which peer id, as a server layer reported it (peerUsersTable.ts). */
+  readonly peers: PeerUserRow[];
 }
 
 export function emptySyncActions(): SyncActions {
-  return { outbox: [], seqs: [] };
+  return { outbox: [], seqs: [], peers: [] };
 }
 
 export function hasSyncActions(a: SyncActions | undefined): a is SyncActions {
-  return a !== undefined && (a.outbox.length > 0 || a.seqs.length > 0);
+  return a !== undefined && (a.outbox.length > 0 || a.seqs.length > 0 || a.peers.length > 0);
 }
 
 function hasTable(db: Database, schema: 'main' | 'ext', table: string): boolean {
@@ -96,6 +99,7 @@ export function applySyncActions(
       seq.run([layer, String(value)]);
       changed += db.getRowsModified();
     }
+    changed += applyPeerUsers(db, actions.peers);
   } finally {
     add.free();
     del.free();
@@ -117,6 +121,7 @@ export function readSeq(db: Database, layer: string): number {
  * the tables contributes nothing.
  */
 export function mergeSyncTables(db: Database): void {
+  mergePeerUsers(db);
   const extOutbox = hasTable(db, 'ext', 'outbox');
   const extMarks = hasTable(db, 'ext', 'watermarks');
   if (!extOutbox && !extMarks) return;

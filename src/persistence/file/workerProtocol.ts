@@ -69,7 +69,7 @@ export interface WorkerMethods {
     result: { changes: Changes; wrote: boolean; error?: SerializedError; secretsError?: SerializedError; timings: FlushTimings };
   };
   /** A server layer's stored sequence and outbox ops (syncTables.ts). */
-  loadSyncState: { params: { readonly handle: number; readonly layer: string }; result: { seq: number; outbox: OpColumns[] } };
+  loadSyncState: { params: { readonly handle: number; readonly layer: string }; result: { seq: number; outbox: OpColumns[]; peers: Array<[string, string]> } };
   /**
    * Merge the file if it changed on disk (no lock needed: files are replaced atomically).
    * RELINKED when the layer's name now leads to another file (fileTarget.ts).

@@ -39,7 +39,7 @@ export interface ApiOptions {
   readonly timeoutMs?: number;
 }
 
-async function request(url: string, token: string, path: string, init: { method: string; body?: string }, opts: ApiOptions): Promise<{ status: number; body: unknown }> {
+export async function request(url: string, token: string, path: string, init: { method: string; body?: string }, opts: ApiOptions): Promise<{ status: number; body: unknown }> {
   const base = serverBaseUrl(url);
   const target = `${base}${path}`;
   let res: Response;
@@ -66,7 +66,7 @@ async function request(url: string, token: string, path: string, init: { method:
   return { status: res.status, body };
 }
 
-function errorOf(status: number, body: unknown, base: string, what: string): ServerApiError {
+export function errorOf(status: number, body: unknown, base: string, what: string): ServerApiError {
   const said = body && typeof body === 'object' && typeof (body as { error?: unknown }).error === 'string' ? (body as { error: string }).error.slice(0, 300) : undefined;
   if (status === 401) return new ServerApiError(`${base} refused the token${said ? ` (${said})` : ''}`, status);
   return new ServerApiError(`${what} on ${base} failed: HTTP ${status}${said ? ` (${said})` : ''}`, status);

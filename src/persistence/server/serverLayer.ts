@@ -41,6 +41,7 @@ import { DEFAULT_CONNECTION_TIMINGS, SyncConnection, serverBaseUrl, type Connect
 import { FreeTimeDeadline } from '../../spaces/freeTimeDeadline';
 import { Outbox } from './outbox';
 import { stopCodeOfRefusal, stopReasonOf, type StopReason } from '../../protocol/stopReasons';
+import { PeerIdentities } from './identity';
 import type { SyncStateStore } from './syncState';
 import { ID_RULES, isHexId } from '../../spaces/ids';
 
@@ -219,6 +220,8 @@ export class ServerLayer implements PersistenceLayer {
   private readonly syncEmitter = new Emitter<SyncEvent>();
   /** Protocol-level events (received, acked, synced, refused…), for logs and the CLI. */
   readonly onSyncEvent: Event<SyncEvent> = this.syncEmitter.event;
+  /** Who writes under which peer id in the space, as the server says (identity.ts). */
+  readonly identities: PeerIdentities;
   private readonly progressEmitter = new Emitter<LoadProgress>();
   /** While a load waits for the first sync: what has arrived so far (see PersistenceLayer.onLoadProgress). */
   readonly onLoadProgress: Event<LoadProgress> = this.progressEmitter.event;
@@ -231,6 +234,7 @@ export class ServerLayer implements PersistenceLayer {
     this.label = new URL(base).host;
     this.spaceId = opts.spaceId;
     this.store = opts.syncState;
+    this.identities = new PeerIdentities(this.id, this.store);
     this.timings = { ...DEFAULT_SERVER_LAYER_TIMINGS, ...opts.timings };
     this.loadWatchdog = new FreeTimeDeadline(this.timings.loadTimeoutMs, () =>
       this.failLoads(new ServerLoadError(`${this.label}: no progress for ${this.timings.loadTimeoutMs} ms while loading the space (${this.stateValue.status})`, 'STALLED')),
@@ -251,6 +255,7 @@ export class ServerLayer implements PersistenceLayer {
   private async init(): Promise<void> {
     try {
       const s = await this.store.loadSyncState(this.id);
+      this.identities.loaded(s.peers);
       this.seen = this.seqRequested = s.seq;
       for (const [treeId, ops] of s.outbox) this.outbox.add(treeId, ops);
     } catch (e) {
@@ -350,6 +355,7 @@ export class ServerLayer implements PersistenceLayer {
     this.refusedReason = undefined;
     this.setState({ status: 'syncing' });
     this.loadProgressed(true, 'connected, catching up');
+    this.identities.welcomed(w.user, this.conn.peerIds[0]);
     this.syncEmitter.fire({ type: 'welcome', user: w.user, serverId: w.serverId, peerIds: this.conn.peerIds });
     this.conn.send({ type: 'subscribe', spaceId: this.spaceId, since: this.seen });
   }
@@ -407,6 +413,8 @@ export class ServerLayer implements PersistenceLayer {
         return this.onError(m);
       case 'welcome':
         return;
+      case 'peers':
+        return void this.identities.received(m.peers).catch((e: unknown) => this.syncEmitter.fire({ type: 'store-error', message: `cannot keep who writes under which peer id: ${e instanceof Error ? e.message : String(e)}` }));
     }
   }
 
@@ -949,6 +957,7 @@ export class ServerLayer implements PersistenceLayer {
     this.stateEmitter.dispose();
     this.syncEmitter.dispose();
     this.progressEmitter.dispose();
+    this.identities.dispose();
   }
 }
 

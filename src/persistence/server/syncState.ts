@@ -26,6 +26,8 @@ export interface SyncState {
   readonly seq: number;
   /** Ops not yet acknowledged by the server, per tree. */
   readonly outbox: Map<string, Op[]>;
+  /** Who writes under which peer id, as the server said (identity.ts); absent: the store keeps none. */
+  readonly peers?: ReadonlyArray<readonly [string, string]>;
 }
 
 export interface SyncStateStore {
@@ -49,10 +51,13 @@ export interface SyncStateStore {
    * not: the file is one of the space's layers, and the manager loads those ops from it directly.
    */
   loadOps?(layerId: string, treeId: string): Promise<Op[]>;
+  /** Optional: keeps peer id → user bindings the server reported (identity.ts), returned by `loadSyncState` as `peers`. */
+  savePeerUsers?(layerId: string, entries: ReadonlyArray<readonly [string, string]>): Promise<void>;
 }
 
 interface MemoryState {
   seq: number;
+  readonly peers: Map<string, string>;
   readonly outbox: Map<string, Map<string, Op>>;
   readonly ops: Map<string, Map<string, Op>>;
 }
@@ -69,7 +74,7 @@ export class MemorySyncStateStore implements SyncStateStore {
 
   private state(layerId: string): MemoryState {
     let s = this.layers.get(layerId);
-    if (!s) this.layers.set(layerId, (s = { seq: 0, outbox: new Map(), ops: new Map() }));
+    if (!s) this.layers.set(layerId, (s = { seq: 0, outbox: new Map(), ops: new Map(), peers: new Map() }));
     return s;
   }
 
@@ -83,7 +88,12 @@ export class MemorySyncStateStore implements SyncStateStore {
     const s = this.state(layerId);
     const outbox = new Map<string, Op[]>();
     for (const [treeId, ops] of s.outbox) if (ops.size) outbox.set(treeId, [...ops.values()].map(copy));
-    return { seq: s.seq, outbox };
+    return { seq: s.seq, outbox, peers: Array.from(s.peers) };
+  }
+
+  async savePeerUsers(layerId: string, entries: ReadonlyArray<readonly [string, string]>): Promise<void> {
+    const peers = this.state(layerId).peers;
+    for (const [peer, user] of entries) peers.set(peer, user);
   }
 
   async saveIncoming(layerId: string, treeId: string, ops: readonly Op[], seq: number): Promise<void> {

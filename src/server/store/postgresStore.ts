@@ -393,6 +393,11 @@ export class PostgresSpaceStore implements SpaceStore {
     return r.rows[0]?.owner;
   }
 
+  async peerUsers(spaceId: string, limit: number): Promise<Array<[string, string]>> {
+    const r = await this.query<{ peer: string; owner: string }>('SELECT peer, owner FROM peers WHERE space_id = $1 ORDER BY peer LIMIT $2', [spaceId, limit]);
+    return r.rows.map((row) => [row.peer, row.owner]);
+  }
+
   async batchesAfter(spaceId: string, afterSeq: number, limit: number): Promise<StoredBatch[]> {
     const out: StoredBatch[] = [];
     await this.readBatches(spaceId, afterSeq, limit, (b) => out.push(b) > 0);

@@ -385,6 +385,13 @@ export class ServerStore {
     return sid === undefined ? undefined : (this.q.peerOwner.get(sid, peer) as string | undefined);
   }
 
+  /** Every peer binding of the space (peer id → user), in peer id order, at most `limit`. */
+  peerUsers(spaceId: string, limit: number): Array<[string, string]> {
+    this.check();
+    const sid = this.sidOrUndefined(spaceId);
+    return sid === undefined ? [] : (this.q.peerUsers.all(sid, limit) as Array<[string, string]>);
+  }
+
   /** Batches with seq > `afterSeq`, in seq order, at most `limit`. */
   batchesAfter(spaceId: string, afterSeq: number, limit: number): StoredBatch[] {
     const out: StoredBatch[] = [];
@@ -535,6 +542,7 @@ function prepareStatements(db: Db) {
     trees: db.prepare('SELECT tree_id FROM trees t WHERE sid = ? AND EXISTS (SELECT 1 FROM op_ranges r WHERE r.tid = t.tid) ORDER BY tid').pluck(),
     peerOwner: db.prepare('SELECT user FROM peers WHERE sid = ? AND peer = ?').pluck(),
     bindPeer: db.prepare('INSERT OR IGNORE INTO peers (sid, peer, user) VALUES (?, ?, ?)'),
+    peerUsers: db.prepare('SELECT peer, user FROM peers WHERE sid = ? ORDER BY peer LIMIT ?').raw(),
     ranges: db.prepare('SELECT t.tree_id, p.peer, r.first, r.last FROM trees t JOIN op_ranges r ON r.tid = t.tid JOIN peer_ids p ON p.pid = r.pid WHERE t.sid = ? ORDER BY t.tid, p.peer, r.first').raw(),
     opCount: db.prepare('SELECT ifnull(sum(n_ops), 0) FROM chunks WHERE sid = ?').pluck(),
     secrets: db.prepare('SELECT key, time, peer, iv, data FROM secrets WHERE sid = ? ORDER BY key'),

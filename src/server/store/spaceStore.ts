@@ -74,6 +74,8 @@ export interface SpaceStore {
   /** Binds `peer` to `user` unless it is bound; returns the user it is bound to. */
   bindPeer(spaceId: string, peer: string, user: string): Promise<string>;
   peerOwner(spaceId: string, peer: string): Promise<string | undefined>;
+  /** Every (peer id, user) binding of a space, by peer id, at most `limit` (src/server/identity.ts). */
+  peerUsers(spaceId: string, limit: number): Promise<Array<[string, string]>>;
   /** Batches with seq > `afterSeq`, in seq order, at most `limit`. */
   batchesAfter(spaceId: string, afterSeq: number, limit: number): Promise<StoredBatch[]>;
   /**

@@ -98,6 +98,9 @@ export class SqliteSpaceStore implements SpaceStore {
   peerOwner(spaceId: string, peer: string): Promise<string | undefined> {
     return now(() => this.sync.peerOwner(spaceId, peer));
   }
+  peerUsers(spaceId: string, limit: number): Promise<Array<[string, string]>> {
+    return now(() => this.sync.peerUsers(spaceId, limit));
+  }
   batchesAfter(spaceId: string, afterSeq: number, limit: number): Promise<StoredBatch[]> {
     return now(() => this.sync.batchesAfter(spaceId, afterSeq, limit));
   }

@@ -16,6 +16,7 @@ import { applyEdit } from './treeEdits';
 import type { EditHistory } from './editHistory';
 import type { SpaceDocument } from './spaceEditorProvider';
 import { buildPatch, buildView, editorKind, type EditorKind } from './treeViews';
+import { signedInUser } from '../team/signedInUser';
 
 export interface FirstPaint {
   readonly treeId: string;
@@ -44,9 +45,12 @@ export interface SessionDeps {
   readonly initialTree?: { readonly treeId: string; readonly at: number; readonly itemId?: string };
 }
 
-export function chatAuthor(): string {
+/** The author of chat messages: `spaces.chat.author`, else the user signed in to the space's server, else this machine's login. */
+export function chatAuthor(spaceId?: string): string {
   const configured = vscode.workspace.getConfiguration('spaces').get<unknown>('chat.author');
   if (typeof configured === 'string' && configured.trim()) return configured.trim().slice(0, 200);
+  const signedIn = signedInUser(spaceId);
+  if (signedIn) return signedIn;
   try {
     return os.userInfo().username || 'me';
   } catch {
@@ -193,7 +197,7 @@ export class EditorSession implements vscode.Disposable {
     const kind = editorKind(ref.appId);
     this.shown = { treeId, tree, kind };
     const t1 = performance.now();
-    const view = buildView(kind, tree, chatAuthor());
+    const view = buildView(kind, tree, chatAuthor(this.space?.id));
     const t2 = performance.now();
     this.post({ type: 'tree', treeId, view });
     const focus = this.focusAfterShow;
@@ -302,7 +306,7 @@ export class EditorSession implements vscode.Disposable {
       const space = this.space;
       const tree = space?.loadedAppTree(m.treeId);
       if (!space || !tree || this.shown?.treeId !== m.treeId) throw new BadMessageError(`app tree ${m.treeId} is not shown`);
-      const result = applyEdit(this.deps.history.editor(space.id, tree), this.shown.kind, m.edit, chatAuthor());
+      const result = applyEdit(this.deps.history.editor(space.id, tree), this.shown.kind, m.edit, chatAuthor(space.id));
       this.deps.history.push(space.id, result.record);
       if (result.focus) this.post({ type: 'focus', treeId: m.treeId, itemId: result.focus.itemId, caret: result.focus.caret });
       this.post({ type: 'ack', seq: m.seq });

@@ -155,7 +155,8 @@ export class Outline {
   private makeRow(id: string): Row {
     const check = el('input', { type: 'checkbox', class: 'check', 'aria-label': 'Done', tabindex: -1 });
     const text = el('div', { class: 'text', contenteditable: 'plaintext-only', spellcheck: 'true', role: 'textbox', 'aria-multiline': 'false', tabindex: -1 });
-    const row = el('div', { class: 'row', role: 'treeitem', 'data-id': id }, check, text);
+    // data-vscode-context: what VS Code hands the row's context menu commands (Show History).
+    const row = el('div', { class: 'row', role: 'treeitem', 'data-id': id, 'data-vscode-context': JSON.stringify({ treeId: this.treeId, itemId: id }) }, check, text);
     return { row, check, text };
   }
 
