@@ -8,12 +8,13 @@ import * as assert from 'node:assert/strict';
 import type { LayerConnectionState } from '../../src/persistence/contract';
 import { fullJitterDelay, serverBaseUrl, syncUrl } from '../../src/persistence/server/connection';
 import { ServerLayer, ServerLoadError, type ServerLayerTimings } from '../../src/persistence/server/serverLayer';
-import { MemorySyncStateStore } from '../../src/persistence/server/syncState';
+import { MemorySyncStateStore, type SyncStateStore } from '../../src/persistence/server/syncState';
 import { encodeOps } from '../../src/spaces/opCodec';
 import { opKey, type Op } from '../../src/spaces/ops';
 import { FileLayer } from '../../src/persistence/file/fileLayer';
 import { SpaceManager } from '../../src/spaces/spaceManager';
 import { FakeSyncServer } from '../helpers/fakeSyncServer';
+import { GatedSyncStateStore } from '../helpers/gatedSyncState';
 import { TEST_KEY, TempDir, makeOps, newId, rootOp } from '../helpers/fileFixtures';
 
 const FAST: Partial<ServerLayerTimings> = { backoffBaseMs: 20, backoffMaxMs: 200, loadTimeoutMs: 3_000, closeTimeoutMs: 1_000, resendPauseMs: 50 };
@@ -76,7 +77,7 @@ describe('ServerLayer (fake server)', function () {
   const layers: ServerLayer[] = [];
   let spaceId: string;
 
-  const layer = (opts: { url?: string; store?: MemorySyncStateStore; peerId?: string; timings?: Partial<ServerLayerTimings> } = {}): ServerLayer => {
+  const layer = (opts: { url?: string; store?: SyncStateStore; peerId?: string; timings?: Partial<ServerLayerTimings> } = {}): ServerLayer => {
     const l = new ServerLayer({
       url: opts.url ?? (fake as FakeSyncServer).url,
       token: 'tok',
@@ -134,24 +135,49 @@ describe('ServerLayer (fake server)', function () {
     assert.equal(l.seq, 2);
   });
 
-  it('saveOps: durable in the outbox before it is sent, out of it after the ack', async function () {
+  it('saveOps: sent before its outbox write lands; the watermark never covers it before it is durable; after a crash the server sends it back', async function () {
+    fake = await FakeSyncServer.start();
+    const gated = new GatedSyncStateStore(); // a busy disk: nothing lands until released
+    const l = layer({ store: gated });
+    await l.whenReady();
+    const ops = [rootOp(spaceId, 'me'), ...makeOps(spaceId, 'me', 2, 30)];
+    const saved = l.saveOps(spaceId, ops);
+    await until(() => l.stats.opsAcked === ops.length, 'the ack of ops whose outbox write is still held');
+    assert.deepEqual([...fake.stored(spaceId)].sort(), keys(ops));
+    assert.equal(gated.durable.outboxSize(l.id), 0, 'the outbox write landed before the ack (the gate is closed)');
+    // Killed now: nothing of the edit is on disk and the watermark is before its ack, so the
+    // next run subscribes from there and gets the ops back from the server.
+    const disk = await gated.afterCrash();
+    assert.equal((await disk.loadSyncState(l.id)).seq, 0, 'the watermark moved past an op that is not durable');
+    const next = layer({ store: disk, peerId: 'me2' });
+    assert.deepEqual(keys(await next.loadTree(spaceId)), keys(ops), 'the acknowledged ops did not come back after the crash');
+    // The writes land in call order: the outbox (with the ops) before the watermark over their ack.
+    await gated.release();
+    await saved;
+    await l.whenIdle();
+    const covering = gated.landed.findIndex((w) => w.seq >= 1);
+    const stored = gated.landed.findIndex((w) => w.call === 'addToOutbox');
+    assert.ok(stored >= 0 && covering > stored, `the watermark over the ack landed before the ops: ${JSON.stringify(gated.landed)}`);
+    assert.equal(gated.durable.outboxSize(l.id), 0, 'the ack did not take the ops out of the outbox');
+    assert.equal(l.outboxSize, 0);
+    assert.equal((await gated.durable.loadSyncState(l.id)).seq, 1, 'the ack advanced the watermark');
+  });
+
+  it('saveOps: an outbox write that fails rejects, and the retry writes the ops again', async function () {
     fake = await FakeSyncServer.start();
     const store = new MemorySyncStateStore();
     const l = layer({ store });
-    const ops = [rootOp(spaceId, 'me'), ...makeOps(spaceId, 'me', 2, 30)];
-    let outboxWhenSent = -1;
-    fake.opts.onOps = () => {
-      outboxWhenSent = store.outboxSize(l.id);
-      return undefined;
-    };
-    await l.saveOps(spaceId, ops);
-    await l.whenIdle();
-    assert.equal(outboxWhenSent, ops.length, 'sent before the outbox held it');
-    assert.deepEqual([...fake.stored(spaceId)].sort(), keys(ops));
-    assert.equal(store.outboxSize(l.id), 0);
-    assert.equal(l.outboxSize, 0);
-    assert.equal(l.stats.opsAcked, ops.length);
-    assert.equal((await store.loadSyncState(l.id)).seq, 1, 'the ack advanced the watermark');
+    await l.whenReady();
+    fake.opts.onOps = () => 'ignore'; // no ack: the ops stay in the outbox
+    const ops = makeOps(spaceId, 'me', 1, 5);
+    const real = store.addToOutbox.bind(store);
+    store.addToOutbox = () => Promise.reject(new Error('disk full'));
+    await assert.rejects(l.saveOps(spaceId, ops), /disk full/);
+    assert.match(l.storeError ?? '', /addToOutbox: disk full/);
+    store.addToOutbox = real;
+    await l.saveOps(spaceId, ops); // what LayerSlot does after a failed save
+    assert.equal(store.outboxSize(l.id), ops.length, 'the retry did not write the ops that were sent but not stored');
+    assert.equal(l.storeError, undefined);
   });
 
   it('offline: loads answer at once with what the layer has; saves wait in the outbox and go out when the server comes', async function () {

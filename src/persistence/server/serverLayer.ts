@@ -10,8 +10,9 @@
  *   stored with `saveIncoming` (ops + watermark in one durable write; `received` fires when it
  *   landed). Until then the watermark is before them, so a restart asks for them again: a batch
  *   shown is never lost, and no reader waits for a file flush. Duplicates are harmless.
- * - `saveOps` puts ops in the durable outbox and resolves; they are sent (batches of at most
- *   `maxOpsPerBatch` ops, a few in flight) while connected, and leave the outbox on `ack`. After a
+ * - `saveOps` hands ops to the store's outbox, sends them at once (batches of at most
+ *   `maxOpsPerBatch` ops, a few in flight) while connected, and resolves when the outbox write
+ *   landed; they leave the outbox on `ack`. After a
  *   reconnect only what the server's state vector lacks is sent again; the rest is dropped.
  * - The server only takes ops under the peer ids announced in `hello`. Ops of other peers (edits
  *   another process made in the file) are sent by reconnecting with their peer ids announced.
@@ -27,8 +28,9 @@
  *   may come later) and the state is `error` "read-only: N ops not sent".
  *
  * Server ordering guarantee relied on: everything sent to a socket for a space (ops, acks) comes
- * in seq order, so the highest seq seen in `ops`, `ack` or `synced` is a safe resume point — own
- * batches were durable in the outbox before they were sent.
+ * in seq order, so the highest seq seen in `ops`, `ack` or `synced` is a safe resume point: the
+ * store applies writes in call order and an own batch's outbox write is handed to it before the
+ * batch is sent, so a watermark past its ack never lands before the batch is durable.
  */
 import type { IncomingOps, LayerConnectionState, LayerKind, LoadProgress, PersistenceLayer, SecretRecord } from '../contract';
 import { CloseCode, PROTOCOL_LIMITS, type ErrorMessage, type Role, type ServerMessage, type SyncedMessage, type WelcomeMessage } from '../../protocol/messages';
@@ -185,6 +187,8 @@ export class ServerLayer implements PersistenceLayer {
   private paused: NodeJS.Timeout | undefined;
   /** Ops the server refused as invalid or too large: not resent on this connection. */
   private readonly refused = new Set<string>();
+  /** `tree/op` keys of outbox ops whose outbox write has not landed (or failed): a retried saveOps writes them again. */
+  private readonly undurable = new Set<string>();
 
   /** Ops received for trees nobody loaded yet (only when the store cannot load ops itself). */
   private readonly received = new Map<string, Op[]>();
@@ -668,6 +672,7 @@ export class ServerLayer implements PersistenceLayer {
   private dropFromOutbox(treeId: string, ops: readonly Op[]): void {
     const gone = this.outbox.remove(treeId, ops);
     if (gone.length === 0) return;
+    if (this.undurable.size) for (const op of gone) this.undurable.delete(`${treeId}/${opKey(op)}`);
     this.store.removeFromOutbox(this.id, treeId, gone).then(
       () => this.storeSucceeded(),
       (e: unknown) => this.storeFailed('removeFromOutbox', e),
@@ -777,20 +782,30 @@ export class ServerLayer implements PersistenceLayer {
       if (this.initError) throw this.initError;
       const sv = this.sv?.get(treeId);
       const fresh: Op[] = [];
-      for (const op of ops) if (!sv?.hasOp(op) && !this.outbox.has(treeId, op)) fresh.push(copyOp(op));
+      // An op already in the outbox whose outbox write failed is written again (a retry of this call).
+      for (const op of ops) if (!sv?.hasOp(op) && (!this.outbox.has(treeId, op) || this.undurable.has(`${treeId}/${opKey(op)}`))) fresh.push(copyOp(op));
       // In op id order (deduplicated): batches then go out, and are acked, with counters rising,
       // which every state vector (here and on the server) adds in O(1) per op.
       sortAndDedupe(fresh);
       if (fresh.length === 0) return;
+      // Sent before the write lands (as Yjs does): on a busy store (one SQL worker shared by many
+      // files) a teammate otherwise waits for this file's flush. Nothing acknowledged is lost:
+      // the write is handed to the store first, and the store applies calls in order (a failed
+      // write's rows go with the next one), so the watermark that an `ack` advances is never
+      // durable before these ops are; after a crash before it lands, the next run subscribes from
+      // before their ack and the server sends them back (docs/sync-client.md, "Outgoing").
+      const written = this.store.addToOutbox(this.id, treeId, fresh);
+      for (const op of fresh) this.undurable.add(`${treeId}/${opKey(op)}`);
+      this.outbox.add(treeId, fresh);
+      this.pump();
       try {
-        await this.store.addToOutbox(this.id, treeId, fresh);
+        await written;
       } catch (e) {
         this.storeFailed('addToOutbox', e);
         throw e;
       }
+      for (const op of fresh) this.undurable.delete(`${treeId}/${opKey(op)}`);
       this.storeSucceeded();
-      this.outbox.add(treeId, fresh);
-      this.pump();
     } finally {
       this.pendingSaves--;
       this.scheduleIdleCheck();
