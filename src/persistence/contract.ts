@@ -31,6 +31,12 @@ export interface SecretRecord {
 export interface IncomingOps {
   readonly treeId: string;
   readonly ops: readonly Op[];
+  /**
+   * The layer decoded these ops from what it received and validated them for `treeId` itself
+   * (validateOps, at its edge), in a fresh array nobody else holds: the session does not check
+   * them a second time. Without it the session validates them.
+   */
+  readonly validated?: boolean;
 }
 
 /** What a slow load has done so far (a server sending a space): for progress UIs, and to tell a slow layer from a stuck one. */

@@ -135,6 +135,28 @@ describe('ServerLayer (fake server)', function () {
     assert.equal(l.seq, 2);
   });
 
+  it('a catch-up goes to the store in a few writes (per tree and turn, not per batch), and the watermark never lands before the ops it covers', async function () {
+    fake = await FakeSyncServer.start();
+    const batches = 40;
+    const cum = [0];
+    fake.inject(spaceId, spaceId, encodeOps([rootOp(spaceId, 'srv')]));
+    cum.push(1);
+    for (let b = 1; b < batches; b++) {
+      fake.inject(spaceId, spaceId, encodeOps(makeOps(spaceId, 'srv', 2 + (b - 1) * 5, 5)));
+      cum.push(cum[b] + 5);
+    }
+    const gated = new GatedSyncStateStore();
+    await gated.release(); // writes land as they are made
+    const l = layer({ store: gated });
+    assert.equal((await l.loadTree(spaceId)).length, cum[batches]);
+    await l.whenIdle();
+    const writes = gated.landed.filter((w) => w.call === 'saveIncoming');
+    assert.ok(writes.length <= batches / 2, `${writes.length} store writes for ${batches} batches that arrived together`);
+    for (const w of writes) assert.ok(w.ops >= cum[w.seq], `the watermark ${w.seq} landed with ${w.ops} ops stored, not ${cum[w.seq]}`);
+    assert.equal(writes[writes.length - 1].seq, batches);
+    assert.equal(writes[writes.length - 1].ops, cum[batches]);
+  });
+
   it('saveOps: sent before its outbox write lands; the watermark never covers it before it is durable; after a crash the server sends it back', async function () {
     fake = await FakeSyncServer.start();
     const gated = new GatedSyncStateStore(); // a busy disk: nothing lands until released

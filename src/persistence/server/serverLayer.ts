@@ -194,6 +194,9 @@ export class ServerLayer implements PersistenceLayer {
   private readonly received = new Map<string, Op[]>();
   private readonly handedOver = new Set<string>();
   private incomingChain: Promise<void> = Promise.resolve();
+  /** Incoming batches waiting for this turn's store write, per tree (see storeIncoming). */
+  private readonly incomingQueue = new Map<string, Array<readonly Op[]>>();
+  private incomingWrite: { readonly landed: Promise<void>; readonly resolve: () => void } | undefined;
   private pendingIncoming = 0;
   private pendingSaves = 0;
   private pendingMissing = 0;
@@ -437,7 +440,7 @@ export class ServerLayer implements PersistenceLayer {
     // stays before them and a restart asks for them again; nothing shown is ever lost. Waiting for
     // the write before showing them cost every reader a file flush per batch on the path from a
     // teammate's keystroke to the screen. `received` still fires once they are stored.
-    this.incomingEmitter.fire({ treeId, ops });
+    this.incomingEmitter.fire({ treeId, ops, validated: true });
     const stored = this.storeIncoming(treeId, ops);
     this.pendingIncoming++;
     this.incomingChain = this.incomingChain
@@ -450,14 +453,56 @@ export class ServerLayer implements PersistenceLayer {
       });
   }
 
-  /** Hands ops and the current watermark to the store; never rejects (failures set `storeError`). */
+  /**
+   * Hands ops and the current watermark to the store; never rejects (failures set `storeError`).
+   * What arrives in one turn of the event loop goes to the store together (writeIncoming): one
+   * call per tree, not one per batch — a client that fell behind (many readers in one process, a
+   * catch-up) then catches up in a few writes instead of paying a store call per frame.
+   */
   private storeIncoming(treeId: string, ops: readonly Op[]): Promise<void> {
-    if (ops.length === 0 && this.seen <= this.seqRequested) return Promise.resolve();
+    if (ops.length === 0 && this.seen <= this.seqRequested && !this.incomingWrite) return Promise.resolve();
+    if (ops.length > 0) {
+      const q = this.incomingQueue.get(treeId);
+      if (q) q.push(ops);
+      else this.incomingQueue.set(treeId, [ops]);
+    }
+    if (!this.incomingWrite) {
+      let resolve!: () => void;
+      const landed = new Promise<void>((r) => (resolve = r));
+      this.incomingWrite = { landed, resolve };
+      // Runs once per turn; close() waits for it (incomingChain).
+      setImmediate(() => this.writeIncoming());
+    }
+    return this.incomingWrite.landed;
+  }
+
+  /**
+   * The turn's incoming writes, per tree in arrival order; the watermark (everything seen so far,
+   * all of it in these writes or earlier ones) goes with the last, so it never lands before the
+   * ops it covers (the store applies calls in order).
+   */
+  private writeIncoming(): void {
+    const w = this.incomingWrite;
+    if (!w) return;
+    this.incomingWrite = undefined;
+    const trees = [...this.incomingQueue.entries()];
+    this.incomingQueue.clear();
+    if (trees.length === 0) trees.push([this.spaceId, []]);
     this.seqRequested = Math.max(this.seqRequested, this.seen);
-    return this.store.saveIncoming(this.id, treeId, ops, this.seen).then(
-      () => this.storeSucceeded(),
-      (e: unknown) => this.storeFailed('saveIncoming', e),
-    );
+    const seq = this.seen;
+    const writes = trees.map(([treeId, batches], i) => {
+      let ops: readonly Op[] = batches[0] ?? [];
+      if (batches.length > 1) {
+        const all: Op[] = [];
+        for (const b of batches) for (const op of b) all.push(op);
+        ops = all;
+      }
+      return this.store.saveIncoming(this.id, treeId, ops, i === trees.length - 1 ? seq : 0).then(
+        () => this.storeSucceeded(),
+        (e: unknown) => this.storeFailed('saveIncoming', e),
+      );
+    });
+    void Promise.all(writes).then(w.resolve);
   }
 
   private storeSucceeded(): void {
