@@ -31,12 +31,6 @@ export interface SecretRecord {
 export interface IncomingOps {
   readonly treeId: string;
   readonly ops: readonly Op[];
-  /**
-   * The layer decoded these ops from what it received and validated them for `treeId` itself
-   * (validateOps, at its edge), in a fresh array nobody else holds: the session does not check
-   * them a second time. Without it the session validates them.
-   */
-  readonly validated?: boolean;
 }
 
 /** What a slow load has done so far (a server sending a space): for progress UIs, and to tell a slow layer from a stuck one. */
@@ -72,6 +66,14 @@ export interface PersistenceLayer {
    * incoming op is written once.
    */
   readonly storesInto?: string;
+
+  /**
+   * Optional: every op this layer returns from `loadTree` or reports through `onIncoming` it has
+   * validated for that tree itself (validateOps, where it decoded them from bytes it received or
+   * read), in arrays it does not change afterwards. The session then does not check them a second
+   * time; without it, the session validates everything the layer gives it.
+   */
+  readonly validatesOps?: boolean;
 
   /** Ids of every tree this layer holds ops for (the space tree's id is the space id). */
   listTrees(): Promise<string[]>;

@@ -7,7 +7,8 @@ import { AppTree, type TreeChange } from './appTree';
 import { DisposableStore, Emitter } from './events';
 import { FreeTimeDeadline } from './freeTimeDeadline';
 import { LayerSlot, errorMessage, type RetryPolicy, type SlotState } from './layerSlot';
-import { opKey, validateOps, type Op } from './ops';
+import { OpRangeSet } from './opRanges';
+import { validateOps, type Op } from './ops';
 import { mergeSecrets, secretWins, validateSecretRecords } from './secrets';
 import { Space } from './space';
 
@@ -67,6 +68,13 @@ function heldFor(ok: ReadonlyArray<{ slot: LayerSlot; ops: Op[] }>, slot: LayerS
   return ok.filter((o) => o.slot !== slot && o.slot.layer.storesInto === slot.layer.id).map((o) => o.ops);
 }
 
+/** Every layer's ops in one array (concat: flatMap is several times slower for big arrays, and spread arguments overflow). */
+function allOf(ok: ReadonlyArray<{ ops: Op[] }>): Op[] {
+  let all: Op[] = [];
+  for (const r of ok) all = all.concat(r.ops);
+  return all;
+}
+
 /**
  * Lets the event loop poll I/O before a long synchronous step (building a tree). Loads finish in
  * bursts (a worker answers many at once), and without this the builds run back to back while
@@ -110,7 +118,7 @@ export class SpaceSession {
     const slots = [...s.slots.values()];
     const { ok, failed } = await s.loadTreeFrom(slots, spaceId);
     const failures = failed.map((f) => `${f.slot.layer.label}: ${f.error}`);
-    const all = ok.flatMap((r) => r.ops);
+    const all = allOf(ok);
     if (ok.length === 0 || all.length === 0) {
       await Promise.allSettled(slots.map((sl) => sl.close()));
       s.dispose();
@@ -244,7 +252,7 @@ export class SpaceSession {
   private async loadFrom(slot: LayerSlot, treeId: string): Promise<LoadResult<Op[]>> {
     try {
       const ops = await this.withTimeout(slot.layer.loadTree(treeId), `loading from ${slot.layer.label}`, slot.layer);
-      validateOps(ops, treeId, slot.layer.label);
+      if (!slot.layer.validatesOps) validateOps(ops, treeId, slot.layer.label);
       return { ok: true, value: ops };
     } catch (e) {
       return { ok: false, error: errorMessage(e) };
@@ -287,7 +295,7 @@ export class SpaceSession {
     const slots = [...this.slots.values()].filter((s) => s.status === 'ready');
     const { ok, failed } = await this.loadTreeFrom(slots, treeId);
     for (const f of failed) f.slot.degrade(f.error);
-    const all = ok.flatMap((r) => r.ops);
+    const all = allOf(ok);
     if (all.length === 0) {
       const why = ok.length ? 'no layer holds its ops yet' : failed.map((f) => `${f.slot.layer.label}: ${f.error}`).join('; ');
       throw new SpaceOpenError(`cannot load app tree ${treeId} of space ${this.spaceId}: ${why || 'no layer is ready'}`, ok.length > 0 && failed.length === 0);
@@ -329,11 +337,11 @@ export class SpaceSession {
       );
       return;
     }
-    const have = new Set<string>();
-    for (const op of layerOps) have.add(opKey(op));
+    // Op ids as counter ranges per peer (no string key per op: a clone reconciles 10k+ ops per tree).
+    const have = OpRangeSet.fromOps(layerOps);
     // Ops another layer stores into this one itself (a server layer into its file) are not missing here.
-    for (const ops of held) for (const op of ops) have.add(opKey(op));
-    const missing = tree.allOps().filter((op) => !have.has(opKey(op)));
+    for (const ops of held) have.addOps(ops);
+    const missing = tree.allOps().filter((op) => !have.hasOp(op));
     slot.enqueue(tree.id, missing);
   }
 
@@ -395,8 +403,8 @@ export class SpaceSession {
       return;
     }
     try {
-      // Once, at the edge: a layer that decoded and checked them says so (IncomingOps.validated).
-      if (!batch.validated) validateOps(batch.ops, batch.treeId, source.layer.label);
+      // Once, at the edge: a layer that decoded and checked them says so (PersistenceLayer.validatesOps).
+      if (!source.layer.validatesOps) validateOps(batch.ops, batch.treeId, source.layer.label);
     } catch (e) {
       this.reportError({ spaceId: this.spaceId, layerId: source.layer.id, message: `rejected incoming ops: ${errorMessage(e)}` });
       return;

@@ -143,6 +143,8 @@ function copyOp(op: Op): Op {
 
 export class ServerLayer implements PersistenceLayer {
   readonly kind: LayerKind = 'two-way';
+  /** Decoded and validated where they arrive (decodeOps), or when saved (saveOps); the store validates what it holds. */
+  readonly validatesOps = true;
   readonly id: string;
   readonly label: string;
   readonly spaceId: string;
@@ -440,7 +442,7 @@ export class ServerLayer implements PersistenceLayer {
     // stays before them and a restart asks for them again; nothing shown is ever lost. Waiting for
     // the write before showing them cost every reader a file flush per batch on the path from a
     // teammate's keystroke to the screen. `received` still fires once they are stored.
-    this.incomingEmitter.fire({ treeId, ops, validated: true });
+    this.incomingEmitter.fire({ treeId, ops });
     const stored = this.storeIncoming(treeId, ops);
     this.pendingIncoming++;
     this.incomingChain = this.incomingChain
