@@ -3,12 +3,13 @@
  * applying what layers deliver. The SpaceManager keeps one per open space.
  */
 import type { IncomingOps, LoadProgress, PersistenceLayer, SecretRecord } from '../persistence/contract';
+import { LayerError, layerErrorCode, type LayerErrorCode } from '../persistence/layerError';
 import { AppTree, type TreeChange } from './appTree';
 import { DisposableStore, Emitter } from './events';
 import { FreeTimeDeadline } from './freeTimeDeadline';
 import { LayerSlot, errorMessage, type RetryPolicy, type SlotState } from './layerSlot';
 import { OpRangeSet } from './opRanges';
-import { validateOps, type Op } from './ops';
+import { InvalidOpError, validateOps, type Op } from './ops';
 import { mergeSecrets, secretWins, validateSecretRecords } from './secrets';
 import { Space } from './space';
 
@@ -50,18 +51,29 @@ export interface UnsavedReport {
   readonly error?: string;
 }
 
-export class SpaceOpenError extends Error {
+/** Why a space or an app tree could not be opened: a LayerError whose code says whether anything failed. */
+export class SpaceOpenError extends LayerError {
   constructor(
     message: string,
-    /** Every layer answered and none holds an op of the tree yet (nothing failed). */
-    readonly noOps = false,
+    /** NOT_FOUND: every layer answered and none holds it; otherwise the failing layer's code (STALLED, LOCKED, …) or UNUSABLE. */
+    code: LayerErrorCode,
   ) {
-    super(message);
+    super(message, code);
     this.name = 'SpaceOpenError';
+  }
+
+  /** Every layer answered and none holds an op of the tree yet (nothing failed). */
+  get noOps(): boolean {
+    return this.code === 'NOT_FOUND';
   }
 }
 
-type LoadResult<T> = { ok: true; value: T } | { ok: false; error: string };
+type LoadResult<T> = { ok: true; value: T } | { ok: false; error: string; code?: LayerErrorCode };
+
+/** The code an open that failed on these layers gets: the first failure that has one, else UNUSABLE. */
+function failureCode(failed: ReadonlyArray<{ code?: LayerErrorCode }>): LayerErrorCode {
+  return failed.find((f) => f.code !== undefined)?.code ?? 'UNUSABLE';
+}
 
 /** What the other loaded layers store into `slot`'s layer themselves (PersistenceLayer.storesInto). */
 function heldFor(ok: ReadonlyArray<{ slot: LayerSlot; ops: Op[] }>, slot: LayerSlot): Op[][] {
@@ -123,7 +135,7 @@ export class SpaceSession {
       await Promise.allSettled(slots.map((sl) => sl.close()));
       s.dispose();
       const why = failures.length ? `${failures.join('; ')}${ok.length ? ' (no other layer holds it)' : ''}` : `no layer holds space ${spaceId}`;
-      throw new SpaceOpenError(`cannot open space ${spaceId}: ${why}`);
+      throw new SpaceOpenError(`cannot open space ${spaceId}: ${why}`, failed.length ? failureCode(failed) : 'NOT_FOUND');
     }
     let tree: AppTree;
     await yieldToIo();
@@ -132,7 +144,7 @@ export class SpaceSession {
     } catch (e) {
       await Promise.allSettled(slots.map((sl) => sl.close()));
       s.dispose();
-      throw new SpaceOpenError(`cannot open space ${spaceId}: ${errorMessage(e)}`);
+      throw new SpaceOpenError(`cannot open space ${spaceId}: ${errorMessage(e)}`, 'UNUSABLE');
     }
     s.attachSpace(new Space(tree, opts.peerId, (treeId) => s.loadAppTree(treeId)));
     const secretResults = await Promise.all(ok.map(({ slot }) => s.loadSecretsFrom(slot)));
@@ -180,8 +192,8 @@ export class SpaceSession {
   }
 
   private addSlot(layer: PersistenceLayer): LayerSlot {
-    if (layer.spaceId !== this.spaceId) throw new SpaceOpenError(`layer ${layer.label} holds space ${layer.spaceId}, not ${this.spaceId}`);
-    if (this.slots.has(layer.id)) throw new SpaceOpenError(`space ${this.spaceId} already has layer ${layer.id}`);
+    if (layer.spaceId !== this.spaceId) throw new SpaceOpenError(`layer ${layer.label} holds space ${layer.spaceId}, not ${this.spaceId}`, 'SPACE_MISMATCH');
+    if (this.slots.has(layer.id)) throw new SpaceOpenError(`space ${this.spaceId} already has layer ${layer.id}`, 'UNUSABLE');
     const slot = new LayerSlot(layer, this.opts.retry, (sl) => this.resync(sl));
     this.slots.set(layer.id, slot);
     const subs = this.disposables.add(new DisposableStore());
@@ -255,7 +267,7 @@ export class SpaceSession {
       if (!slot.layer.validatesOps) validateOps(ops, treeId, slot.layer.label);
       return { ok: true, value: ops };
     } catch (e) {
-      return { ok: false, error: errorMessage(e) };
+      return { ok: false, error: errorMessage(e), code: layerErrorCode(e) ?? (e instanceof InvalidOpError ? 'INVALID_DATA' : undefined) };
     }
   }
 
@@ -263,11 +275,11 @@ export class SpaceSession {
   private async loadTreeFrom(
     slots: readonly LayerSlot[],
     treeId: string,
-  ): Promise<{ ok: Array<{ slot: LayerSlot; ops: Op[] }>; failed: Array<{ slot: LayerSlot; error: string }> }> {
+  ): Promise<{ ok: Array<{ slot: LayerSlot; ops: Op[] }>; failed: Array<{ slot: LayerSlot; error: string; code?: LayerErrorCode }> }> {
     const results = await Promise.all(slots.map((slot) => this.loadFrom(slot, treeId)));
     const ok: Array<{ slot: LayerSlot; ops: Op[] }> = [];
-    const failed: Array<{ slot: LayerSlot; error: string }> = [];
-    results.forEach((r, i) => (r.ok ? ok.push({ slot: slots[i], ops: r.value }) : failed.push({ slot: slots[i], error: r.error })));
+    const failed: Array<{ slot: LayerSlot; error: string; code?: LayerErrorCode }> = [];
+    results.forEach((r, i) => (r.ok ? ok.push({ slot: slots[i], ops: r.value }) : failed.push({ slot: slots[i], error: r.error, code: r.code })));
     return { ok, failed };
   }
 
@@ -298,14 +310,15 @@ export class SpaceSession {
     const all = allOf(ok);
     if (all.length === 0) {
       const why = ok.length ? 'no layer holds its ops yet' : failed.map((f) => `${f.slot.layer.label}: ${f.error}`).join('; ');
-      throw new SpaceOpenError(`cannot load app tree ${treeId} of space ${this.spaceId}: ${why || 'no layer is ready'}`, ok.length > 0 && failed.length === 0);
+      const code = ok.length > 0 && failed.length === 0 ? 'NOT_FOUND' : failureCode(failed);
+      throw new SpaceOpenError(`cannot load app tree ${treeId} of space ${this.spaceId}: ${why || 'no layer is ready'}`, code);
     }
     let tree: AppTree;
     await yieldToIo();
     try {
       tree = AppTree.fromOps(this.opts.peerId, treeId, all); // sorts and dedupes `all`
     } catch (e) {
-      throw new SpaceOpenError(`cannot load app tree ${treeId} of space ${this.spaceId}: ${errorMessage(e)}`);
+      throw new SpaceOpenError(`cannot load app tree ${treeId} of space ${this.spaceId}: ${errorMessage(e)}`, 'UNUSABLE');
     }
     for (const { slot, ops } of ok) this.pushMissing(slot, tree, ops, ok.length === 1, heldFor(ok, slot));
     // Layers that recovered while this tree loaded were not read, and their resync did not see

@@ -45,6 +45,7 @@ import { Outbox } from './outbox';
 import { stopCodeOfRefusal, stopReasonOf, type StopReason } from '../../protocol/stopReasons';
 import type { SyncStateStore } from './syncState';
 import { ID_RULES, isHexId } from '../../spaces/ids';
+import { LayerError } from '../layerError';
 
 export interface ServerLayerTimings extends ConnectionTimings {
   /**
@@ -74,12 +75,9 @@ export const MAX_LOAD_RECONNECTS = 3;
 const LOAD_PROGRESS_EVERY_MS = 250;
 
 /** Why a load failed that is not the server's answer: it stalled, or kept losing the connection. */
-export class ServerLoadError extends Error {
-  constructor(
-    message: string,
-    readonly code: 'STALLED' | 'RECONNECTS',
-  ) {
-    super(message);
+export class ServerLoadError extends LayerError<'STALLED' | 'RECONNECTS'> {
+  constructor(message: string, code: 'STALLED' | 'RECONNECTS') {
+    super(message, code);
     this.name = 'ServerLoadError';
   }
 }
@@ -130,9 +128,9 @@ interface SecretsInFlight {
   readonly waiters: Array<() => void>;
 }
 
-class LayerClosedError extends Error {
+class LayerClosedError extends LayerError<'CLOSED'> {
   constructor(id: string, op: string) {
-    super(`${id}: ${op}() called on a closed layer`);
+    super(`${id}: ${op}() called on a closed layer`, 'CLOSED');
     this.name = 'LayerClosedError';
   }
 }
