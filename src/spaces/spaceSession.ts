@@ -2,7 +2,7 @@
  * SpaceSession: one open space with its layers — loading, merging, reconciling, saving, and
  * applying what layers deliver. The SpaceManager keeps one per open space.
  */
-import type { IncomingOps, LoadProgress, PersistenceLayer, SecretRecord } from '../persistence/contract';
+import { isSyncChannel, type IncomingOps, type LoadProgress, type PersistenceLayer, type SecretRecord } from '../persistence/contract';
 import { LayerError, layerErrorCode, type LayerErrorCode } from '../persistence/layerError';
 import { AppTree, type TreeChange } from './appTree';
 import { DisposableStore, Emitter } from './events';
@@ -75,9 +75,14 @@ function failureCode(failed: ReadonlyArray<{ code?: LayerErrorCode }>): LayerErr
   return failed.find((f) => f.code !== undefined)?.code ?? 'UNUSABLE';
 }
 
-/** What the other loaded layers store into `slot`'s layer themselves (PersistenceLayer.storesInto). */
+/** The store a channel writes what it delivers into itself (SyncChannel.positionStore), if any. */
+function positionStoreOf(layer: PersistenceLayer): string | undefined {
+  return isSyncChannel(layer) ? layer.positionStore : undefined;
+}
+
+/** What the other loaded layers store into `slot`'s layer themselves (SyncChannel.positionStore). */
 function heldFor(ok: ReadonlyArray<{ slot: LayerSlot; ops: Op[] }>, slot: LayerSlot): Op[][] {
-  return ok.filter((o) => o.slot !== slot && o.slot.layer.storesInto === slot.layer.id).map((o) => o.ops);
+  return ok.filter((o) => o.slot !== slot && positionStoreOf(o.slot.layer) === slot.layer.id).map((o) => o.ops);
 }
 
 /** Every layer's ops in one array (concat: flatMap is several times slower for big arrays, and spread arguments overflow). */
@@ -444,10 +449,10 @@ export class SpaceSession {
     this.forwardSecrets(source, this.space.applySecrets(records));
   }
 
-  /** Queues ops for every layer but their source and the layer the source stores them into itself (`storesInto`). */
+  /** Queues ops for every layer but their source and the store the source writes them into itself (`positionStore`). */
   private forward(source: LayerSlot, treeId: string, ops: readonly Op[]): void {
     if (ops.length === 0) return;
-    const held = source.layer.storesInto;
+    const held = positionStoreOf(source.layer);
     for (const slot of this.slots.values()) if (slot !== source && slot.layer.id !== held) slot.enqueue(treeId, ops);
   }
 

@@ -10,7 +10,7 @@ import path from 'node:path';
 import type { PersistenceLayer } from '../../src/persistence/contract';
 import { SqlitePersistenceLayer } from '../../src/server/store/sqliteLayer';
 import { ServerStore } from '../../src/server/store/serverStore';
-import { describeLayerConformance, type LayerHarness } from './layerConformance';
+import { describeStoreConformance, type LayerHarness } from './storeConformance';
 
 function sqliteHarness(): LayerHarness {
   const dirs: string[] = [];
@@ -57,4 +57,4 @@ function sqliteHarness(): LayerHarness {
   };
 }
 
-describeLayerConformance('SqlitePersistenceLayer (server store)', sqliteHarness());
+describeStoreConformance('SqlitePersistenceLayer (server store)', sqliteHarness());

@@ -32,7 +32,7 @@
  * store applies writes in call order and an own batch's outbox write is handed to it before the
  * batch is sent, so a watermark past its ack never lands before the batch is durable.
  */
-import type { IncomingOps, LayerConnectionState, LayerKind, LoadProgress, PersistenceLayer, SecretRecord } from '../contract';
+import type { IncomingOps, LayerConnectionState, LoadProgress, SecretRecord, SyncChannel } from '../contract';
 import { CloseCode, PROTOCOL_LIMITS, type ErrorMessage, type Role, type ServerMessage, type SyncedMessage, type WelcomeMessage } from '../../protocol/messages';
 import { Emitter, type Event } from '../../spaces/events';
 import { decodeOps, encodeOp } from '../../spaces/opCodec';
@@ -139,8 +139,8 @@ function copyOp(op: Op): Op {
   return structuredClone(op);
 }
 
-export class ServerLayer implements PersistenceLayer {
-  readonly kind: LayerKind = 'two-way';
+export class ServerLayer implements SyncChannel {
+  readonly kind = 'two-way';
   /** Decoded and validated where they arrive (decodeOps), or when saved (saveOps); the store validates what it holds. */
   readonly validatesOps = true;
   readonly id: string;
@@ -271,7 +271,7 @@ export class ServerLayer implements PersistenceLayer {
   // ---- public state ------------------------------------------------------------------------
 
   /** The store's layer id when the store is a layer of the space (the file): it holds what this layer receives. */
-  get storesInto(): string | undefined {
+  get positionStore(): string | undefined {
     return this.store.id;
   }
 
