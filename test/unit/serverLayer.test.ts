@@ -15,6 +15,8 @@ import { FileLayer } from '../../src/persistence/file/fileLayer';
 import { SpaceManager } from '../../src/spaces/spaceManager';
 import { FakeSyncServer } from '../helpers/fakeSyncServer';
 import { GatedSyncStateStore } from '../helpers/gatedSyncState';
+import { writeV1SpaceFile } from '../helpers/v1SpaceFile';
+import initSqlJs from 'sql.js';
 import { TEST_KEY, TempDir, makeOps, newId, rootOp } from '../helpers/fileFixtures';
 
 const FAST: Partial<ServerLayerTimings> = { backoffBaseMs: 20, backoffMaxMs: 200, loadTimeoutMs: 3_000, closeTimeoutMs: 1_000, resendPauseMs: 50 };
@@ -200,6 +202,43 @@ describe('ServerLayer (fake server)', function () {
     await l.saveOps(spaceId, ops); // what LayerSlot does after a failed save
     assert.equal(store.outboxSize(l.id), ops.length, 'the retry did not write the ops that were sent but not stored');
     assert.equal(l.storeError, undefined);
+  });
+
+  it('a space file of the previous schema (1) keeps every unsent op: the layer over it sends them all', async function () {
+    fake = await FakeSyncServer.start();
+    const probe = new ServerLayer({ url: fake.url, token: 't', peerId: 'x', spaceId, syncState: new MemorySyncStateStore() });
+    const layerId = probe.id;
+    await probe.close();
+    const appId = newId();
+    const spaceOps = [rootOp(spaceId, 'p1'), ...makeOps(spaceId, 'p1', 2, 40)];
+    const appOps = [rootOp(appId, 'p2'), ...makeOps(appId, 'p2', 2, 20)];
+    const unsent = appOps.filter((op) => op.id.counter <= 11);
+    const tmp = new TempDir();
+    try {
+      const file = tmp.file('old.space');
+      writeV1SpaceFile(await initSqlJs(), file, {
+        spaceId,
+        trees: [
+          { treeId: spaceId, ops: spaceOps },
+          { treeId: appId, ops: appOps },
+        ],
+        outbox: unsent.map((op) => [layerId, appId, op.id.counter, op.id.peerId] as const),
+      });
+      const fileLayer = await FileLayer.open(file, { secretKey: TEST_KEY, watch: false });
+      try {
+        const l = layer({ store: fileLayer });
+        await l.loadTree(spaceId);
+        await l.whenIdle();
+        assert.deepEqual([...fake.stored(appId)].sort(), keys(unsent), 'the unsent ops of the old file were not all sent');
+        assert.equal(l.outboxSize, 0);
+        assert.equal((await fileLayer.loadSyncState(layerId)).outbox.size, 0, 'the acks did not empty the outbox in the file');
+        await l.close();
+      } finally {
+        await fileLayer.close();
+      }
+    } finally {
+      tmp.cleanup();
+    }
   });
 
   it('offline: loads answer at once with what the layer has; saves wait in the outbox and go out when the server comes', async function () {
