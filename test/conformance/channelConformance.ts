@@ -160,6 +160,28 @@ export function describeChannelConformance(name: string, harness: ChannelHarness
       assertSameOps([...delivered.values()], ops, tree, 'delivered ops');
     });
 
+    it('what the caller does with its op objects after saveOps does not change what peers get', async function () {
+      const a = await create();
+      const b = await peer(a);
+      await b.loadTree(b.spaceId);
+      const got = watch(b);
+      const tree = a.spaceId;
+      const ops = sampleTree(tree, PEER_A);
+      const expected = sampleTree(tree, PEER_A);
+      const saving = a.saveOps(tree, ops);
+      for (const op of ops) {
+        const o = op as unknown as Record<string, unknown>;
+        o.targetId = 'mutated';
+        if ('value' in o && typeof o.value === 'object' && o.value !== null) (o.value as Record<string, unknown>).mutated = true;
+      }
+      ops.length = 0;
+      await saving;
+      await got.until(tree, expected, 'the saved ops');
+      const delivered = new Map<string, Op>();
+      for (const d of got.ops) if (d.treeId === tree) delivered.set(opKey(d.op), d.op);
+      assertSameOps([...delivered.values()], expected, tree, 'delivered ops');
+    });
+
     it('a peer that comes later loads everything saved before, every tree', async function () {
       const a = await create();
       const tree = a.spaceId;

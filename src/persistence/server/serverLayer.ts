@@ -37,7 +37,7 @@ import { CloseCode, PROTOCOL_LIMITS, type ErrorMessage, type Role, type ServerMe
 import { Emitter, type Event } from '../../spaces/events';
 import { decodeOps, encodeOp } from '../../spaces/opCodec';
 import { OpRangeSet } from '../../spaces/opRanges';
-import { opKey, sortAndDedupe, validateOps, type Op } from '../../spaces/ops';
+import { isMoveOp, normalizeOp, opKey, sortAndDedupe, validateOps, type Op } from '../../spaces/ops';
 import { secretWins, validateSecretRecords } from '../../spaces/secrets';
 import { DEFAULT_CONNECTION_TIMINGS, SyncConnection, serverBaseUrl, type ConnectionDown, type ConnectionStats, type ConnectionTimings } from './connection';
 import { FreeTimeDeadline } from '../../spaces/freeTimeDeadline';
@@ -135,8 +135,15 @@ class LayerClosedError extends LayerError<'CLOSED'> {
   }
 }
 
+/**
+ * The layer's own copy of an op it keeps to send: what the caller does with its objects later
+ * does not change what goes out. Only object values are cloned deeply (structuredClone of the
+ * whole op was most of saveOps' time).
+ */
 function copyOp(op: Op): Op {
-  return structuredClone(op);
+  const c = normalizeOp(op);
+  if (isMoveOp(c) || typeof c.value !== 'object' || c.value === null) return c;
+  return { ...c, value: structuredClone(c.value) };
 }
 
 export class ServerLayer implements SyncChannel {
@@ -821,6 +828,8 @@ export class ServerLayer implements SyncChannel {
     this.checkTreeId(treeId);
     validateOps(ops, treeId, `saveOps to ${this.label}`);
     if (ops.length === 0) return;
+    // Copied before the first await: the caller may change its objects as soon as this returns.
+    const mine = ops.map(copyOp);
     this.pendingSaves++;
     try {
       await this.initDone;
@@ -828,7 +837,7 @@ export class ServerLayer implements SyncChannel {
       const sv = this.sv?.get(treeId);
       const fresh: Op[] = [];
       // An op already in the outbox whose outbox write failed is written again (a retry of this call).
-      for (const op of ops) if (!sv?.hasOp(op) && (!this.outbox.has(treeId, op) || this.undurable.has(`${treeId}/${opKey(op)}`))) fresh.push(copyOp(op));
+      for (const op of mine) if (!sv?.hasOp(op) && (!this.outbox.has(treeId, op) || this.undurable.has(`${treeId}/${opKey(op)}`))) fresh.push(op);
       // In op id order (deduplicated): batches then go out, and are acked, with counters rising,
       // which every state vector (here and on the server) adds in O(1) per op.
       sortAndDedupe(fresh);
