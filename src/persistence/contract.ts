@@ -1,14 +1,23 @@
 /**
- * The PersistenceLayer contract: one interface for every storage or sync backend.
+ * The layer contracts: the seam between a space and where it lives.
  *
- * A layer instance belongs to one space. The SpaceManager loads from every layer of a space in
- * parallel, merges, reconciles (each layer gets what it lacks) and saves every new op to all
- * layers. A one-way layer only stores; a two-way layer also delivers ops that other peers made.
- * Any layer may report ops it finds from outside this process (another process wrote the file),
- * through `onIncoming`.
+ * Two kinds of layer, one base (PersistenceLayer):
+ * - a **store** (StoreLayer, `kind: 'one-way'`) is durable and one-way: the space file
+ *   (FileLayer), the server's SQLite (SqlitePersistenceLayer), the memory layer of the tests,
+ *   IndexedDB later. `saveOps` resolves once the ops are durable there; it reports ops only when
+ *   another process wrote the same storage.
+ * - a **sync channel** (SyncChannel, `kind: 'two-way'`) connects the space with other peers: the
+ *   team server (ServerLayer). It delivers their ops (`onIncoming`), reports its connection state,
+ *   and keeps its position — the server's state it has acknowledged — and its outbox in a store of
+ *   the space (`positionStore`), which also stores every op it delivers.
  *
- * This module holds types only, so that src/spaces can depend on it without importing any I/O.
- * test/conformance holds the one suite every implementation must pass.
+ * A layer instance belongs to one space. The session (src/spaces/spaceSession.ts) loads from every
+ * layer of a space in parallel, merges, reconciles (each layer gets what it lacks) and saves every
+ * new op to all layers; an op a channel delivers is written once, by the channel into its store.
+ *
+ * This module holds types only (and one guard), so that src/spaces can depend on it without
+ * importing any I/O. Failures at the seam are LayerErrors (./layerError.ts). test/conformance
+ * holds one suite per contract: every store runs the store suite, every channel the channel suite.
  */
 import type { Op } from '../spaces/ops';
 import type { Event } from '../spaces/events';
@@ -49,6 +58,7 @@ export type LayerConnectionState =
   | { readonly status: 'offline'; readonly reason?: string }
   | { readonly status: 'error'; readonly reason: string };
 
+/** What every layer is and does; a layer is a StoreLayer or a SyncChannel. */
 export interface PersistenceLayer {
   /** Stable id, unique among a space's layers (e.g. `file:/abs/x.space`, `server:https://host`). */
   readonly id: string;
@@ -59,13 +69,12 @@ export interface PersistenceLayer {
   readonly spaceId: string;
 
   /**
-   * Optional: the id of another layer of the space that every op this layer loads or delivers is
-   * stored into by this layer itself (a server layer keeps what it receives, and its outbox, in
-   * its SyncStateStore, which is usually the space's file). The manager then neither forwards
-   * this layer's incoming ops to that layer nor counts them as missing there after a load: an
-   * incoming op is written once.
+   * Optional: every op this layer returns from `loadTree` or reports through `onIncoming` it has
+   * validated for that tree itself (validateOps, where it decoded them from bytes it received or
+   * read), in arrays it does not change afterwards. The session then does not check them a second
+   * time; without it, the session validates everything the layer gives it.
    */
-  readonly storesInto?: string;
+  readonly validatesOps?: boolean;
 
   /** Ids of every tree this layer holds ops for (the space tree's id is the space id). */
   listTrees(): Promise<string[]>;
@@ -100,4 +109,34 @@ export interface PersistenceLayer {
 
   /** Flushes pending writes and frees every resource; idempotent. */
   close(): Promise<void>;
+}
+
+/** A durable, one-way layer: `saveOps` resolves once the ops are durable in its storage. */
+export interface StoreLayer extends PersistenceLayer {
+  readonly kind: 'one-way';
+}
+
+/**
+ * A two-way layer that connects the space with other peers. `saveOps` resolves once the ops are
+ * recorded for sending in its outbox (they may be sent before that write lands: see
+ * docs/sync-client.md, "Outgoing", for the rule that nothing acknowledged is lost).
+ */
+export interface SyncChannel extends PersistenceLayer {
+  readonly kind: 'two-way';
+  /** Ops other peers made, in the order the channel received them. */
+  readonly onIncoming: Event<IncomingOps>;
+  readonly onStateChange: Event<LayerConnectionState>;
+  /**
+   * Optional: the id of the space's store that keeps this channel's position and outbox and
+   * into which the channel itself writes every op it loads or delivers (the ServerLayer's
+   * SyncStateStore, usually the space's file). The session then neither forwards the channel's
+   * incoming ops to that store nor counts what the channel loaded as missing there: an incoming
+   * op is written once.
+   */
+  readonly positionStore?: string;
+}
+
+/** The layer is a sync channel (two-way, with deliveries and a connection state). */
+export function isSyncChannel(layer: PersistenceLayer): layer is SyncChannel {
+  return layer.kind === 'two-way' && layer.onIncoming !== undefined && layer.onStateChange !== undefined;
 }

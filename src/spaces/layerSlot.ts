@@ -3,8 +3,9 @@
  *
  * It owns the layer's save queue (ops per tree and secret records not yet confirmed durable
  * by this layer), pumps it independently of every other layer (a slow layer never delays
- * another), and retries failures with exponential backoff and jitter. The queue is the
- * layer's watermark: everything ever given to the slot and no longer queued is durable there.
+ * another), with several saves in flight (the layer applies calls in order), and retries
+ * failures with exponential backoff and jitter. The queue and the saves in flight are the
+ * layer's watermark: everything ever given to the slot and in neither is durable there.
  *
  * A slot whose load failed is 'degraded': it receives no writes at all (so a layer that could
  * not be read is never written as if it were empty) until a retried load succeeds and the
@@ -35,6 +36,13 @@ export interface RetryPolicy {
 
 export const DEFAULT_RETRY: RetryPolicy = { baseMs: 250, maxMs: 30_000 };
 
+/**
+ * Saves a slot has handed to its layer and not seen settle. Each is small (what was queued when
+ * it started); a file layer puts all of them in one flush anyway. Past this, edits wait in the
+ * queue and go as one save when one settles.
+ */
+export const MAX_SAVES_IN_FLIGHT = 256;
+
 /** Exponential backoff with full jitter (never a fixed interval: no thundering herd). */
 export function backoffDelay(attempt: number, p: RetryPolicy): number {
   const cap = Math.min(p.maxMs, p.baseMs * 2 ** Math.min(attempt, 20));
@@ -47,7 +55,8 @@ export class LayerSlot {
   secretsError: string | undefined;
   private readonly queue = new Map<string, Op[]>();
   private queuedSecrets = new Map<string, SecretRecord>();
-  private pumping: Promise<void> | undefined;
+  /** Saves handed to the layer and not settled yet. */
+  private readonly inFlight = new Set<Promise<void>>();
   private drainWaiters: Array<() => void> = [];
   private retryTimer: NodeJS.Timeout | undefined;
   private attempt = 0;
@@ -115,53 +124,53 @@ export class LayerSlot {
     this.kick();
   }
 
-  /** Starts the pump when the slot is ready and has work. */
+  /**
+   * Hands what is queued to the layer when the slot is ready, without waiting for the saves
+   * already in flight (up to MAX_SAVES_IN_FLIGHT): a layer applies its calls in order (the
+   * contract), and a two-way layer sends what it is given at once, so an edit never waits for
+   * the previous edit's disk write to land before it goes to a teammate.
+   */
   kick(): void {
-    if (this.status !== 'ready' || this.pumping) return;
+    if (this.status !== 'ready') return;
     if (this.queue.size === 0 && this.queuedSecrets.size === 0) {
-      this.resolveDrain();
+      if (this.inFlight.size === 0) this.resolveDrain();
       return;
     }
-    this.pumping = this.pump().finally(() => {
-      this.pumping = undefined;
-      this.kick();
-    });
+    while (this.status === 'ready' && this.inFlight.size < MAX_SAVES_IN_FLIGHT && (this.queue.size > 0 || this.queuedSecrets.size > 0)) {
+      const save = this.saveQueued().finally(() => {
+        this.inFlight.delete(save);
+        this.kick();
+      });
+      this.inFlight.add(save);
+    }
   }
 
-  private async pump(): Promise<void> {
-    while (this.status === 'ready' && (this.queue.size > 0 || this.queuedSecrets.size > 0)) {
-      const trees = [...this.queue.entries()];
-      this.queue.clear();
-      const secrets = [...this.queuedSecrets.values()];
-      this.queuedSecrets = new Map();
-      try {
-        for (let i = 0; i < trees.length; i++) {
-          const [treeId, ops] = trees[i];
-          try {
-            await this.layer.saveOps(treeId, ops);
-          } catch (e) {
-            // Put back what was not confirmed, ahead of anything queued meanwhile.
-            for (const [t, o] of trees.slice(i)) this.requeueFront(t, o);
-            throw e;
-          }
-        }
-        if (secrets.length) {
-          try {
-            await this.layer.saveSecrets(secrets);
-          } catch (e) {
-            this.enqueueSecrets(secrets);
-            throw e;
-          }
-        }
-        this.attempt = 0;
-        if (this.error) this.setStatus('ready');
-      } catch (e) {
-        if ((this.status as SlotStatus) === 'closed') return;
-        this.setStatus('degraded', `save failed: ${errorMessage(e)}`);
-        this.scheduleRetry();
-        return;
-      }
+  /** One save of everything queued now: every tree's ops and the secrets, in parallel. */
+  private async saveQueued(): Promise<void> {
+    const trees = [...this.queue.entries()];
+    this.queue.clear();
+    const secrets = [...this.queuedSecrets.values()];
+    this.queuedSecrets = new Map();
+    const results = await Promise.allSettled([
+      ...trees.map(([treeId, ops]) => this.layer.saveOps(treeId, ops)),
+      secrets.length ? this.layer.saveSecrets(secrets) : Promise.resolve(),
+    ]);
+    let failure: unknown;
+    results.forEach((r, i) => {
+      if (r.status === 'fulfilled') return;
+      failure ??= r.reason;
+      // Put back what was not confirmed, ahead of anything queued meanwhile.
+      if (i < trees.length) this.requeueFront(trees[i][0], trees[i][1]);
+      else this.enqueueSecrets(secrets);
+    });
+    if ((this.status as SlotStatus) === 'closed') return;
+    if (failure === undefined) {
+      this.attempt = 0;
+      if (this.error && this.status === 'ready') this.setStatus('ready');
+      return;
     }
+    this.setStatus('degraded', `save failed: ${errorMessage(failure)}`);
+    this.scheduleRetry();
   }
 
   private requeueFront(treeId: string, ops: Op[]): void {
@@ -200,7 +209,7 @@ export class LayerSlot {
         if (!ok) return this.scheduleRetry();
         // A load that works proves the layer readable, not writable (a read-only file): with work
         // queued or in flight, the backoff resets only when a save succeeds (pump).
-        if (!this.pumping && this.queue.size === 0 && this.queuedSecrets.size === 0) this.attempt = 0;
+        if (this.inFlight.size === 0 && this.queue.size === 0 && this.queuedSecrets.size === 0) this.attempt = 0;
         this.kick();
       },
       () => this.scheduleRetry(),
@@ -209,7 +218,7 @@ export class LayerSlot {
 
   /** Resolves when nothing is queued or in flight (or the slot is not ready: then at once). */
   drained(): Promise<void> {
-    if (this.status !== 'ready' || (!this.pumping && this.queue.size === 0 && this.queuedSecrets.size === 0)) return Promise.resolve();
+    if (this.status !== 'ready' || (this.inFlight.size === 0 && this.queue.size === 0 && this.queuedSecrets.size === 0)) return Promise.resolve();
     return new Promise((resolve) => {
       this.drainWaiters.push(resolve);
       this.kick();
@@ -226,7 +235,7 @@ export class LayerSlot {
     if (this.retryTimer) clearTimeout(this.retryTimer);
     this.retryTimer = undefined;
     if (this.status === 'ready') await this.drained();
-    if (this.pumping) await this.pumping;
+    while (this.inFlight.size > 0) await Promise.allSettled([...this.inFlight]);
     this.status = 'closed';
     this.stateEmitter.fire(this.state());
     this.stateEmitter.dispose();

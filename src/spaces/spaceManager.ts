@@ -133,7 +133,7 @@ export class SpaceManager implements Disposable {
 
   private session(spaceId: string): SpaceSession {
     const s = this.ready.get(spaceId);
-    if (!s) throw new SpaceOpenError(`space ${spaceId} is not open`);
+    if (!s) throw new SpaceOpenError(`space ${spaceId} is not open`, 'CLOSED');
     return s;
   }
 

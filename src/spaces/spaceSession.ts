@@ -2,12 +2,14 @@
  * SpaceSession: one open space with its layers — loading, merging, reconciling, saving, and
  * applying what layers deliver. The SpaceManager keeps one per open space.
  */
-import type { IncomingOps, LoadProgress, PersistenceLayer, SecretRecord } from '../persistence/contract';
+import { isSyncChannel, type IncomingOps, type LoadProgress, type PersistenceLayer, type SecretRecord } from '../persistence/contract';
+import { LayerError, layerErrorCode, type LayerErrorCode } from '../persistence/layerError';
 import { AppTree, type TreeChange } from './appTree';
 import { DisposableStore, Emitter } from './events';
 import { FreeTimeDeadline } from './freeTimeDeadline';
 import { LayerSlot, errorMessage, type RetryPolicy, type SlotState } from './layerSlot';
-import { opKey, validateOps, type Op } from './ops';
+import { OpRangeSet } from './opRanges';
+import { InvalidOpError, validateOps, type Op } from './ops';
 import { mergeSecrets, secretWins, validateSecretRecords } from './secrets';
 import { Space } from './space';
 
@@ -49,22 +51,45 @@ export interface UnsavedReport {
   readonly error?: string;
 }
 
-export class SpaceOpenError extends Error {
+/** Why a space or an app tree could not be opened: a LayerError whose code says whether anything failed. */
+export class SpaceOpenError extends LayerError {
   constructor(
     message: string,
-    /** Every layer answered and none holds an op of the tree yet (nothing failed). */
-    readonly noOps = false,
+    /** NOT_FOUND: every layer answered and none holds it; otherwise the failing layer's code (STALLED, LOCKED, …) or UNUSABLE. */
+    code: LayerErrorCode,
   ) {
-    super(message);
+    super(message, code);
     this.name = 'SpaceOpenError';
+  }
+
+  /** Every layer answered and none holds an op of the tree yet (nothing failed). */
+  get noOps(): boolean {
+    return this.code === 'NOT_FOUND';
   }
 }
 
-type LoadResult<T> = { ok: true; value: T } | { ok: false; error: string };
+type LoadResult<T> = { ok: true; value: T } | { ok: false; error: string; code?: LayerErrorCode };
 
-/** What the other loaded layers store into `slot`'s layer themselves (PersistenceLayer.storesInto). */
+/** The code an open that failed on these layers gets: the first failure that has one, else UNUSABLE. */
+function failureCode(failed: ReadonlyArray<{ code?: LayerErrorCode }>): LayerErrorCode {
+  return failed.find((f) => f.code !== undefined)?.code ?? 'UNUSABLE';
+}
+
+/** The store a channel writes what it delivers into itself (SyncChannel.positionStore), if any. */
+function positionStoreOf(layer: PersistenceLayer): string | undefined {
+  return isSyncChannel(layer) ? layer.positionStore : undefined;
+}
+
+/** What the other loaded layers store into `slot`'s layer themselves (SyncChannel.positionStore). */
 function heldFor(ok: ReadonlyArray<{ slot: LayerSlot; ops: Op[] }>, slot: LayerSlot): Op[][] {
-  return ok.filter((o) => o.slot !== slot && o.slot.layer.storesInto === slot.layer.id).map((o) => o.ops);
+  return ok.filter((o) => o.slot !== slot && positionStoreOf(o.slot.layer) === slot.layer.id).map((o) => o.ops);
+}
+
+/** Every layer's ops in one array (concat: flatMap is several times slower for big arrays, and spread arguments overflow). */
+function allOf(ok: ReadonlyArray<{ ops: Op[] }>): Op[] {
+  let all: Op[] = [];
+  for (const r of ok) all = all.concat(r.ops);
+  return all;
 }
 
 /**
@@ -110,12 +135,12 @@ export class SpaceSession {
     const slots = [...s.slots.values()];
     const { ok, failed } = await s.loadTreeFrom(slots, spaceId);
     const failures = failed.map((f) => `${f.slot.layer.label}: ${f.error}`);
-    const all = ok.flatMap((r) => r.ops);
+    const all = allOf(ok);
     if (ok.length === 0 || all.length === 0) {
       await Promise.allSettled(slots.map((sl) => sl.close()));
       s.dispose();
       const why = failures.length ? `${failures.join('; ')}${ok.length ? ' (no other layer holds it)' : ''}` : `no layer holds space ${spaceId}`;
-      throw new SpaceOpenError(`cannot open space ${spaceId}: ${why}`);
+      throw new SpaceOpenError(`cannot open space ${spaceId}: ${why}`, failed.length ? failureCode(failed) : 'NOT_FOUND');
     }
     let tree: AppTree;
     await yieldToIo();
@@ -124,7 +149,7 @@ export class SpaceSession {
     } catch (e) {
       await Promise.allSettled(slots.map((sl) => sl.close()));
       s.dispose();
-      throw new SpaceOpenError(`cannot open space ${spaceId}: ${errorMessage(e)}`);
+      throw new SpaceOpenError(`cannot open space ${spaceId}: ${errorMessage(e)}`, 'UNUSABLE');
     }
     s.attachSpace(new Space(tree, opts.peerId, (treeId) => s.loadAppTree(treeId)));
     const secretResults = await Promise.all(ok.map(({ slot }) => s.loadSecretsFrom(slot)));
@@ -172,8 +197,8 @@ export class SpaceSession {
   }
 
   private addSlot(layer: PersistenceLayer): LayerSlot {
-    if (layer.spaceId !== this.spaceId) throw new SpaceOpenError(`layer ${layer.label} holds space ${layer.spaceId}, not ${this.spaceId}`);
-    if (this.slots.has(layer.id)) throw new SpaceOpenError(`space ${this.spaceId} already has layer ${layer.id}`);
+    if (layer.spaceId !== this.spaceId) throw new SpaceOpenError(`layer ${layer.label} holds space ${layer.spaceId}, not ${this.spaceId}`, 'SPACE_MISMATCH');
+    if (this.slots.has(layer.id)) throw new SpaceOpenError(`space ${this.spaceId} already has layer ${layer.id}`, 'UNUSABLE');
     const slot = new LayerSlot(layer, this.opts.retry, (sl) => this.resync(sl));
     this.slots.set(layer.id, slot);
     const subs = this.disposables.add(new DisposableStore());
@@ -244,10 +269,10 @@ export class SpaceSession {
   private async loadFrom(slot: LayerSlot, treeId: string): Promise<LoadResult<Op[]>> {
     try {
       const ops = await this.withTimeout(slot.layer.loadTree(treeId), `loading from ${slot.layer.label}`, slot.layer);
-      validateOps(ops, treeId, slot.layer.label);
+      if (!slot.layer.validatesOps) validateOps(ops, treeId, slot.layer.label);
       return { ok: true, value: ops };
     } catch (e) {
-      return { ok: false, error: errorMessage(e) };
+      return { ok: false, error: errorMessage(e), code: layerErrorCode(e) ?? (e instanceof InvalidOpError ? 'INVALID_DATA' : undefined) };
     }
   }
 
@@ -255,11 +280,11 @@ export class SpaceSession {
   private async loadTreeFrom(
     slots: readonly LayerSlot[],
     treeId: string,
-  ): Promise<{ ok: Array<{ slot: LayerSlot; ops: Op[] }>; failed: Array<{ slot: LayerSlot; error: string }> }> {
+  ): Promise<{ ok: Array<{ slot: LayerSlot; ops: Op[] }>; failed: Array<{ slot: LayerSlot; error: string; code?: LayerErrorCode }> }> {
     const results = await Promise.all(slots.map((slot) => this.loadFrom(slot, treeId)));
     const ok: Array<{ slot: LayerSlot; ops: Op[] }> = [];
-    const failed: Array<{ slot: LayerSlot; error: string }> = [];
-    results.forEach((r, i) => (r.ok ? ok.push({ slot: slots[i], ops: r.value }) : failed.push({ slot: slots[i], error: r.error })));
+    const failed: Array<{ slot: LayerSlot; error: string; code?: LayerErrorCode }> = [];
+    results.forEach((r, i) => (r.ok ? ok.push({ slot: slots[i], ops: r.value }) : failed.push({ slot: slots[i], error: r.error, code: r.code })));
     return { ok, failed };
   }
 
@@ -287,17 +312,18 @@ export class SpaceSession {
     const slots = [...this.slots.values()].filter((s) => s.status === 'ready');
     const { ok, failed } = await this.loadTreeFrom(slots, treeId);
     for (const f of failed) f.slot.degrade(f.error);
-    const all = ok.flatMap((r) => r.ops);
+    const all = allOf(ok);
     if (all.length === 0) {
       const why = ok.length ? 'no layer holds its ops yet' : failed.map((f) => `${f.slot.layer.label}: ${f.error}`).join('; ');
-      throw new SpaceOpenError(`cannot load app tree ${treeId} of space ${this.spaceId}: ${why || 'no layer is ready'}`, ok.length > 0 && failed.length === 0);
+      const code = ok.length > 0 && failed.length === 0 ? 'NOT_FOUND' : failureCode(failed);
+      throw new SpaceOpenError(`cannot load app tree ${treeId} of space ${this.spaceId}: ${why || 'no layer is ready'}`, code);
     }
     let tree: AppTree;
     await yieldToIo();
     try {
       tree = AppTree.fromOps(this.opts.peerId, treeId, all); // sorts and dedupes `all`
     } catch (e) {
-      throw new SpaceOpenError(`cannot load app tree ${treeId} of space ${this.spaceId}: ${errorMessage(e)}`);
+      throw new SpaceOpenError(`cannot load app tree ${treeId} of space ${this.spaceId}: ${errorMessage(e)}`, 'UNUSABLE');
     }
     for (const { slot, ops } of ok) this.pushMissing(slot, tree, ops, ok.length === 1, heldFor(ok, slot));
     // Layers that recovered while this tree loaded were not read, and their resync did not see
@@ -329,11 +355,11 @@ export class SpaceSession {
       );
       return;
     }
-    const have = new Set<string>();
-    for (const op of layerOps) have.add(opKey(op));
+    // Op ids as counter ranges per peer (no string key per op: a clone reconciles 10k+ ops per tree).
+    const have = OpRangeSet.fromOps(layerOps);
     // Ops another layer stores into this one itself (a server layer into its file) are not missing here.
-    for (const ops of held) for (const op of ops) have.add(opKey(op));
-    const missing = tree.allOps().filter((op) => !have.has(opKey(op)));
+    for (const ops of held) have.addOps(ops);
+    const missing = tree.allOps().filter((op) => !have.hasOp(op));
     slot.enqueue(tree.id, missing);
   }
 
@@ -395,7 +421,8 @@ export class SpaceSession {
       return;
     }
     try {
-      validateOps(batch.ops, batch.treeId, source.layer.label);
+      // Once, at the edge: a layer that decoded and checked them says so (PersistenceLayer.validatesOps).
+      if (!source.layer.validatesOps) validateOps(batch.ops, batch.treeId, source.layer.label);
     } catch (e) {
       this.reportError({ spaceId: this.spaceId, layerId: source.layer.id, message: `rejected incoming ops: ${errorMessage(e)}` });
       return;
@@ -422,10 +449,10 @@ export class SpaceSession {
     this.forwardSecrets(source, this.space.applySecrets(records));
   }
 
-  /** Queues ops for every layer but their source and the layer the source stores them into itself (`storesInto`). */
+  /** Queues ops for every layer but their source and the store the source writes them into itself (`positionStore`). */
   private forward(source: LayerSlot, treeId: string, ops: readonly Op[]): void {
     if (ops.length === 0) return;
-    const held = source.layer.storesInto;
+    const held = positionStoreOf(source.layer);
     for (const slot of this.slots.values()) if (slot !== source && slot.layer.id !== held) slot.enqueue(treeId, ops);
   }
 

@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { PersistenceLayer } from '../../src/persistence/contract';
 import { FileLayer } from '../../src/persistence/file/fileLayer';
-import { describeLayerConformance, type LayerFault, type LayerHarness } from './layerConformance';
+import { describeStoreConformance, type LayerFault, type LayerHarness } from './storeConformance';
 
 const KEY = Buffer.alloc(32, 3);
 
@@ -49,4 +49,4 @@ function fileHarness(): LayerHarness {
   };
 }
 
-describeLayerConformance('FileLayer (sql.js *.space file)', fileHarness());
+describeStoreConformance('FileLayer (sql.js *.space file)', fileHarness());

@@ -1,14 +1,15 @@
-/** Runs the layer conformance suite against MemoryLayer: a plain store, and two-way on a hub. */
-import type { PersistenceLayer } from '../../src/persistence/contract';
+/** Runs the store suite against MemoryLayer as a plain store, and the channel suite against MemoryLayers on a hub. */
+import type { PersistenceLayer, SyncChannel } from '../../src/persistence/contract';
+import { describeChannelConformance, type ChannelHarness } from './channelConformance';
 import { MemoryHub, MemoryLayer, MemoryStore } from '../helpers/memoryLayer';
-import { describeLayerConformance, type LayerFault, type LayerHarness } from './layerConformance';
+import { describeStoreConformance, type LayerFault, type LayerHarness } from './storeConformance';
 
 function asMemory(layer: PersistenceLayer): MemoryLayer {
   if (!(layer instanceof MemoryLayer)) throw new TypeError(`not a MemoryLayer: ${layer.id}`);
   return layer;
 }
 
-function memoryHarness(withHub: boolean): LayerHarness {
+function memoryHarness(): LayerHarness {
   let layers: MemoryLayer[] = [];
   const track = (layer: MemoryLayer): MemoryLayer => {
     layers.push(layer);
@@ -16,8 +17,7 @@ function memoryHarness(withHub: boolean): LayerHarness {
   };
   return {
     async create(spaceId) {
-      const options = withHub ? { hub: new MemoryHub({ shuffle: true, duplicate: 0.3, split: true }) } : { store: new MemoryStore() };
-      return track(new MemoryLayer(spaceId, options));
+      return track(new MemoryLayer(spaceId, { store: new MemoryStore() }));
     },
     async reopen(layer) {
       return track(await asMemory(layer).reopen());
@@ -42,5 +42,34 @@ function memoryHarness(withHub: boolean): LayerHarness {
   };
 }
 
-describeLayerConformance('MemoryLayer (one-way, shared store)', memoryHarness(false));
-describeLayerConformance('MemoryLayer (two-way, on a hub)', memoryHarness(true));
+/** Clients of a hub (an in-process server that keeps every op, delivering shuffled, duplicated and split). */
+function hubHarness(): ChannelHarness {
+  let layers: MemoryLayer[] = [];
+  const track = (layer: MemoryLayer): SyncChannel => {
+    layers.push(layer);
+    return layer as SyncChannel;
+  };
+  return {
+    async create(spaceId) {
+      return track(new MemoryLayer(spaceId, { hub: new MemoryHub({ shuffle: true, duplicate: 0.3, split: true }) }));
+    },
+    async peer(channel) {
+      const m = asMemory(channel);
+      return track(new MemoryLayer(m.spaceId, { hub: m.hub, id: `${m.id}:peer${layers.length}` }));
+    },
+    async restart(channel) {
+      return track(await asMemory(channel).reopen());
+    },
+    async settle() {
+      // A save resolves once the hub holds it: nothing is in flight.
+    },
+    async cleanup() {
+      const open = layers;
+      layers = [];
+      await Promise.all(open.map((l) => l.close()));
+    },
+  };
+}
+
+describeStoreConformance('MemoryLayer (one-way, shared store)', memoryHarness());
+describeChannelConformance('MemoryLayer (two-way, on a hub)', hubHarness());

@@ -1,33 +1,29 @@
 /**
- * Runs the layer conformance suite against ServerLayer over a real team server (port 0, temp data
- * directory, a write token), each space created with POST /v1/spaces. A layer's "storage" is the
- * server plus its MemorySyncStateStore: `reopen` is a new ServerLayer over the same store (a
- * restart of the client), `second` a ServerLayer with its own store (another client).
+ * Runs the sync channel conformance suite against ServerLayer over a real team server (port 0,
+ * temp data directory, a write token), each space created with POST /v1/spaces. A client's local
+ * storage is its MemorySyncStateStore: `restart` is a new ServerLayer over the same store, `peer`
+ * a ServerLayer with its own store (another client), `settle` its `whenIdle`.
  *
- * Two things the suite assumes of storage need saying for a server:
- * - A space the server creates already holds its space tree's creation ops (made by the server).
- *   The suite expects empty storage, so the harness hides exactly those ops — read straight from
- *   the server with a raw client when the space is created — from what the layer returns.
- * - Another client's saves reach the server asynchronously. `reopen` and `refresh` therefore first
- *   wait until the other open layers have nothing left to send (`whenIdle`), like a restart that
- *   happens after the other process synced; `refresh` then takes a round trip behind the stream.
+ * A space the server creates already holds its space tree's creation ops (made by the server).
+ * The suite expects an empty space, so the harness hides exactly those ops — read straight from
+ * the server with a raw client when the space is created — from what the layer returns.
  */
-import type { IncomingOps, LayerConnectionState, LayerKind, PersistenceLayer, SecretRecord } from '../../src/persistence/contract';
+import type { IncomingOps, LayerConnectionState, SecretRecord, SyncChannel } from '../../src/persistence/contract';
 import type { Event } from '../../src/spaces/events';
 import { ServerLayer } from '../../src/persistence/server/serverLayer';
 import { MemorySyncStateStore } from '../../src/persistence/server/syncState';
 import { decodeOps } from '../../src/spaces/opCodec';
 import { opKey, type Op } from '../../src/spaces/ops';
 import { TestClient, startTestServer, type TestServer } from '../helpers/syncServer';
-import { describeLayerConformance, type LayerHarness } from './layerConformance';
+import { describeChannelConformance, type ChannelHarness } from './channelConformance';
 
 const TIMINGS = { loadTimeoutMs: 10_000, closeTimeoutMs: 20_000, backoffBaseMs: 50, backoffMaxMs: 1_000 };
 
 /** A ServerLayer seen without the server's creation ops of its space tree. */
-class WithoutCreationOps implements PersistenceLayer {
+class WithoutCreationOps implements SyncChannel {
   readonly id: string;
   readonly label: string;
-  readonly kind: LayerKind;
+  readonly kind = 'two-way';
   readonly spaceId: string;
   readonly onIncoming: Event<IncomingOps>;
   readonly onIncomingSecrets: Event<readonly SecretRecord[]>;
@@ -40,7 +36,6 @@ class WithoutCreationOps implements PersistenceLayer {
   ) {
     this.id = inner.id;
     this.label = inner.label;
-    this.kind = inner.kind;
     this.spaceId = inner.spaceId;
     this.onIncoming = inner.onIncoming;
     this.onIncomingSecrets = inner.onIncomingSecrets;
@@ -79,7 +74,9 @@ class WithoutCreationOps implements PersistenceLayer {
   }
 }
 
-function serverHarness(): LayerHarness & { stop(): Promise<void> } {
+const SETTLE_MS = 20_000;
+
+function serverHarness(): ChannelHarness & { stop(): Promise<void> } {
   let t: TestServer | undefined;
   let writer = '';
   let peer = 0;
@@ -102,20 +99,9 @@ function serverHarness(): LayerHarness & { stop(): Promise<void> } {
     return l;
   };
 
-  const asServer = (l: PersistenceLayer): WithoutCreationOps => {
+  const asServer = (l: SyncChannel): WithoutCreationOps => {
     if (!(l instanceof WithoutCreationOps)) throw new TypeError(`not a server layer: ${l.id}`);
     return l;
-  };
-
-  /** Other open layers have sent everything (bounded: a layer that cannot must not hang the suite). */
-  const othersIdle = async (except: WithoutCreationOps): Promise<void> => {
-    const others = open.filter((l) => l !== except && !closed.has(l));
-    await Promise.all(others.map((l) => Promise.race([l.inner.whenIdle().catch(() => undefined), new Promise((r) => setTimeout(r, 20_000))])));
-  };
-  const closed = new WeakSet<WithoutCreationOps>();
-  const close = async (l: WithoutCreationOps): Promise<void> => {
-    closed.add(l);
-    await l.close();
   };
 
   return {
@@ -136,24 +122,25 @@ function serverHarness(): LayerHarness & { stop(): Promise<void> } {
       }
       return layer(spaceId, new MemorySyncStateStore());
     },
-    async reopen(l) {
-      const old = asServer(l);
-      await othersIdle(old);
-      await close(old);
-      return layer(old.spaceId, old.store);
-    },
-    async second(l) {
+    async peer(l) {
       return layer(asServer(l).spaceId, new MemorySyncStateStore());
     },
-    async refresh(l) {
-      const s = asServer(l);
-      await othersIdle(s);
-      await s.inner.refresh();
+    async restart(l) {
+      const old = asServer(l);
+      await old.close();
+      return layer(old.spaceId, old.store);
+    },
+    async settle(l) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        asServer(l).inner.whenIdle(),
+        new Promise((_, reject) => (timer = setTimeout(() => reject(new Error(`${l.id}: not idle after ${SETTLE_MS} ms`)), SETTLE_MS))),
+      ]).finally(() => clearTimeout(timer));
     },
     async cleanup() {
       const layers = open;
       open = [];
-      await Promise.all(layers.map((l) => close(l)));
+      await Promise.all(layers.map((l) => l.close()));
     },
     async stop() {
       await t?.stop();
@@ -165,5 +152,5 @@ function serverHarness(): LayerHarness & { stop(): Promise<void> } {
 const harness = serverHarness();
 describe('ServerLayer over a real server', function () {
   after(() => harness.stop());
-  describeLayerConformance('ServerLayer (team server + MemorySyncStateStore)', harness);
+  describeChannelConformance('ServerLayer (team server + MemorySyncStateStore)', harness);
 });

@@ -11,7 +11,7 @@ import type { PersistenceLayer } from '../../src/persistence/contract';
 import { SqlitePersistenceLayer } from '../../src/server/store/sqliteLayer';
 import { ServerStore } from '../../src/server/store/serverStore';
 import { SqliteSpaceStore } from '../../src/server/store/sqliteSpaceStore';
-import { describeLayerConformance, type LayerHarness } from './layerConformance';
+import { describeStoreConformance, type LayerHarness } from './storeConformance';
 
 function sqliteHarness(): LayerHarness {
   const dirs: string[] = [];
@@ -58,4 +58,4 @@ function sqliteHarness(): LayerHarness {
   };
 }
 
-describeLayerConformance('SqlitePersistenceLayer (server store)', sqliteHarness());
+describeStoreConformance('SqlitePersistenceLayer (server store)', sqliteHarness());

@@ -8,12 +8,15 @@ import * as assert from 'node:assert/strict';
 import type { LayerConnectionState } from '../../src/persistence/contract';
 import { fullJitterDelay, serverBaseUrl, syncUrl } from '../../src/persistence/server/connection';
 import { ServerLayer, ServerLoadError, type ServerLayerTimings } from '../../src/persistence/server/serverLayer';
-import { MemorySyncStateStore } from '../../src/persistence/server/syncState';
+import { MemorySyncStateStore, type SyncStateStore } from '../../src/persistence/server/syncState';
 import { encodeOps } from '../../src/spaces/opCodec';
 import { opKey, type Op } from '../../src/spaces/ops';
 import { FileLayer } from '../../src/persistence/file/fileLayer';
 import { SpaceManager } from '../../src/spaces/spaceManager';
 import { FakeSyncServer } from '../helpers/fakeSyncServer';
+import { GatedSyncStateStore } from '../helpers/gatedSyncState';
+import { writeV1SpaceFile } from '../helpers/v1SpaceFile';
+import initSqlJs from 'sql.js';
 import { TEST_KEY, TempDir, makeOps, newId, rootOp } from '../helpers/fileFixtures';
 
 const FAST: Partial<ServerLayerTimings> = { backoffBaseMs: 20, backoffMaxMs: 200, loadTimeoutMs: 3_000, closeTimeoutMs: 1_000, resendPauseMs: 50 };
@@ -76,7 +79,7 @@ describe('ServerLayer (fake server)', function () {
   const layers: ServerLayer[] = [];
   let spaceId: string;
 
-  const layer = (opts: { url?: string; store?: MemorySyncStateStore; peerId?: string; timings?: Partial<ServerLayerTimings> } = {}): ServerLayer => {
+  const layer = (opts: { url?: string; store?: SyncStateStore; peerId?: string; timings?: Partial<ServerLayerTimings> } = {}): ServerLayer => {
     const l = new ServerLayer({
       url: opts.url ?? (fake as FakeSyncServer).url,
       token: 'tok',
@@ -134,24 +137,108 @@ describe('ServerLayer (fake server)', function () {
     assert.equal(l.seq, 2);
   });
 
-  it('saveOps: durable in the outbox before it is sent, out of it after the ack', async function () {
+  it('a catch-up goes to the store in a few writes (per tree and turn, not per batch), and the watermark never lands before the ops it covers', async function () {
+    fake = await FakeSyncServer.start();
+    const batches = 40;
+    const cum = [0];
+    fake.inject(spaceId, spaceId, encodeOps([rootOp(spaceId, 'srv')]));
+    cum.push(1);
+    for (let b = 1; b < batches; b++) {
+      fake.inject(spaceId, spaceId, encodeOps(makeOps(spaceId, 'srv', 2 + (b - 1) * 5, 5)));
+      cum.push(cum[b] + 5);
+    }
+    const gated = new GatedSyncStateStore();
+    await gated.release(); // writes land as they are made
+    const l = layer({ store: gated });
+    assert.equal((await l.loadTree(spaceId)).length, cum[batches]);
+    await l.whenIdle();
+    const writes = gated.landed.filter((w) => w.call === 'saveIncoming');
+    assert.ok(writes.length <= batches / 2, `${writes.length} store writes for ${batches} batches that arrived together`);
+    for (const w of writes) assert.ok(w.ops >= cum[w.seq], `the watermark ${w.seq} landed with ${w.ops} ops stored, not ${cum[w.seq]}`);
+    assert.equal(writes[writes.length - 1].seq, batches);
+    assert.equal(writes[writes.length - 1].ops, cum[batches]);
+  });
+
+  it('saveOps: sent before its outbox write lands; the watermark never covers it before it is durable; after a crash the server sends it back', async function () {
+    fake = await FakeSyncServer.start();
+    const gated = new GatedSyncStateStore(); // a busy disk: nothing lands until released
+    const l = layer({ store: gated });
+    await l.whenReady();
+    const ops = [rootOp(spaceId, 'me'), ...makeOps(spaceId, 'me', 2, 30)];
+    const saved = l.saveOps(spaceId, ops);
+    await until(() => l.stats.opsAcked === ops.length, 'the ack of ops whose outbox write is still held');
+    assert.deepEqual([...fake.stored(spaceId)].sort(), keys(ops));
+    assert.equal(gated.durable.outboxSize(l.id), 0, 'the outbox write landed before the ack (the gate is closed)');
+    // Killed now: nothing of the edit is on disk and the watermark is before its ack, so the
+    // next run subscribes from there and gets the ops back from the server.
+    const disk = await gated.afterCrash();
+    assert.equal((await disk.loadSyncState(l.id)).seq, 0, 'the watermark moved past an op that is not durable');
+    const next = layer({ store: disk, peerId: 'me2' });
+    assert.deepEqual(keys(await next.loadTree(spaceId)), keys(ops), 'the acknowledged ops did not come back after the crash');
+    // The writes land in call order: the outbox (with the ops) before the watermark over their ack.
+    await gated.release();
+    await saved;
+    await l.whenIdle();
+    const covering = gated.landed.findIndex((w) => w.seq >= 1);
+    const stored = gated.landed.findIndex((w) => w.call === 'addToOutbox');
+    assert.ok(stored >= 0 && covering > stored, `the watermark over the ack landed before the ops: ${JSON.stringify(gated.landed)}`);
+    assert.equal(gated.durable.outboxSize(l.id), 0, 'the ack did not take the ops out of the outbox');
+    assert.equal(l.outboxSize, 0);
+    assert.equal((await gated.durable.loadSyncState(l.id)).seq, 1, 'the ack advanced the watermark');
+  });
+
+  it('saveOps: an outbox write that fails rejects, and the retry writes the ops again', async function () {
     fake = await FakeSyncServer.start();
     const store = new MemorySyncStateStore();
     const l = layer({ store });
-    const ops = [rootOp(spaceId, 'me'), ...makeOps(spaceId, 'me', 2, 30)];
-    let outboxWhenSent = -1;
-    fake.opts.onOps = () => {
-      outboxWhenSent = store.outboxSize(l.id);
-      return undefined;
-    };
-    await l.saveOps(spaceId, ops);
-    await l.whenIdle();
-    assert.equal(outboxWhenSent, ops.length, 'sent before the outbox held it');
-    assert.deepEqual([...fake.stored(spaceId)].sort(), keys(ops));
-    assert.equal(store.outboxSize(l.id), 0);
-    assert.equal(l.outboxSize, 0);
-    assert.equal(l.stats.opsAcked, ops.length);
-    assert.equal((await store.loadSyncState(l.id)).seq, 1, 'the ack advanced the watermark');
+    await l.whenReady();
+    fake.opts.onOps = () => 'ignore'; // no ack: the ops stay in the outbox
+    const ops = makeOps(spaceId, 'me', 1, 5);
+    const real = store.addToOutbox.bind(store);
+    store.addToOutbox = () => Promise.reject(new Error('disk full'));
+    await assert.rejects(l.saveOps(spaceId, ops), /disk full/);
+    assert.match(l.storeError ?? '', /addToOutbox: disk full/);
+    store.addToOutbox = real;
+    await l.saveOps(spaceId, ops); // what LayerSlot does after a failed save
+    assert.equal(store.outboxSize(l.id), ops.length, 'the retry did not write the ops that were sent but not stored');
+    assert.equal(l.storeError, undefined);
+  });
+
+  it('a space file of the previous schema (1) keeps every unsent op: the layer over it sends them all', async function () {
+    fake = await FakeSyncServer.start();
+    const probe = new ServerLayer({ url: fake.url, token: 't', peerId: 'x', spaceId, syncState: new MemorySyncStateStore() });
+    const layerId = probe.id;
+    await probe.close();
+    const appId = newId();
+    const spaceOps = [rootOp(spaceId, 'p1'), ...makeOps(spaceId, 'p1', 2, 40)];
+    const appOps = [rootOp(appId, 'p2'), ...makeOps(appId, 'p2', 2, 20)];
+    const unsent = appOps.filter((op) => op.id.counter <= 11);
+    const tmp = new TempDir();
+    try {
+      const file = tmp.file('old.space');
+      writeV1SpaceFile(await initSqlJs(), file, {
+        spaceId,
+        trees: [
+          { treeId: spaceId, ops: spaceOps },
+          { treeId: appId, ops: appOps },
+        ],
+        outbox: unsent.map((op) => [layerId, appId, op.id.counter, op.id.peerId] as const),
+      });
+      const fileLayer = await FileLayer.open(file, { secretKey: TEST_KEY, watch: false });
+      try {
+        const l = layer({ store: fileLayer });
+        await l.loadTree(spaceId);
+        await l.whenIdle();
+        assert.deepEqual([...fake.stored(appId)].sort(), keys(unsent), 'the unsent ops of the old file were not all sent');
+        assert.equal(l.outboxSize, 0);
+        assert.equal((await fileLayer.loadSyncState(layerId)).outbox.size, 0, 'the acks did not empty the outbox in the file');
+        await l.close();
+      } finally {
+        await fileLayer.close();
+      }
+    } finally {
+      tmp.cleanup();
+    }
   });
 
   it('offline: loads answer at once with what the layer has; saves wait in the outbox and go out when the server comes', async function () {

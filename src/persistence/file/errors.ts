@@ -1,8 +1,10 @@
 /**
  * Errors of the file layer. Every error names the file; `code` lets callers (the SpaceManager,
  * the CLI, the extension) tell "not a space file" from "locked" from "wrong key" without parsing
- * messages. Errors cross the worker boundary as plain data (`SerializedError`).
+ * messages. Errors cross the worker boundary as plain data (`SerializedError`). Each is a
+ * LayerError (src/persistence/layerError.ts), the one coded error of the layer seam.
  */
+import { LayerError } from '../layerError';
 
 export type SpaceFileErrorCode =
   /** Not a SQLite database, another SQLite schema, a truncated or damaged file. */
@@ -42,14 +44,15 @@ export type SpaceFileErrorCode =
   /** Any other I/O failure (permissions, disk full, …); `cause` holds the errno code. */
   | 'IO';
 
-export class SpaceFileError extends Error {
+/** The file layer's LayerError (src/persistence/layerError.ts): its codes, and the errno. */
+export class SpaceFileError extends LayerError<SpaceFileErrorCode> {
   constructor(
     message: string,
-    readonly code: SpaceFileErrorCode,
+    code: SpaceFileErrorCode,
     /** The errno code of an underlying fs error (ENOENT, ENOSPC, …), when there is one. */
     readonly errno?: string,
   ) {
-    super(message);
+    super(message, code);
     this.name = 'SpaceFileError';
   }
 }

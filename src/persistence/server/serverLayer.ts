@@ -10,8 +10,9 @@
  *   stored with `saveIncoming` (ops + watermark in one durable write; `received` fires when it
  *   landed). Until then the watermark is before them, so a restart asks for them again: a batch
  *   shown is never lost, and no reader waits for a file flush. Duplicates are harmless.
- * - `saveOps` puts ops in the durable outbox and resolves; they are sent (batches of at most
- *   `maxOpsPerBatch` ops, a few in flight) while connected, and leave the outbox on `ack`. After a
+ * - `saveOps` hands ops to the store's outbox, sends them at once (batches of at most
+ *   `maxOpsPerBatch` ops, a few in flight) while connected, and resolves when the outbox write
+ *   landed; they leave the outbox on `ack`. After a
  *   reconnect only what the server's state vector lacks is sent again; the rest is dropped.
  * - The server only takes ops under the peer ids announced in `hello`. Ops of other peers (edits
  *   another process made in the file) are sent by reconnecting with their peer ids announced.
@@ -27,15 +28,16 @@
  *   may come later) and the state is `error` "read-only: N ops not sent".
  *
  * Server ordering guarantee relied on: everything sent to a socket for a space (ops, acks) comes
- * in seq order, so the highest seq seen in `ops`, `ack` or `synced` is a safe resume point — own
- * batches were durable in the outbox before they were sent.
+ * in seq order, so the highest seq seen in `ops`, `ack` or `synced` is a safe resume point: the
+ * store applies writes in call order and an own batch's outbox write is handed to it before the
+ * batch is sent, so a watermark past its ack never lands before the batch is durable.
  */
-import type { IncomingOps, LayerConnectionState, LayerKind, LoadProgress, PersistenceLayer, SecretRecord } from '../contract';
+import type { IncomingOps, LayerConnectionState, LoadProgress, SecretRecord, SyncChannel } from '../contract';
 import { CloseCode, PROTOCOL_LIMITS, type ErrorMessage, type Role, type ServerMessage, type SyncedMessage, type WelcomeMessage } from '../../protocol/messages';
 import { Emitter, type Event } from '../../spaces/events';
 import { decodeOps, encodeOp } from '../../spaces/opCodec';
 import { OpRangeSet } from '../../spaces/opRanges';
-import { opKey, sortAndDedupe, validateOps, type Op } from '../../spaces/ops';
+import { isMoveOp, normalizeOp, opKey, sortAndDedupe, validateOps, type Op } from '../../spaces/ops';
 import { secretWins, validateSecretRecords } from '../../spaces/secrets';
 import { DEFAULT_CONNECTION_TIMINGS, SyncConnection, serverBaseUrl, type ConnectionDown, type ConnectionStats, type ConnectionTimings } from './connection';
 import { FreeTimeDeadline } from '../../spaces/freeTimeDeadline';
@@ -44,6 +46,7 @@ import { stopCodeOfRefusal, stopReasonOf, type StopReason } from '../../protocol
 import { PeerIdentities } from './identity';
 import type { SyncStateStore } from './syncState';
 import { ID_RULES, isHexId } from '../../spaces/ids';
+import { LayerError } from '../layerError';
 
 export interface ServerLayerTimings extends ConnectionTimings {
   /**
@@ -73,12 +76,9 @@ export const MAX_LOAD_RECONNECTS = 3;
 const LOAD_PROGRESS_EVERY_MS = 250;
 
 /** Why a load failed that is not the server's answer: it stalled, or kept losing the connection. */
-export class ServerLoadError extends Error {
-  constructor(
-    message: string,
-    readonly code: 'STALLED' | 'RECONNECTS',
-  ) {
-    super(message);
+export class ServerLoadError extends LayerError<'STALLED' | 'RECONNECTS'> {
+  constructor(message: string, code: 'STALLED' | 'RECONNECTS') {
+    super(message, code);
     this.name = 'ServerLoadError';
   }
 }
@@ -129,19 +129,28 @@ interface SecretsInFlight {
   readonly waiters: Array<() => void>;
 }
 
-class LayerClosedError extends Error {
+class LayerClosedError extends LayerError<'CLOSED'> {
   constructor(id: string, op: string) {
-    super(`${id}: ${op}() called on a closed layer`);
+    super(`${id}: ${op}() called on a closed layer`, 'CLOSED');
     this.name = 'LayerClosedError';
   }
 }
 
+/**
+ * The layer's own copy of an op it keeps to send: what the caller does with its objects later
+ * does not change what goes out. Only object values are cloned deeply (structuredClone of the
+ * whole op was most of saveOps' time).
+ */
 function copyOp(op: Op): Op {
-  return structuredClone(op);
+  const c = normalizeOp(op);
+  if (isMoveOp(c) || typeof c.value !== 'object' || c.value === null) return c;
+  return { ...c, value: structuredClone(c.value) };
 }
 
-export class ServerLayer implements PersistenceLayer {
-  readonly kind: LayerKind = 'two-way';
+export class ServerLayer implements SyncChannel {
+  readonly kind = 'two-way';
+  /** Decoded and validated where they arrive (decodeOps), or when saved (saveOps); the store validates what it holds. */
+  readonly validatesOps = true;
   readonly id: string;
   readonly label: string;
   readonly spaceId: string;
@@ -186,11 +195,16 @@ export class ServerLayer implements PersistenceLayer {
   private paused: NodeJS.Timeout | undefined;
   /** Ops the server refused as invalid or too large: not resent on this connection. */
   private readonly refused = new Set<string>();
+  /** `tree/op` keys of outbox ops whose outbox write has not landed (or failed): a retried saveOps writes them again. */
+  private readonly undurable = new Set<string>();
 
   /** Ops received for trees nobody loaded yet (only when the store cannot load ops itself). */
   private readonly received = new Map<string, Op[]>();
   private readonly handedOver = new Set<string>();
   private incomingChain: Promise<void> = Promise.resolve();
+  /** Incoming batches waiting for this turn's store write, per tree (see storeIncoming). */
+  private readonly incomingQueue = new Map<string, Array<readonly Op[]>>();
+  private incomingWrite: { readonly landed: Promise<void>; readonly resolve: () => void } | undefined;
   private pendingIncoming = 0;
   private pendingSaves = 0;
   private pendingMissing = 0;
@@ -269,7 +283,7 @@ export class ServerLayer implements PersistenceLayer {
   // ---- public state ------------------------------------------------------------------------
 
   /** The store's layer id when the store is a layer of the space (the file): it holds what this layer receives. */
-  get storesInto(): string | undefined {
+  get positionStore(): string | undefined {
     return this.store.id;
   }
 
@@ -454,14 +468,56 @@ export class ServerLayer implements PersistenceLayer {
       });
   }
 
-  /** Hands ops and the current watermark to the store; never rejects (failures set `storeError`). */
+  /**
+   * Hands ops and the current watermark to the store; never rejects (failures set `storeError`).
+   * What arrives in one turn of the event loop goes to the store together (writeIncoming): one
+   * call per tree, not one per batch — a client that fell behind (many readers in one process, a
+   * catch-up) then catches up in a few writes instead of paying a store call per frame.
+   */
   private storeIncoming(treeId: string, ops: readonly Op[]): Promise<void> {
-    if (ops.length === 0 && this.seen <= this.seqRequested) return Promise.resolve();
+    if (ops.length === 0 && this.seen <= this.seqRequested && !this.incomingWrite) return Promise.resolve();
+    if (ops.length > 0) {
+      const q = this.incomingQueue.get(treeId);
+      if (q) q.push(ops);
+      else this.incomingQueue.set(treeId, [ops]);
+    }
+    if (!this.incomingWrite) {
+      let resolve!: () => void;
+      const landed = new Promise<void>((r) => (resolve = r));
+      this.incomingWrite = { landed, resolve };
+      // Runs once per turn; close() waits for it (incomingChain).
+      setImmediate(() => this.writeIncoming());
+    }
+    return this.incomingWrite.landed;
+  }
+
+  /**
+   * The turn's incoming writes, per tree in arrival order; the watermark (everything seen so far,
+   * all of it in these writes or earlier ones) goes with the last, so it never lands before the
+   * ops it covers (the store applies calls in order).
+   */
+  private writeIncoming(): void {
+    const w = this.incomingWrite;
+    if (!w) return;
+    this.incomingWrite = undefined;
+    const trees = [...this.incomingQueue.entries()];
+    this.incomingQueue.clear();
+    if (trees.length === 0) trees.push([this.spaceId, []]);
     this.seqRequested = Math.max(this.seqRequested, this.seen);
-    return this.store.saveIncoming(this.id, treeId, ops, this.seen).then(
-      () => this.storeSucceeded(),
-      (e: unknown) => this.storeFailed('saveIncoming', e),
-    );
+    const seq = this.seen;
+    const writes = trees.map(([treeId, batches], i) => {
+      let ops: readonly Op[] = batches[0] ?? [];
+      if (batches.length > 1) {
+        const all: Op[] = [];
+        for (const b of batches) for (const op of b) all.push(op);
+        ops = all;
+      }
+      return this.store.saveIncoming(this.id, treeId, ops, i === trees.length - 1 ? seq : 0).then(
+        () => this.storeSucceeded(),
+        (e: unknown) => this.storeFailed('saveIncoming', e),
+      );
+    });
+    void Promise.all(writes).then(w.resolve);
   }
 
   private storeSucceeded(): void {
@@ -676,6 +732,7 @@ export class ServerLayer implements PersistenceLayer {
   private dropFromOutbox(treeId: string, ops: readonly Op[]): void {
     const gone = this.outbox.remove(treeId, ops);
     if (gone.length === 0) return;
+    if (this.undurable.size) for (const op of gone) this.undurable.delete(`${treeId}/${opKey(op)}`);
     this.store.removeFromOutbox(this.id, treeId, gone).then(
       () => this.storeSucceeded(),
       (e: unknown) => this.storeFailed('removeFromOutbox', e),
@@ -779,26 +836,38 @@ export class ServerLayer implements PersistenceLayer {
     this.checkTreeId(treeId);
     validateOps(ops, treeId, `saveOps to ${this.label}`);
     if (ops.length === 0) return;
+    // Copied before the first await: the caller may change its objects as soon as this returns.
+    const mine = ops.map(copyOp);
     this.pendingSaves++;
     try {
       await this.initDone;
       if (this.initError) throw this.initError;
       const sv = this.sv?.get(treeId);
       const fresh: Op[] = [];
-      for (const op of ops) if (!sv?.hasOp(op) && !this.outbox.has(treeId, op)) fresh.push(copyOp(op));
+      // An op already in the outbox whose outbox write failed is written again (a retry of this call).
+      for (const op of mine) if (!sv?.hasOp(op) && (!this.outbox.has(treeId, op) || this.undurable.has(`${treeId}/${opKey(op)}`))) fresh.push(op);
       // In op id order (deduplicated): batches then go out, and are acked, with counters rising,
       // which every state vector (here and on the server) adds in O(1) per op.
       sortAndDedupe(fresh);
       if (fresh.length === 0) return;
+      // Sent before the write lands (as Yjs does): on a busy store (one SQL worker shared by many
+      // files) a teammate otherwise waits for this file's flush. Nothing acknowledged is lost:
+      // the write is handed to the store first, and the store applies calls in order (a failed
+      // write's rows go with the next one), so the watermark that an `ack` advances is never
+      // durable before these ops are; after a crash before it lands, the next run subscribes from
+      // before their ack and the server sends them back (docs/sync-client.md, "Outgoing").
+      const written = this.store.addToOutbox(this.id, treeId, fresh);
+      for (const op of fresh) this.undurable.add(`${treeId}/${opKey(op)}`);
+      this.outbox.add(treeId, fresh);
+      this.pump();
       try {
-        await this.store.addToOutbox(this.id, treeId, fresh);
+        await written;
       } catch (e) {
         this.storeFailed('addToOutbox', e);
         throw e;
       }
+      for (const op of fresh) this.undurable.delete(`${treeId}/${opKey(op)}`);
       this.storeSucceeded();
-      this.outbox.add(treeId, fresh);
-      this.pump();
     } finally {
       this.pendingSaves--;
       this.scheduleIdleCheck();

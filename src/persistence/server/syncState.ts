@@ -33,7 +33,7 @@ export interface SyncState {
 export interface SyncStateStore {
   /**
    * When the store is also one of the space's layers (FileLayer): its layer id. Ops stored with
-   * `saveIncoming` are then in that layer, and the ServerLayer says so (`storesInto`), so the
+   * `saveIncoming` are then in that layer, and the ServerLayer says so (`positionStore`), so the
    * manager does not write them there a second time.
    */
   readonly id?: string;

@@ -1,9 +1,10 @@
 /**
- * The one conformance suite every PersistenceLayer implementation must pass.
+ * The conformance suite of the store contract (StoreLayer, src/persistence/contract.ts): every
+ * store — durable, one-way — must pass it. Sync channels run channelConformance.ts.
  *
  * Usage, in a `*.test.ts` file:
  *
- *   describeLayerConformance('FileLayer', {
+ *   describeStoreConformance('FileLayer', {
  *     create: async (spaceId) => ...,        // a fresh layer over new, empty storage
  *     reopen: async (layer) => ...,          // close `layer`, open a new instance over its storage
  *     second: async (layer) => ...,          // optional: another concurrent writer, same storage
@@ -16,7 +17,7 @@
  * The suite closes every layer it used before calling `cleanup()`.
  */
 import * as assert from 'node:assert/strict';
-import type { PersistenceLayer, SecretRecord } from '../../src/persistence/contract';
+import { isSyncChannel, type PersistenceLayer, type SecretRecord } from '../../src/persistence/contract';
 import type { Op } from '../../src/spaces/ops';
 import {
   assertHasOps,
@@ -79,8 +80,8 @@ async function assertRejects(promise: Promise<unknown>, what: string): Promise<v
 }
 
 /** Registers the conformance tests for one implementation. */
-export function describeLayerConformance(name: string, harness: LayerHarness): void {
-  describe(`PersistenceLayer conformance: ${name}`, function () {
+export function describeStoreConformance(name: string, harness: LayerHarness): void {
+  describe(`Store conformance: ${name}`, function () {
     let opened: PersistenceLayer[] = [];
     let spaceCounter = 0;
 
@@ -112,7 +113,8 @@ export function describeLayerConformance(name: string, harness: LayerHarness): v
         assert.equal(typeof layer.id, 'string');
         assert.ok(layer.id.length > 0, 'id is empty');
         assert.equal(typeof layer.label, 'string');
-        assert.ok(layer.kind === 'one-way' || layer.kind === 'two-way', `bad kind ${String(layer.kind)}`);
+        // A store may report what other writers stored (onIncoming), but it is no sync channel.
+        assert.ok(!isSyncChannel(layer), `${layer.id} is a sync channel (kind ${String(layer.kind)}, a connection state): it runs the channel suite`);
         assert.deepEqual(await layer.listTrees(), []);
         assert.deepEqual(await layer.loadTree(layer.spaceId), []);
         assert.deepEqual(await layer.loadTree(newTreeId()), []);
