@@ -37,6 +37,7 @@ import {
 import { decodeSnapshot, SnapshotError } from './snapshot';
 import { rangesHave, StateVector, type StateVectorRanges } from './stateVector';
 import { TreeEvents, type ChangeListener } from './treeEvents';
+import { VertexIndex } from './vertexIndex';
 
 /** Parent column: the vertex has no parent (a root, or the deleted-items vertex). */
 const NO_PARENT = -1;
@@ -144,7 +145,7 @@ export class RepTree {
 
   // Vertices.
   private vertexIds: string[] = [];
-  private readonly vertexIndex = new Map<string, number>();
+  private vertexIndex = new VertexIndex();
   private vx: Int32Array = new Int32Array(INITIAL_CAPACITY * VERTEX_STRIDE);
   private vertexCount = 0;
 
@@ -461,12 +462,11 @@ export class RepTree {
     const n = this.vertexCount;
     const created: number[] = [];
     const remap = new Int32Array(n).fill(-1);
-    for (let v = 0; v < n; v++) {
-      if (this.vx[v * VERTEX_STRIDE + V_PARENT] !== UNCREATED) {
-        remap[v] = created.length;
-        created.push(v);
-      }
-    }
+    for (let v = 0; v < n; v++) if (this.vx[v * VERTEX_STRIDE + V_PARENT] !== UNCREATED) created.push(v);
+    // Sorted by id: the tree that loads it can then find ids by binary search (vertexIndex.ts).
+    const ids = this.vertexIds;
+    created.sort((a, b) => (ids[a] < ids[b] ? -1 : ids[a] > ids[b] ? 1 : 0));
+    for (let i = 0; i < created.length; i++) remap[created[i]] = i;
     const m = created.length;
     const vertexIds: string[] = new Array<string>(m);
     const parents = new Int32Array(m);
@@ -556,9 +556,13 @@ export class RepTree {
     this.vertexIds = s.vertexIds.slice();
     this.vertexCount = n;
     this.vx = new Int32Array(Math.max(n, 1) * VERTEX_STRIDE).fill(NONE);
+    const sorted = VertexIndex.sortedOrFalse(this.vertexIds);
+    if (sorted) this.vertexIndex = sorted;
     for (let v = 0; v < n; v++) {
-      this.vertexIndex.set(this.vertexIds[v], v);
-      if (this.vertexIndex.size !== v + 1) throw new SnapshotError('corrupt', `vertex id ${this.vertexIds[v]} appears twice`);
+      if (!sorted) {
+        this.vertexIndex.add(this.vertexIds[v], v);
+        if (this.vertexIndex.size !== v + 1) throw new SnapshotError('corrupt', `vertex id ${this.vertexIds[v]} appears twice`);
+      }
       this.vx[v * VERTEX_STRIDE + V_PARENT] = s.parents[v];
       let prev = NONE;
       for (let j = s.childStart[v]; j < s.childStart[v + 1]; j++) {
@@ -648,7 +652,7 @@ export class RepTree {
     this.vx[b + V_PREV] = NONE;
     this.vx[b + V_FIRST_PROP] = NONE;
     this.vertexIds.push(vertexId);
-    this.vertexIndex.set(vertexId, v);
+    this.vertexIndex.add(vertexId, v);
     return v;
   }
 

@@ -10,7 +10,8 @@
  * then creation time (`_c`, set by RepTree), then vertex id.
  */
 import { randomUUID } from 'node:crypto';
-import { RepTree, TreeSnapshot } from '../crdt';
+import { RepTree, TreeSnapshot, type StateVectorRanges } from '../crdt';
+import type { TreeLoad } from '../persistence/treeLoad';
 import { Emitter, type Disposable } from './events';
 import { DELETED_PARENT_ID, isJsonValue, type JsonValue, type Op } from './ops';
 import { derivedVertexId, isHexId } from './ids';
@@ -126,6 +127,32 @@ export class AppTree implements Disposable {
       throw new TreeError(`the snapshot is not one of tree ${treeId}`);
     }
     return new AppTree(treeId, tree);
+  }
+
+  /**
+   * A tree opened from what a store handed over (src/persistence/treeLoad.ts): its snapshot plus
+   * the ops after it, or every op. A snapshot that does not load, is not one of this tree, or
+   * does not hold exactly the ops the store holds goes back to the store (`discard`), and the
+   * tree is built from every op the store then returns (checked with `check`): a bad snapshot
+   * costs time, never data. `have`: what the store holds, when it came as a snapshot.
+   */
+  static async fromTreeLoad(peerId: string, treeId: string, load: TreeLoad, check: (ops: Op[]) => void): Promise<{ tree: AppTree; ops: Op[]; have?: StateVectorRanges }> {
+    const snap = load.snapshot;
+    if (!snap) return { tree: AppTree.fromOps(peerId, treeId, load.ops), ops: load.ops };
+    let problem: string;
+    try {
+      const tree = AppTree.fromSnapshot(peerId, treeId, snap.bytes, load.ops);
+      const holds = tree.tree.opCount + tree.tree.parkedCount;
+      if (holds === snap.storedOps) return { tree, ops: load.ops, have: tree.tree.getStateVector() };
+      tree.dispose();
+      problem = `it and the ops after it hold ${holds} ops, the store ${snap.storedOps}`;
+    } catch (e) {
+      // Whatever a damaged snapshot makes the decoder throw, the ops are still there.
+      problem = e instanceof Error ? e.message : String(e);
+    }
+    const ops = await snap.discard(problem);
+    check(ops);
+    return { tree: AppTree.fromOps(peerId, treeId, ops), ops };
   }
 
   /** The tree's state as a snapshot (src/crdt/snapshot.ts). */
