@@ -146,6 +146,12 @@ export class RepTree {
   // Vertices.
   private vertexIds: string[] = [];
   private vertexIndex = new VertexIndex();
+  /**
+   * The id and index of the vertex looked up last: local edits and batches touch one vertex with
+   * several ops in a row (a move, then its properties). An index never changes once interned.
+   */
+  private lastVertexId: string | undefined;
+  private lastVertex = MISSING;
   private vx: Int32Array = new Int32Array(INITIAL_CAPACITY * VERTEX_STRIDE);
   private vertexCount = 0;
 
@@ -293,6 +299,26 @@ export class RepTree {
     if (v === MISSING) return out;
     for (let c = this.vx[v * VERTEX_STRIDE + V_FIRST_CHILD]; c !== NONE; c = this.vx[c * VERTEX_STRIDE + V_NEXT]) out.push(this.vertexIds[c]);
     return out;
+  }
+
+  /**
+   * The children (in the tree's order) and, for each of `keys`, their values: one lookup for the
+   * parent instead of one per child and key. `values[k][i]` is child i's value of `keys[k]`.
+   */
+  getChildrenWithProperties(vertexId: string, keys: readonly string[]): { ids: string[]; values: VertexPropertyType[][] } {
+    const ids: string[] = [];
+    const values: VertexPropertyType[][] = keys.map(() => []);
+    const v = this.createdIndex(vertexId);
+    if (v === MISSING) return { ids, values };
+    const ks = keys.map((k) => this.keyIndex.get(k) ?? NONE);
+    for (let c = this.vx[v * VERTEX_STRIDE + V_FIRST_CHILD]; c !== NONE; c = this.vx[c * VERTEX_STRIDE + V_NEXT]) {
+      ids.push(this.vertexIds[c]);
+      for (let k = 0; k < ks.length; k++) {
+        const e = ks[k] === NONE ? NONE : this.findProp(c, ks[k]);
+        values[k].push(e === NONE ? undefined : this.pValue[e]);
+      }
+    }
+    return { ids, values };
   }
 
   getVertexProperty(vertexId: string, key: string): VertexPropertyType {
@@ -553,7 +579,7 @@ export class RepTree {
 
   private loadState(s: TreeColumns): void {
     const n = s.vertexIds.length;
-    this.vertexIds = s.vertexIds.slice();
+    this.vertexIds = s.vertexIds as string[]; // taken, not copied (see fromState)
     this.vertexCount = n;
     this.vx = new Int32Array(Math.max(n, 1) * VERTEX_STRIDE).fill(NONE);
     const sorted = VertexIndex.sortedOrFalse(this.vertexIds);
@@ -583,7 +609,7 @@ export class RepTree {
     this.propCount = pc;
     this.pInt = new Int32Array(Math.max(pc, 1) * PROP_STRIDE);
     this.pCounter = s.propCounter.length > 0 ? s.propCounter : new Float64Array(1);
-    this.pValue = s.propValue.slice();
+    this.pValue = s.propValue as VertexPropertyType[];
     let lastOfVertex = NONE;
     for (let e = 0; e < pc; e++) {
       const v = s.propVertex[e];
@@ -609,7 +635,7 @@ export class RepTree {
     this.supersededCount = sc;
     this.sInt = new Int32Array(sc * SUPERSEDED_STRIDE);
     this.sCounter = s.supCounter;
-    this.sValue = s.supValue.slice();
+    this.sValue = s.supValue as VertexPropertyType[];
     for (let i = 0; i < sc; i++) {
       this.sInt[i * SUPERSEDED_STRIDE + S_TARGET] = s.supTarget[i];
       this.sInt[i * SUPERSEDED_STRIDE + S_KEY] = s.supKey[i];
@@ -635,12 +661,22 @@ export class RepTree {
 
   /** The vertex's index, or MISSING when no move has created it. */
   private createdIndex(vertexId: string): number {
-    const v = this.vertexIndex.get(vertexId);
+    const v = this.indexOf(vertexId);
     return v === undefined || this.vx[v * VERTEX_STRIDE + V_PARENT] === UNCREATED ? MISSING : v;
   }
 
+  private indexOf(vertexId: string): number | undefined {
+    if (vertexId === this.lastVertexId) return this.lastVertex;
+    const v = this.vertexIndex.get(vertexId);
+    if (v !== undefined) {
+      this.lastVertexId = vertexId;
+      this.lastVertex = v;
+    }
+    return v;
+  }
+
   private intern(vertexId: string): number {
-    const known = this.vertexIndex.get(vertexId);
+    const known = this.indexOf(vertexId);
     if (known !== undefined) return known;
     const v = this.vertexCount++;
     if ((v + 1) * VERTEX_STRIDE > this.vx.length) this.vx = growInt32(this.vx, (v + 1) * VERTEX_STRIDE);
@@ -653,6 +689,8 @@ export class RepTree {
     this.vx[b + V_FIRST_PROP] = NONE;
     this.vertexIds.push(vertexId);
     this.vertexIndex.add(vertexId, v);
+    this.lastVertexId = vertexId;
+    this.lastVertex = v;
     return v;
   }
 

@@ -18,6 +18,8 @@ import { derivedVertexId, isHexId } from './ids';
 
 export const ORDER_KEY = 'order';
 const CREATED_KEY = '_c';
+/** The properties children are ordered by (`childIds`). */
+const SORT_KEYS: readonly string[] = [ORDER_KEY, CREATED_KEY];
 
 export type Props = Record<string, JsonValue>;
 
@@ -211,14 +213,22 @@ export class AppTree implements Disposable {
 
   /** Child ids in display order. */
   childIds(parentId: string = this.id): string[] {
-    const ids = this.tree.getChildrenIds(parentId);
-    const keyed = ids.map((id) => {
-      const o = this.tree.getVertexProperty(id, ORDER_KEY);
-      const c = this.tree.getVertexProperty(id, CREATED_KEY);
-      return { id, o: typeof o === 'number' ? o : Number.POSITIVE_INFINITY, c: typeof c === 'string' ? c : '' };
-    });
-    keyed.sort((a, b) => (a.o !== b.o ? (a.o < b.o ? -1 : 1) : a.c !== b.c ? (a.c < b.c ? -1 : 1) : a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
-    return keyed.map((k) => k.id);
+    const { ids, values } = this.tree.getChildrenWithProperties(parentId, SORT_KEYS);
+    const [orders, created] = values;
+    const n = ids.length;
+    const o = new Float64Array(n);
+    let keyed = false;
+    for (let i = 0; i < n; i++) {
+      const v = orders[i];
+      o[i] = typeof v === 'number' ? v : Number.POSITIVE_INFINITY;
+      if (typeof v === 'number' || typeof created[i] === 'string') keyed = true;
+    }
+    // Children without `order` or `_c` (chat messages) sort by id alone: the native string sort.
+    if (!keyed) return ids.sort();
+    const c = created.map((v) => (typeof v === 'string' ? v : ''));
+    const idx = Array.from({ length: n }, (_, i) => i);
+    idx.sort((a, b) => (o[a] !== o[b] ? (o[a] < o[b] ? -1 : 1) : c[a] !== c[b] ? (c[a] < c[b] ? -1 : 1) : ids[a] < ids[b] ? -1 : ids[a] > ids[b] ? 1 : 0));
+    return idx.map((i) => ids[i]);
   }
 
   /** The subtree as nested JSON, children in display order. */
