@@ -122,12 +122,20 @@ export class ChunkStore {
   append(t: number, treeId: string, ops: readonly Op[]): Op[] {
     const s = this.state(t, treeId);
     const fresh: Op[] = [];
-    const inBatch = new Set<string>();
+    // Repeats within the batch, per peer as numbers: no key string per op (a clone stores 100k at once).
+    const inBatch = new Map<string, Set<number>>();
+    let lastPeer = '';
+    let seen: Set<number> | undefined;
     for (const op of ops) {
-      if (s.have.has(op.id.peerId, op.id.counter)) continue;
-      const key = `${op.id.counter}@${op.id.peerId}`;
-      if (inBatch.has(key)) continue;
-      inBatch.add(key);
+      const { peerId, counter } = op.id;
+      if (s.have.has(peerId, counter)) continue;
+      if (peerId !== lastPeer || !seen) {
+        lastPeer = peerId;
+        seen = inBatch.get(peerId);
+        if (!seen) inBatch.set(peerId, (seen = new Set()));
+      }
+      if (seen.has(counter)) continue;
+      seen.add(counter);
       fresh.push(op);
     }
     if (fresh.length === 0) return fresh;

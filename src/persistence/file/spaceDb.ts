@@ -39,6 +39,8 @@ export interface MergeResult {
 }
 
 const SQLITE_MAGIC = 'SQLite format 3\0';
+/** Free pages, as a share of the file, above which a snapshot write vacuums (see vacuumIfSparse). */
+const FREE_PAGE_SHARE = 0.25;
 
 function notASpace(file: string, why: string): SpaceFileError {
   return new SpaceFileError(`${file} is not a Spaces file (${why})`, 'NOT_A_SPACE');
@@ -432,8 +434,21 @@ export class SpaceDb {
     const t = this.trees.get(treeId);
     if (t === undefined || !this.snapshots.due(t, tailOps)) return { built: false };
     const r = this.tx(() => this.snapshots.build(t, treeId));
-    if (r.built || r.dropped !== undefined) this.dirty = true;
+    if (r.built || r.dropped !== undefined) {
+      this.dirty = true;
+      this.vacuumIfSparse();
+    }
     return r;
+  }
+
+  /**
+   * A replaced snapshot leaves its pages free in the file, which every write then carries: when
+   * they are more than FREE_PAGE_SHARE of it, the database is rebuilt without them.
+   */
+  private vacuumIfSparse(): void {
+    const free = Number(this.db.exec('PRAGMA freelist_count')[0]?.values[0]?.[0] ?? 0);
+    const pages = Number(this.db.exec('PRAGMA page_count')[0]?.values[0]?.[0] ?? 0);
+    if (pages > 0 && free / pages > FREE_PAGE_SHARE) this.db.exec('VACUUM');
   }
 
   /** Deletes a tree's snapshot (one its reader could not use); the next build starts from the ops. */
