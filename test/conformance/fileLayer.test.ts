@@ -9,7 +9,7 @@ import { describeLayerConformance, type LayerFault, type LayerHarness } from './
 
 const KEY = Buffer.alloc(32, 3);
 /** The storage worker with fault injection (test/helpers/fileFaults.ts); snapshots after a few ops, so the suite runs through them too. */
-const OPTS = { secretKey: KEY, workerPath: faultyWorkerPath, snapshotTailOps: 50 } as const;
+const OPTS = { secretKey: KEY, workerPath: faultyWorkerPath, snapshotTailOps: 20 } as const;
 
 function asFile(layer: PersistenceLayer): FileLayer {
   if (!(layer instanceof FileLayer)) throw new TypeError(`not a FileLayer: ${layer.id}`);

@@ -12,6 +12,7 @@ import initSqlJs, { type SqlJsStatic } from 'sql.js';
 import { RepTree, SNAPSHOT_VERSION, TreeSnapshot } from '../../src/crdt';
 import { crc32 } from '../../src/crdt/snapshot';
 import { FileLayer, type FileLayerOptions } from '../../src/persistence/file/fileLayer';
+import { SNAPSHOT_MIN_TREE_FACTOR } from '../../src/persistence/file/snapshotStore';
 import { AppTree } from '../../src/spaces/appTree';
 import type { Op } from '../../src/spaces/ops';
 import { SpaceManager } from '../../src/spaces/spaceManager';
@@ -149,9 +150,21 @@ describe('FileLayer snapshots', function () {
     assertSameTree(await openTree(await open(), treeId), ops, 'from the new snapshot');
   });
 
+  it('a tree smaller than SNAPSHOT_MIN_TREE_FACTOR × snapshotTailOps gets none: it opens from its ops', async function () {
+    const treeId = newId();
+    const ops = treeOps(treeId, TAIL * SNAPSHOT_MIN_TREE_FACTOR - 10);
+    const layer = track(await FileLayer.create(tmp.file(), treeId, opts()));
+    for (let i = 0; i < ops.length; i += TAIL) await layer.saveOps(treeId, ops.slice(i, i + TAIL));
+    await layer.close();
+    assert.equal(snapshotRow(SQL, tmp.file(), treeId), undefined);
+    const load = await (await open()).loadTreeState(treeId);
+    assert.equal(load.snapshot, undefined);
+    assert.deepEqual(canonical(load.ops), canonical(ops));
+  });
+
   it('a schema-1 file migrates, opens from its ops and gets a snapshot later', async function () {
     const spaceId = newId();
-    const ops = treeOps(spaceId, 120);
+    const ops = treeOps(spaceId, 200);
     writeV1SpaceFile(SQL, tmp.file(), { spaceId, trees: [{ treeId: spaceId, ops }] });
     const layer = await open();
     const load = await layer.loadTreeState(spaceId);
@@ -227,7 +240,7 @@ describe('FileLayer snapshots', function () {
     const space = await manager.create('snap', async (id) => [track(await FileLayer.create(file, id, opts()))]);
     const notes = space.createAppTree('notes', 'Notes');
     const treeId = notes.id;
-    for (let i = 0; i < 60; i++) notes.addItem(treeId, { text: `item ${i}` });
+    for (let i = 0; i < 80; i++) notes.addItem(treeId, { text: `item ${i}` });
     const want = notes.dump();
     await manager.close(space.id);
     await manager.dispose();
@@ -246,7 +259,7 @@ describe('FileLayer snapshots', function () {
 
     // The space session decodes the snapshot; one that disagrees with the ops goes back to the file.
     const fewer = AppTree.fromSnapshot('x', treeId, row.bytes);
-    const cut = new RepTree('x', fewer.allOps().slice(0, 50));
+    const cut = new RepTree('x', fewer.allOps().slice(0, 60));
     fewer.dispose();
     replaceSnapshotData(SQL, file, treeId, deflate(TreeSnapshot.encode(cut)));
     cut.dispose();
