@@ -4,7 +4,8 @@
  * line per result:
  *
  *   - file: a `*.space` file written through FileLayer (saves as they come, batched by the layer),
- *     against the same ops in schema 1 (one row per op, test/helpers/v1SpaceFile.ts);
+ *     with its snapshots and without (snapshotTailOps Infinity), against the same ops in schema 1
+ *     (one row per op, test/helpers/v1SpaceFile.ts);
  *   - server: the server's store (ServerStore, one batch per edit, as one client sending each edit
  *     in its own frame), database + WAL after a checkpoint.
  *
@@ -62,15 +63,32 @@ async function fileBytes(w: Workload, edits: number): Promise<void> {
   const SQL = await initSqlJs();
   const ops = w.batches.flat();
   const v1 = v1SpaceFileBytes(SQL, { spaceId: w.spaceId, trees: [{ treeId: w.spaceId, ops: w.spaceOps }, { treeId: w.treeId, ops }] }).length;
-  const file = path.join(dir, `f${edits}.space`);
-  const layer = await FileLayer.create(file, w.spaceId, { secretKey: KEY, watch: false });
-  const t0 = performance.now();
-  await layer.saveOps(w.spaceId, w.spaceOps);
-  await Promise.all(w.batches.map((b) => layer.saveOps(w.treeId, b)));
-  await layer.close();
-  const saveMs = round(performance.now() - t0);
-  const bytes = fs.statSync(file).size;
-  emit({ bench: 'storage-file', edits, ops: ops.length, saveMs, bytes, kib: round(bytes / 1024), bytesPerEdit: round(bytes / edits, 1), schema1Bytes: v1, schema1PerEdit: round(v1 / edits, 1), ratioToSchema1: round(bytes / v1, 3) });
+  // With snapshots (the default) and without (as the files of builds before them).
+  const save = async (name: string, snapshotTailOps?: number): Promise<{ saveMs: number; bytes: number }> => {
+    const file = path.join(dir, `f${edits}-${name}.space`);
+    const layer = await FileLayer.create(file, w.spaceId, { secretKey: KEY, watch: false, snapshotTailOps });
+    const t0 = performance.now();
+    await layer.saveOps(w.spaceId, w.spaceOps);
+    await Promise.all(w.batches.map((b) => layer.saveOps(w.treeId, b)));
+    await layer.close();
+    return { saveMs: round(performance.now() - t0), bytes: fs.statSync(file).size };
+  };
+  const { saveMs, bytes } = await save('snapshots');
+  const plain = await save('plain', Infinity);
+  emit({
+    bench: 'storage-file',
+    edits,
+    ops: ops.length,
+    saveMs,
+    bytes,
+    kib: round(bytes / 1024),
+    bytesPerEdit: round(bytes / edits, 1),
+    withoutSnapshotsBytes: plain.bytes,
+    withoutSnapshotsSaveMs: plain.saveMs,
+    schema1Bytes: v1,
+    schema1PerEdit: round(v1 / edits, 1),
+    ratioToSchema1: round(bytes / v1, 3),
+  });
 }
 
 function serverBytes(w: Workload, edits: number): void {

@@ -19,7 +19,7 @@ export {
   type VertexPropertyType,
 } from './operations';
 export { MAX_CLOCK_STEP, clockOfCounters, followCounter } from './clock';
-export { SNAPSHOT_VERSION, SnapshotError, decodeSnapshot, encodeSnapshot, type SnapshotErrorCode } from './snapshot';
+export { SNAPSHOT_VERSION, SnapshotError, checkSnapshotHeader, decodeSnapshot, encodeSnapshot, type SnapshotErrorCode } from './snapshot';
 import { decodeSnapshot, encodeSnapshot, SNAPSHOT_VERSION } from './snapshot';
 
 /** Snapshots of a tree's state: `encode(tree)`, `decode(bytes)`; `RepTree.fromSnapshot` opens one. */

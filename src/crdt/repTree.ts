@@ -37,6 +37,7 @@ import {
 import { decodeSnapshot, SnapshotError } from './snapshot';
 import { rangesHave, StateVector, type StateVectorRanges } from './stateVector';
 import { TreeEvents, type ChangeListener } from './treeEvents';
+import { VertexIndex } from './vertexIndex';
 
 /** Parent column: the vertex has no parent (a root, or the deleted-items vertex). */
 const NO_PARENT = -1;
@@ -144,7 +145,13 @@ export class RepTree {
 
   // Vertices.
   private vertexIds: string[] = [];
-  private readonly vertexIndex = new Map<string, number>();
+  private vertexIndex = new VertexIndex();
+  /**
+   * The id and index of the vertex looked up last: local edits and batches touch one vertex with
+   * several ops in a row (a move, then its properties). An index never changes once interned.
+   */
+  private lastVertexId: string | undefined;
+  private lastVertex = MISSING;
   private vx: Int32Array = new Int32Array(INITIAL_CAPACITY * VERTEX_STRIDE);
   private vertexCount = 0;
 
@@ -292,6 +299,26 @@ export class RepTree {
     if (v === MISSING) return out;
     for (let c = this.vx[v * VERTEX_STRIDE + V_FIRST_CHILD]; c !== NONE; c = this.vx[c * VERTEX_STRIDE + V_NEXT]) out.push(this.vertexIds[c]);
     return out;
+  }
+
+  /**
+   * The children (in the tree's order) and, for each of `keys`, their values: one lookup for the
+   * parent instead of one per child and key. `values[k][i]` is child i's value of `keys[k]`.
+   */
+  getChildrenWithProperties(vertexId: string, keys: readonly string[]): { ids: string[]; values: VertexPropertyType[][] } {
+    const ids: string[] = [];
+    const values: VertexPropertyType[][] = keys.map(() => []);
+    const v = this.createdIndex(vertexId);
+    if (v === MISSING) return { ids, values };
+    const ks = keys.map((k) => this.keyIndex.get(k) ?? NONE);
+    for (let c = this.vx[v * VERTEX_STRIDE + V_FIRST_CHILD]; c !== NONE; c = this.vx[c * VERTEX_STRIDE + V_NEXT]) {
+      ids.push(this.vertexIds[c]);
+      for (let k = 0; k < ks.length; k++) {
+        const e = ks[k] === NONE ? NONE : this.findProp(c, ks[k]);
+        values[k].push(e === NONE ? undefined : this.pValue[e]);
+      }
+    }
+    return { ids, values };
   }
 
   getVertexProperty(vertexId: string, key: string): VertexPropertyType {
@@ -481,12 +508,11 @@ export class RepTree {
     const n = this.vertexCount;
     const created: number[] = [];
     const remap = new Int32Array(n).fill(-1);
-    for (let v = 0; v < n; v++) {
-      if (this.vx[v * VERTEX_STRIDE + V_PARENT] !== UNCREATED) {
-        remap[v] = created.length;
-        created.push(v);
-      }
-    }
+    for (let v = 0; v < n; v++) if (this.vx[v * VERTEX_STRIDE + V_PARENT] !== UNCREATED) created.push(v);
+    // Sorted by id: the tree that loads it can then find ids by binary search (vertexIndex.ts).
+    const ids = this.vertexIds;
+    created.sort((a, b) => (ids[a] < ids[b] ? -1 : ids[a] > ids[b] ? 1 : 0));
+    for (let i = 0; i < created.length; i++) remap[created[i]] = i;
     const m = created.length;
     const vertexIds: string[] = new Array<string>(m);
     const parents = new Int32Array(m);
@@ -573,12 +599,16 @@ export class RepTree {
 
   private loadState(s: TreeColumns): void {
     const n = s.vertexIds.length;
-    this.vertexIds = s.vertexIds.slice();
+    this.vertexIds = s.vertexIds as string[]; // taken, not copied (see fromState)
     this.vertexCount = n;
     this.vx = new Int32Array(Math.max(n, 1) * VERTEX_STRIDE).fill(NONE);
+    const sorted = VertexIndex.sortedOrFalse(this.vertexIds);
+    if (sorted) this.vertexIndex = sorted;
     for (let v = 0; v < n; v++) {
-      this.vertexIndex.set(this.vertexIds[v], v);
-      if (this.vertexIndex.size !== v + 1) throw new SnapshotError('corrupt', `vertex id ${this.vertexIds[v]} appears twice`);
+      if (!sorted) {
+        this.vertexIndex.add(this.vertexIds[v], v);
+        if (this.vertexIndex.size !== v + 1) throw new SnapshotError('corrupt', `vertex id ${this.vertexIds[v]} appears twice`);
+      }
       this.vx[v * VERTEX_STRIDE + V_PARENT] = s.parents[v];
       let prev = NONE;
       for (let j = s.childStart[v]; j < s.childStart[v + 1]; j++) {
@@ -599,7 +629,7 @@ export class RepTree {
     this.propCount = pc;
     this.pInt = new Int32Array(Math.max(pc, 1) * PROP_STRIDE);
     this.pCounter = s.propCounter.length > 0 ? s.propCounter : new Float64Array(1);
-    this.pValue = s.propValue.slice();
+    this.pValue = s.propValue as VertexPropertyType[];
     let lastOfVertex = NONE;
     for (let e = 0; e < pc; e++) {
       const v = s.propVertex[e];
@@ -625,7 +655,7 @@ export class RepTree {
     this.supersededCount = sc;
     this.sInt = new Int32Array(sc * SUPERSEDED_STRIDE);
     this.sCounter = s.supCounter;
-    this.sValue = s.supValue.slice();
+    this.sValue = s.supValue as VertexPropertyType[];
     for (let i = 0; i < sc; i++) {
       this.sInt[i * SUPERSEDED_STRIDE + S_TARGET] = s.supTarget[i];
       this.sInt[i * SUPERSEDED_STRIDE + S_KEY] = s.supKey[i];
@@ -651,12 +681,22 @@ export class RepTree {
 
   /** The vertex's index, or MISSING when no move has created it. */
   private createdIndex(vertexId: string): number {
-    const v = this.vertexIndex.get(vertexId);
+    const v = this.indexOf(vertexId);
     return v === undefined || this.vx[v * VERTEX_STRIDE + V_PARENT] === UNCREATED ? MISSING : v;
   }
 
+  private indexOf(vertexId: string): number | undefined {
+    if (vertexId === this.lastVertexId) return this.lastVertex;
+    const v = this.vertexIndex.get(vertexId);
+    if (v !== undefined) {
+      this.lastVertexId = vertexId;
+      this.lastVertex = v;
+    }
+    return v;
+  }
+
   private intern(vertexId: string): number {
-    const known = this.vertexIndex.get(vertexId);
+    const known = this.indexOf(vertexId);
     if (known !== undefined) return known;
     const v = this.vertexCount++;
     if ((v + 1) * VERTEX_STRIDE > this.vx.length) this.vx = growInt32(this.vx, (v + 1) * VERTEX_STRIDE);
@@ -668,7 +708,9 @@ export class RepTree {
     this.vx[b + V_PREV] = NONE;
     this.vx[b + V_FIRST_PROP] = NONE;
     this.vertexIds.push(vertexId);
-    this.vertexIndex.set(vertexId, v);
+    this.vertexIndex.add(vertexId, v);
+    this.lastVertexId = vertexId;
+    this.lastVertex = v;
     return v;
   }
 

@@ -143,6 +143,20 @@ export function encodeSnapshot(tree: SnapshotSource): Uint8Array {
 
 /** The columns in `bytes`, checked; throws SnapshotError. */
 export function decodeSnapshot(bytes: Uint8Array): TreeColumns {
+  const body = checkSnapshotHeader(bytes);
+  try {
+    return readBody(new Reader(body));
+  } catch (e) {
+    if (e instanceof SnapshotError) throw e;
+    throw new SnapshotError('corrupt', e instanceof Error ? e.message : String(e));
+  }
+}
+
+/**
+ * Checks what can be checked without decoding the body — magic, version, length, CRC-32 — and
+ * returns the body; throws SnapshotError (`truncated`, `newer-version`, `checksum`, …).
+ */
+export function checkSnapshotHeader(bytes: Uint8Array): Uint8Array {
   if (bytes.length < HEADER_BYTES) throw new SnapshotError('truncated', `${bytes.length} bytes, shorter than the header`);
   for (let i = 0; i < MAGIC.length; i++) if (bytes[i] !== MAGIC[i]) throw new SnapshotError('not-a-snapshot', 'bad magic bytes');
   if (bytes[4] > SNAPSHOT_VERSION) throw new SnapshotError('newer-version', `version ${bytes[4]}; this build reads up to ${SNAPSHOT_VERSION}`);
@@ -153,12 +167,7 @@ export function decodeSnapshot(bytes: Uint8Array): TreeColumns {
   if (bytes.length > HEADER_BYTES + length) throw new SnapshotError('corrupt', `${bytes.length - HEADER_BYTES - length} bytes after the body`);
   const body = bytes.subarray(HEADER_BYTES);
   if (crc32(body) !== view.getUint32(10, true)) throw new SnapshotError('checksum', 'the body does not match its CRC-32');
-  try {
-    return readBody(new Reader(body));
-  } catch (e) {
-    if (e instanceof SnapshotError) throw e;
-    throw new SnapshotError('corrupt', e instanceof Error ? e.message : String(e));
-  }
+  return body;
 }
 
 function readBody(r: Reader): TreeColumns {

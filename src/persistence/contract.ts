@@ -21,6 +21,9 @@
  */
 import type { Op } from '../spaces/ops';
 import type { Event } from '../spaces/events';
+import type { TreeLoad } from './treeLoad';
+
+export type { TreeLoad, TreeSnapshotLoad } from './treeLoad';
 
 export type LayerKind = 'one-way' | 'two-way';
 
@@ -80,6 +83,11 @@ export interface PersistenceLayer {
   listTrees(): Promise<string[]>;
   /** Every op this layer holds for a tree, in any order. Rejects when the data cannot be read. */
   loadTree(treeId: string): Promise<Op[]>;
+  /**
+   * Optional: the tree as a snapshot plus the ops stored after it (treeLoad.ts), so that opening
+   * it need not replay its history; without a snapshot, every op (as `loadTree`).
+   */
+  loadTreeState?(treeId: string): Promise<TreeLoad>;
   /** Stores ops; idempotent (key: tree id + op id); resolves once they are durable. */
   saveOps(treeId: string, ops: readonly Op[]): Promise<void>;
 

@@ -10,13 +10,16 @@
  * then creation time (`_c`, set by RepTree), then vertex id.
  */
 import { randomUUID } from 'node:crypto';
-import { RepTree, TreeSnapshot } from '../crdt';
+import { RepTree, TreeSnapshot, type StateVectorRanges } from '../crdt';
+import type { TreeLoad } from '../persistence/treeLoad';
 import { Emitter, type Disposable } from './events';
 import { DELETED_PARENT_ID, isJsonValue, type JsonValue, type Op } from './ops';
 import { derivedVertexId, isHexId } from './ids';
 
 export const ORDER_KEY = 'order';
 const CREATED_KEY = '_c';
+/** The properties children are ordered by (`childIds`). */
+const SORT_KEYS: readonly string[] = [ORDER_KEY, CREATED_KEY];
 
 export type Props = Record<string, JsonValue>;
 
@@ -128,6 +131,32 @@ export class AppTree implements Disposable {
     return new AppTree(treeId, tree);
   }
 
+  /**
+   * A tree opened from what a store handed over (src/persistence/treeLoad.ts): its snapshot plus
+   * the ops after it, or every op. A snapshot that does not load, is not one of this tree, or
+   * does not hold exactly the ops the store holds goes back to the store (`discard`), and the
+   * tree is built from every op the store then returns (checked with `check`): a bad snapshot
+   * costs time, never data. `have`: what the store holds, when it came as a snapshot.
+   */
+  static async fromTreeLoad(peerId: string, treeId: string, load: TreeLoad, check: (ops: Op[]) => void): Promise<{ tree: AppTree; ops: Op[]; have?: StateVectorRanges }> {
+    const snap = load.snapshot;
+    if (!snap) return { tree: AppTree.fromOps(peerId, treeId, load.ops), ops: load.ops };
+    let problem: string;
+    try {
+      const tree = AppTree.fromSnapshot(peerId, treeId, snap.bytes, load.ops);
+      const holds = tree.tree.opCount + tree.tree.parkedCount;
+      if (holds === snap.storedOps) return { tree, ops: load.ops, have: tree.tree.getStateVector() };
+      tree.dispose();
+      problem = `it and the ops after it hold ${holds} ops, the store ${snap.storedOps}`;
+    } catch (e) {
+      // Whatever a damaged snapshot makes the decoder throw, the ops are still there.
+      problem = e instanceof Error ? e.message : String(e);
+    }
+    const ops = await snap.discard(problem);
+    check(ops);
+    return { tree: AppTree.fromOps(peerId, treeId, ops), ops };
+  }
+
   /** The tree's state as a snapshot (src/crdt/snapshot.ts). */
   snapshot(): Uint8Array {
     return TreeSnapshot.encode(this.tree);
@@ -189,14 +218,22 @@ export class AppTree implements Disposable {
 
   /** Child ids in display order. */
   childIds(parentId: string = this.id): string[] {
-    const ids = this.tree.getChildrenIds(parentId);
-    const keyed = ids.map((id) => {
-      const o = this.tree.getVertexProperty(id, ORDER_KEY);
-      const c = this.tree.getVertexProperty(id, CREATED_KEY);
-      return { id, o: typeof o === 'number' ? o : Number.POSITIVE_INFINITY, c: typeof c === 'string' ? c : '' };
-    });
-    keyed.sort((a, b) => (a.o !== b.o ? (a.o < b.o ? -1 : 1) : a.c !== b.c ? (a.c < b.c ? -1 : 1) : a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
-    return keyed.map((k) => k.id);
+    const { ids, values } = this.tree.getChildrenWithProperties(parentId, SORT_KEYS);
+    const [orders, created] = values;
+    const n = ids.length;
+    const o = new Float64Array(n);
+    let keyed = false;
+    for (let i = 0; i < n; i++) {
+      const v = orders[i];
+      o[i] = typeof v === 'number' ? v : Number.POSITIVE_INFINITY;
+      if (typeof v === 'number' || typeof created[i] === 'string') keyed = true;
+    }
+    // Children without `order` or `_c` (chat messages) sort by id alone: the native string sort.
+    if (!keyed) return ids.sort();
+    const c = created.map((v) => (typeof v === 'string' ? v : ''));
+    const idx = Array.from({ length: n }, (_, i) => i);
+    idx.sort((a, b) => (o[a] !== o[b] ? (o[a] < o[b] ? -1 : 1) : c[a] !== c[b] ? (c[a] < c[b] ? -1 : 1) : ids[a] < ids[b] ? -1 : ids[a] > ids[b] ? 1 : 0));
+    return idx.map((i) => ids[i]);
   }
 
   /** The subtree as nested JSON, children in display order. */

@@ -2,7 +2,8 @@
  * SpaceSession: one open space with its layers — loading, merging, reconciling, saving, and
  * applying what layers deliver. The SpaceManager keeps one per open space.
  */
-import { isSyncChannel, type IncomingOps, type LoadProgress, type PersistenceLayer, type SecretRecord } from '../persistence/contract';
+import { rangesHave, type StateVectorRanges } from '../crdt';
+import { isSyncChannel, type IncomingOps, type LoadProgress, type PersistenceLayer, type SecretRecord, type TreeLoad } from '../persistence/contract';
 import { LayerError, layerErrorCode, type LayerErrorCode } from '../persistence/layerError';
 import { AppTree, type TreeChange } from './appTree';
 import { DisposableStore, Emitter } from './events';
@@ -80,8 +81,16 @@ function positionStoreOf(layer: PersistenceLayer): string | undefined {
   return isSyncChannel(layer) ? layer.positionStore : undefined;
 }
 
+/** A tree loaded from one layer: its ops and, when it came as a snapshot, that (treeLoad.ts) and then what the layer holds. */
+interface LayerLoad {
+  readonly slot: LayerSlot;
+  ops: Op[];
+  snapshot?: TreeLoad['snapshot'];
+  have?: StateVectorRanges;
+}
+
 /** What the other loaded layers store into `slot`'s layer themselves (SyncChannel.positionStore). */
-function heldFor(ok: ReadonlyArray<{ slot: LayerSlot; ops: Op[] }>, slot: LayerSlot): Op[][] {
+function heldFor(ok: ReadonlyArray<LayerLoad>, slot: LayerSlot): Op[][] {
   return ok.filter((o) => o.slot !== slot && positionStoreOf(o.slot.layer) === slot.layer.id).map((o) => o.ops);
 }
 
@@ -133,10 +142,9 @@ export class SpaceSession {
       throw e;
     }
     const slots = [...s.slots.values()];
-    const { ok, failed } = await s.loadTreeFrom(slots, spaceId);
+    const { ok, failed } = await s.loadTreeFrom(slots, spaceId, true);
     const failures = failed.map((f) => `${f.slot.layer.label}: ${f.error}`);
-    const all = allOf(ok);
-    if (ok.length === 0 || all.length === 0) {
+    if (ok.length === 0 || !ok.some((r) => r.ops.length > 0 || r.snapshot)) {
       await Promise.allSettled(slots.map((sl) => sl.close()));
       s.dispose();
       const why = failures.length ? `${failures.join('; ')}${ok.length ? ' (no other layer holds it)' : ''}` : `no layer holds space ${spaceId}`;
@@ -145,7 +153,7 @@ export class SpaceSession {
     let tree: AppTree;
     await yieldToIo();
     try {
-      tree = AppTree.fromOps(opts.peerId, spaceId, all); // sorts and dedupes `all`
+      tree = await s.buildTree(spaceId, ok);
     } catch (e) {
       await Promise.allSettled(slots.map((sl) => sl.close()));
       s.dispose();
@@ -154,9 +162,9 @@ export class SpaceSession {
     s.attachSpace(new Space(tree, opts.peerId, (treeId) => s.loadAppTree(treeId)));
     const secretResults = await Promise.all(ok.map(({ slot }) => s.loadSecretsFrom(slot)));
     s.space.applySecrets([...mergeSecrets(secretResults.flatMap((r) => (r.ok ? r.value : []))).values()], 'local');
-    ok.forEach(({ slot, ops }, i) => {
+    ok.forEach(({ slot, ops, have }, i) => {
       slot.setStatus('ready');
-      s.pushMissing(slot, tree, ops, ok.length === 1, heldFor(ok, slot));
+      s.pushMissing(slot, tree, ops, ok.length === 1, heldFor(ok, slot), have);
       s.takeSecrets(slot, secretResults[i], false);
     });
     for (const f of failed) f.slot.degrade(f.error);
@@ -265,26 +273,45 @@ export class SpaceSession {
     }
   }
 
-  /** Loads and validates one tree from one layer; never throws. */
-  private async loadFrom(slot: LayerSlot, treeId: string): Promise<LoadResult<Op[]>> {
+  /**
+   * Loads and validates one tree from one layer; never throws. `opening`: the tree is being
+   * built, so a layer's snapshot (loadTreeState) may stand for its history.
+   */
+  private async loadFrom(slot: LayerSlot, treeId: string, opening = false): Promise<LoadResult<TreeLoad>> {
     try {
-      const ops = await this.withTimeout(slot.layer.loadTree(treeId), `loading from ${slot.layer.label}`, slot.layer);
-      if (!slot.layer.validatesOps) validateOps(ops, treeId, slot.layer.label);
-      return { ok: true, value: ops };
+      const layer = slot.layer;
+      const load: TreeLoad = await this.withTimeout(opening && layer.loadTreeState ? layer.loadTreeState(treeId) : layer.loadTree(treeId).then((ops) => ({ ops })), `loading from ${layer.label}`, layer);
+      if (!layer.validatesOps) validateOps(load.ops, treeId, layer.label);
+      return { ok: true, value: load };
     } catch (e) {
       return { ok: false, error: errorMessage(e), code: layerErrorCode(e) ?? (e instanceof InvalidOpError ? 'INVALID_DATA' : undefined) };
     }
+  }
+
+  /**
+   * Builds a tree from its loads: from the first snapshot among them plus every other op
+   * (AppTree.fromTreeLoad; a bad snapshot is rebuilt from its layer's ops), else from all ops.
+   */
+  private async buildTree(treeId: string, ok: LayerLoad[]): Promise<AppTree> {
+    const first = ok.find((r) => r.snapshot);
+    if (!first) return AppTree.fromOps(this.opts.peerId, treeId, allOf(ok)); // sorts and dedupes
+    const opened = await AppTree.fromTreeLoad(this.opts.peerId, treeId, { snapshot: first.snapshot, ops: first.ops }, (ops) => validateOps(ops, treeId, first.slot.layer.label));
+    first.ops = opened.ops;
+    first.have = opened.have;
+    for (const r of ok) if (r !== first && r.ops.length > 0) opened.tree.tree.merge(r.ops);
+    return opened.tree;
   }
 
   /** Loads one tree from several layers in parallel; splits the layers that answered from those that failed. */
   private async loadTreeFrom(
     slots: readonly LayerSlot[],
     treeId: string,
-  ): Promise<{ ok: Array<{ slot: LayerSlot; ops: Op[] }>; failed: Array<{ slot: LayerSlot; error: string; code?: LayerErrorCode }> }> {
-    const results = await Promise.all(slots.map((slot) => this.loadFrom(slot, treeId)));
-    const ok: Array<{ slot: LayerSlot; ops: Op[] }> = [];
+    opening = false,
+  ): Promise<{ ok: LayerLoad[]; failed: Array<{ slot: LayerSlot; error: string; code?: LayerErrorCode }> }> {
+    const results = await Promise.all(slots.map((slot) => this.loadFrom(slot, treeId, opening)));
+    const ok: LayerLoad[] = [];
     const failed: Array<{ slot: LayerSlot; error: string; code?: LayerErrorCode }> = [];
-    results.forEach((r, i) => (r.ok ? ok.push({ slot: slots[i], ops: r.value }) : failed.push({ slot: slots[i], error: r.error, code: r.code })));
+    results.forEach((r, i) => (r.ok ? ok.push({ slot: slots[i], ops: r.value.ops, snapshot: r.value.snapshot }) : failed.push({ slot: slots[i], error: r.error, code: r.code })));
     return { ok, failed };
   }
 
@@ -310,10 +337,9 @@ export class SpaceSession {
 
   private async buildAppTree(treeId: string): Promise<AppTree> {
     const slots = [...this.slots.values()].filter((s) => s.status === 'ready');
-    const { ok, failed } = await this.loadTreeFrom(slots, treeId);
+    const { ok, failed } = await this.loadTreeFrom(slots, treeId, true);
     for (const f of failed) f.slot.degrade(f.error);
-    const all = allOf(ok);
-    if (all.length === 0) {
+    if (!ok.some((r) => r.ops.length > 0 || r.snapshot)) {
       const why = ok.length ? 'no layer holds its ops yet' : failed.map((f) => `${f.slot.layer.label}: ${f.error}`).join('; ');
       const code = ok.length > 0 && failed.length === 0 ? 'NOT_FOUND' : failureCode(failed);
       throw new SpaceOpenError(`cannot load app tree ${treeId} of space ${this.spaceId}: ${why || 'no layer is ready'}`, code);
@@ -321,11 +347,11 @@ export class SpaceSession {
     let tree: AppTree;
     await yieldToIo();
     try {
-      tree = AppTree.fromOps(this.opts.peerId, treeId, all); // sorts and dedupes `all`
+      tree = await this.buildTree(treeId, ok);
     } catch (e) {
       throw new SpaceOpenError(`cannot load app tree ${treeId} of space ${this.spaceId}: ${errorMessage(e)}`, 'UNUSABLE');
     }
-    for (const { slot, ops } of ok) this.pushMissing(slot, tree, ops, ok.length === 1, heldFor(ok, slot));
+    for (const { slot, ops, have } of ok) this.pushMissing(slot, tree, ops, ok.length === 1, heldFor(ok, slot), have);
     // Layers that recovered while this tree loaded were not read, and their resync did not see
     // this tree: reconcile them with it now.
     for (const late of [...this.slots.values()].filter((sl) => sl.status === 'ready' && !slots.includes(sl))) {
@@ -334,8 +360,8 @@ export class SpaceSession {
         late.degrade(r.error);
         continue;
       }
-      this.forward(late, treeId, tree.applyRemote(r.value));
-      this.pushMissing(late, tree, r.value);
+      this.forward(late, treeId, tree.applyRemote(r.value.ops));
+      this.pushMissing(late, tree, r.value.ops);
     }
     // What arrived while loading was forwarded to the other layers already; now merge it too.
     for (const batch of this.loadingTrees.get(treeId) ?? []) tree.applyRemote(batch);
@@ -344,9 +370,10 @@ export class SpaceSession {
 
   /**
    * Queues for `slot` every op of `tree` that `layerOps` (what the layer holds) lacks.
-   * `onlySource`: the tree was built from this layer's ops alone, so it lacks nothing.
+   * `onlySource`: the tree was built from this layer's ops alone, so it lacks nothing. `holds`:
+   * what the layer holds besides `layerOps`, when it sent a snapshot.
    */
-  private pushMissing(slot: LayerSlot, tree: AppTree, layerOps: readonly Op[], onlySource = false, held: ReadonlyArray<readonly Op[]> = []): void {
+  private pushMissing(slot: LayerSlot, tree: AppTree, layerOps: readonly Op[], onlySource = false, held: ReadonlyArray<readonly Op[]> = [], holds?: StateVectorRanges): void {
     if (onlySource) return;
     if (slot.layer.missingOps) {
       slot.layer.missingOps(tree.id, tree.allOps()).then(
@@ -359,7 +386,7 @@ export class SpaceSession {
     const have = OpRangeSet.fromOps(layerOps);
     // Ops another layer stores into this one itself (a server layer into its file) are not missing here.
     for (const ops of held) have.addOps(ops);
-    const missing = tree.allOps().filter((op) => !have.hasOp(op));
+    const missing = tree.allOps().filter((op) => !have.hasOp(op) && !(holds && rangesHave(holds, op.id.peerId, op.id.counter)));
     slot.enqueue(tree.id, missing);
   }
 
@@ -402,9 +429,9 @@ export class SpaceSession {
     trees.forEach((t, i) => {
       const r = loaded[i];
       if (!r.ok) return;
-      const fresh = t.applyRemote(r.value);
+      const fresh = t.applyRemote(r.value.ops);
       this.forward(slot, t.id, fresh);
-      this.pushMissing(slot, t, r.value);
+      this.pushMissing(slot, t, r.value.ops);
     });
     this.takeSecrets(slot, secrets, true);
     slot.setStatus('ready');

@@ -1,9 +1,10 @@
 import * as assert from 'node:assert/strict';
 import { fork } from 'node:child_process';
 import fs from 'node:fs';
+import path from 'node:path';
 import initSqlJs, { type SqlJsStatic } from 'sql.js';
 import { FileLayer } from '../../src/persistence/file/fileLayer';
-import { backupName } from '../../src/persistence/file/migration';
+import { V1_BACKUP_SUFFIX, backupName } from '../../src/persistence/file/migration';
 import type { Op } from '../../src/spaces/ops';
 import { TEST_KEY, TempDir, WRITER_CHILD, canonical, makeOps, newId, rootOp, sha256 } from '../helpers/fileFixtures';
 import { v1SpaceFileBytes, writeV1SpaceFile, type V1Contents } from '../helpers/v1SpaceFile';
@@ -104,7 +105,18 @@ describe('space files: schema 1 → 2 migration', function () {
   });
 
   it('SIGKILL at random points of the migration, 20 times: the file always opens with every op', async function () {
-    const steps = ['read', 'backup', 'write', 'verify', 'remove backup'];
+    // Each step is seen from outside, by what it does to the folder: the lock appears (read), the
+    // backup appears (backup), a temp file appears (write), the file is renamed over (verify),
+    // the backup goes (remove backup).
+    const steps = ['read', 'backup', 'write', 'verify', 'remove backup'] as const;
+    const stepOf = (file: string, name: string): (typeof steps)[number] | undefined => {
+      const base = path.basename(file);
+      if (name === `${base}.lock`) return 'read';
+      if (name === `${base}${V1_BACKUP_SUFFIX}`) return fs.existsSync(backupName(file)) ? 'backup' : 'remove backup';
+      if (name.startsWith(`${base}.`) && name.endsWith('.tmp')) return 'write';
+      if (name === base) return 'verify';
+      return undefined;
+    };
     const c = contents(newId(), newId(), 8000);
     const bytes = v1SpaceFileBytes(SQL, c);
     const seen = { killed: 0, leftV1: 0, leftBackup: 0 };
@@ -112,24 +124,29 @@ describe('space files: schema 1 → 2 migration', function () {
       const file = tmp.file(`kill${i}.space`);
       fs.writeFileSync(file, bytes);
       const at = steps[i % steps.length];
-      const outcome = await new Promise<'killed' | 'finished'>((resolve, reject) => {
-        const child = fork(WRITER_CHILD, ['open', file], { stdio: ['ignore', 'pipe', 'pipe', 'ipc'], env: { ...process.env, SPACES_MIGRATION_TRACE: '1' } });
-        let stderr = '';
-        let killing = false;
-        child.stderr?.on('data', (d: Buffer) => {
-          stderr += d.toString();
-          if (!killing && stderr.includes(`migration: ${at}\n`)) {
+      const watcher = fs.watch(path.dirname(file));
+      let outcome: 'killed' | 'finished';
+      try {
+        outcome = await new Promise<'killed' | 'finished'>((resolve, reject) => {
+          const child = fork(WRITER_CHILD, ['open', file], { stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
+          let stderr = '';
+          let killing = false;
+          child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
+          watcher.on('change', (_event, name) => {
+            if (killing || typeof name !== 'string' || stepOf(file, name) !== at) return;
             killing = true;
             // A random extra 0–7 ms lands the kill anywhere inside the step (or the next).
             setTimeout(() => child.kill('SIGKILL'), Math.floor(Math.random() * 8));
-          }
+          });
+          child.once('exit', (code, signal) => {
+            if (signal === 'SIGKILL') resolve('killed');
+            else if (code === 0) resolve('finished');
+            else reject(new Error(`child exited with ${code}: ${stderr}`));
+          });
         });
-        child.once('exit', (code, signal) => {
-          if (signal === 'SIGKILL') resolve('killed');
-          else if (code === 0) resolve('finished');
-          else reject(new Error(`child exited with ${code}: ${stderr}`));
-        });
-      });
+      } finally {
+        watcher.close();
+      }
       if (outcome === 'killed') seen.killed++;
       if (fs.existsSync(backupName(file))) seen.leftBackup++;
       if ((await FileLayer.readMeta(file)).schemaVersion === 1) seen.leftV1++;

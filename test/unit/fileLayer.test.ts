@@ -8,6 +8,7 @@ import { runningWorkers } from '../../src/persistence/file/workerPool';
 import { columnsToOps, opsToColumns } from '../../src/persistence/file/opColumns';
 import type { SecretRecord } from '../../src/persistence/contract';
 import type { Op } from '../../src/spaces/ops';
+import { faultyWorkerPath, injectFileFault } from '../helpers/fileFaults';
 import { OTHER_KEY, TEST_KEY, TempDir, canonical, makeOps, newId, rootOp } from '../helpers/fileFixtures';
 
 async function rejectsWith(p: Promise<unknown>, code: string, re?: RegExp): Promise<SpaceFileError> {
@@ -370,11 +371,11 @@ describe('FileLayer', function () {
     });
 
     it('a failed load blocks writes until the tree loads again', async function () {
-      const layer = await create();
+      const layer = await create('test.space', { workerPath: faultyWorkerPath });
       const tree = layer.spaceId;
       await layer.saveOps(tree, makeOps(tree, 'p1', 1, 10));
-      await layer.injectFaultForTesting('fail-next-load');
-      await rejectsWith(layer.loadTree(tree), 'INJECTED');
+      await injectFileFault(layer, 'fail-next-load');
+      await rejectsWith(layer.loadTree(tree), 'IO', /injected read failure/);
       await rejectsWith(layer.saveOps(tree, makeOps(tree, 'p1', 11, 5)), 'NOT_LOADED', /not writing/);
       assert.equal((await layer.loadTree(tree)).length, 10);
       await layer.saveOps(tree, makeOps(tree, 'p1', 11, 5));
@@ -382,11 +383,11 @@ describe('FileLayer', function () {
     });
 
     it('a failed write rejects the batch; the next flush writes it', async function () {
-      const layer = await create();
+      const layer = await create('test.space', { workerPath: faultyWorkerPath });
       const tree = layer.spaceId;
       await layer.saveOps(tree, makeOps(tree, 'p1', 1, 10));
-      await layer.injectFaultForTesting('fail-next-save');
-      await rejectsWith(layer.saveOps(tree, makeOps(tree, 'p1', 11, 10)), 'INJECTED');
+      await injectFileFault(layer, 'fail-next-save');
+      await rejectsWith(layer.saveOps(tree, makeOps(tree, 'p1', 11, 10)), 'READ_ONLY');
       await layer.saveOps(tree, makeOps(tree, 'p1', 21, 10));
       await layer.close();
       assert.equal((await (await open(tmp.file())).loadTree(tree)).length, 30);

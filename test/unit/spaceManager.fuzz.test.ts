@@ -5,6 +5,10 @@
  * random layer faults and restarts; at the end, with faults cleared and everything delivered,
  * every manager must show the same trees and secrets, and every local store alone must too.
  *
+ * Each seed runs twice: with the local stores loading every op, and with them handing over
+ * snapshots plus the ops after them (test/helpers/snapshotLayer.ts, some of them damaged), as the
+ * file layer does.
+ *
  * Reproduce a failure with FUZZ_SEED=<seed> (printed in the failure message). Timing (retry
  * jitter) is not seeded, so a seed reproduces the same edits, not always the same interleaving.
  */
@@ -12,11 +16,19 @@ import * as assert from 'node:assert/strict';
 import { MemoryHub, MemoryLayer, MemoryStore, seededRandom, type MemoryFaultSettings } from '../helpers/memoryLayer';
 import { TreeError, type AppTree, type DumpNode } from '../../src/spaces/appTree';
 import { Notes } from '../../src/spaces/apps/notes';
-import type { SecretRecord } from '../../src/persistence/contract';
+import type { PersistenceLayer, SecretRecord } from '../../src/persistence/contract';
 import type { Space } from '../../src/spaces/space';
 import { SpaceManager } from '../../src/spaces/spaceManager';
 import type { SpaceErrorEvent } from '../../src/spaces/spaceSession';
+import { SnapshotCache, SnapshottingLayer } from '../helpers/snapshotLayer';
 import { FAST_RETRY, macrotask, recordIntervals, sleep, waitForLayerState } from './spaceManagerHelpers';
+
+/** Snapshot mode of a run: a local store takes a snapshot when this many ops came after the last one, and damages this share of those it hands out. */
+interface SnapshotMode {
+  readonly every: number;
+  readonly badShare: number;
+}
+const SNAPSHOTS: SnapshotMode = { every: 25, badShare: 0.2 };
 
 const RUNS = Number(process.env.FUZZ_RUNS ?? 12);
 const STEPS = Number(process.env.FUZZ_STEPS ?? 1000);
@@ -46,6 +58,8 @@ function allIds(node: DumpNode, out: string[] = []): string[] {
 }
 
 interface FuzzStats {
+  /** Snapshots the local stores handed over. */
+  snapshots: number;
   steps: number;
   restarts: number;
   /** Ops of the notes and space trees at the end. */
@@ -58,8 +72,16 @@ interface FuzzStats {
   refusedEdits: number;
 }
 
-async function runFuzz(seed: number, log: string[], managers: SpaceManager[]): Promise<FuzzStats> {
+async function runFuzz(seed: number, log: string[], managers: SpaceManager[], snapshots?: SnapshotMode): Promise<FuzzStats> {
   const rnd = seededRandom(seed);
+  const caches = new Map<string, SnapshotCache>();
+  /** The local store as the manager sees it: itself, or with snapshots (the cache outlives restarts, as a file does). */
+  const localView = (name: string, l: MemoryLayer): PersistenceLayer => {
+    if (!snapshots) return l;
+    let c = caches.get(name);
+    if (!c) caches.set(name, (c = new SnapshotCache(snapshots.every, seededRandom(seed ^ name.charCodeAt(0)), snapshots.badShare)));
+    return new SnapshottingLayer(l, c);
+  };
   const int = (n: number): number => Math.floor(rnd() * n);
   const pick = <T>(list: readonly T[]): T => list[int(list.length)];
   const hub = new MemoryHub({ manual: true, shuffle: true, duplicate: 0.25, split: true, random: seededRandom(seed ^ 0x5bd1e995) });
@@ -85,7 +107,7 @@ async function runFuzz(seed: number, log: string[], managers: SpaceManager[]): P
   let local!: MemoryLayer;
   const space0 = await first.manager.create('Fuzz space', (id) => [
     (server = new MemoryLayer(id, { hub, label: 'server@a' })),
-    (local = new MemoryLayer(id, { store: first.store, label: 'local a' })),
+    localView('a', (local = new MemoryLayer(id, { store: first.store, label: 'local a' }))),
   ]);
   const spaceId = space0.id;
   const notesTree = space0.createAppTree('notes', 'Fuzz notes');
@@ -103,7 +125,7 @@ async function runFuzz(seed: number, log: string[], managers: SpaceManager[]): P
       const s = new MemoryLayer(spaceId, { hub, label: `server@${name}`, faults: attempt === 0 ? faults.server : undefined });
       const l = new MemoryLayer(spaceId, { store, label: `local ${name}`, faults: attempt === 0 ? faults.local : undefined });
       try {
-        const space = await manager.open(spaceId, [s, l]);
+        const space = await manager.open(spaceId, [s, localView(name, l)]);
         return { manager, server: s, local: l, space };
       } catch (e) {
         log.push(`  open ${name} failed (attempt ${attempt}): ${String(e)}`);
@@ -306,7 +328,9 @@ async function runFuzz(seed: number, log: string[], managers: SpaceManager[]): P
       await m.dispose();
     }
   }
+  if (snapshots) assert.ok([...caches.values()].some((c) => c.counts.offered > 0), 'the local stores handed over snapshots');
   return {
+    snapshots: [...caches.values()].reduce((n, c) => n + c.counts.offered, 0),
     steps: step,
     restarts,
     ops: opCount,
@@ -322,36 +346,39 @@ describe('SpaceManager fuzz', function () {
   const base = process.env.FUZZ_SEED !== undefined ? Number(process.env.FUZZ_SEED) : Date.now() % 1_000_000_007;
   const seeds = process.env.FUZZ_SEED !== undefined ? [base] : Array.from({ length: RUNS }, (_, i) => (base + i * 7919) >>> 0);
 
-  for (const seed of seeds) {
-    it(`three managers on a faulty hub converge, and every store holds everything (seed ${seed})`, async function () {
-      const log: string[] = [];
-      const managers: SpaceManager[] = [];
-      // A RepTree never disposed keeps its 33 ms interval running: mocha would hang after the run.
-      // Every interval is recorded; leaked ones fail the run and are cleared.
-      const intervals = recordIntervals();
-      try {
-        const stats = await runFuzz(seed, log, managers);
-        if (process.env.FUZZ_VERBOSE) console.log(`    seed ${seed}: ${JSON.stringify(stats)}`);
-        assert.ok(stats.ops > 0 && stats.delivered > 0);
-        await Promise.all(managers.map((m) => m.dispose()));
-        const leaked = intervals.live.size;
-        const failedLoads = log.filter((l) => l.includes('openAppTree failed'));
-        assert.equal(
-          leaked,
-          0,
-          `${leaked} RepTree interval(s) leaked (trees never disposed), started at:\n${[...intervals.live.values()].join('\n  --\n')}\n  app tree loads that failed:\n    ${failedLoads.join('\n    ')}`,
-        );
-      } catch (e) {
-        const tail = log.slice(-40).join('\n    ');
-        if (e instanceof Error) {
-          e.message = `FUZZ_SEED=${seed}: ${e.message}\n  last actions:\n    ${tail}`;
-          throw e;
+  for (const [i, seed] of seeds.entries()) {
+    // Half the seeds (all of a FUZZ_SEED) with snapshots too.
+    for (const snapshots of process.env.FUZZ_SEED !== undefined || i % 2 === 1 ? [undefined, SNAPSHOTS] : [undefined]) {
+      it(`three managers on a faulty hub converge, and every store holds everything (seed ${seed}${snapshots ? ', local stores with snapshots' : ''})`, async function () {
+        const log: string[] = [];
+        const managers: SpaceManager[] = [];
+        // A RepTree never disposed keeps its 33 ms interval running: mocha would hang after the run.
+        // Every interval is recorded; leaked ones fail the run and are cleared.
+        const intervals = recordIntervals();
+        try {
+          const stats = await runFuzz(seed, log, managers, snapshots);
+          if (process.env.FUZZ_VERBOSE) console.log(`    seed ${seed}: ${JSON.stringify(stats)}`);
+          assert.ok(stats.ops > 0 && stats.delivered > 0);
+          await Promise.all(managers.map((m) => m.dispose()));
+          const leaked = intervals.live.size;
+          const failedLoads = log.filter((l) => l.includes('openAppTree failed'));
+          assert.equal(
+            leaked,
+            0,
+            `${leaked} RepTree interval(s) leaked (trees never disposed), started at:\n${[...intervals.live.values()].join('\n  --\n')}\n  app tree loads that failed:\n    ${failedLoads.join('\n    ')}`,
+          );
+        } catch (e) {
+          const tail = log.slice(-40).join('\n    ');
+          if (e instanceof Error) {
+            e.message = `FUZZ_SEED=${seed}: ${e.message}\n  last actions:\n    ${tail}`;
+            throw e;
+          }
+          throw new Error(`FUZZ_SEED=${seed}: ${String(e)}\n  last actions:\n    ${tail}`);
+        } finally {
+          await Promise.all(managers.map((m) => m.dispose()));
+          intervals.dispose();
         }
-        throw new Error(`FUZZ_SEED=${seed}: ${String(e)}\n  last actions:\n    ${tail}`);
-      } finally {
-        await Promise.all(managers.map((m) => m.dispose()));
-        intervals.dispose();
-      }
-    });
+      });
+    }
   }
 });

@@ -9,6 +9,7 @@ import initSqlJs from 'sql.js';
 import { FileLayer } from '../../src/persistence/file/fileLayer';
 import { MemorySyncStateStore, type SyncStateStore } from '../../src/persistence/server/syncState';
 import { opKey, type Op } from '../../src/spaces/ops';
+import { faultyWorkerPath, injectFileFault } from '../helpers/fileFaults';
 import { TEST_KEY, TempDir, makeOps, newId, rootOp } from '../helpers/fileFixtures';
 
 const L1 = 'server:https://one.example';
@@ -236,8 +237,8 @@ describe('FileLayer as SyncStateStore', function () {
 
   it('sync writes are refused after a failed load, like any write', async function () {
     const spaceId = newId();
-    const l = track(await FileLayer.create(dir.file(), spaceId, { secretKey: TEST_KEY }));
-    await l.injectFaultForTesting('fail-next-load');
+    const l = track(await FileLayer.create(dir.file(), spaceId, { secretKey: TEST_KEY, workerPath: faultyWorkerPath }));
+    await injectFileFault(l, 'fail-next-load');
     await assert.rejects(l.loadTree(spaceId));
     await assert.rejects(l.addToOutbox(L1, spaceId, makeOps(spaceId, 'p1', 1, 2)), /not writing/);
     await assert.rejects(l.saveIncoming(L1, spaceId, [], 3), /not writing/);

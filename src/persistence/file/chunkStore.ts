@@ -69,6 +69,27 @@ export class ChunkStore {
     return out;
   }
 
+  /**
+   * The ops of tree `t`'s chunks with id > `after` (the tail after a snapshot), decoded and
+   * validated like `readOps`. The tree's state vector is not rebuilt (it needs every chunk).
+   */
+  readOpsAfter(t: number, treeId: string, after: number): Op[] {
+    const out: Op[] = [];
+    for (const [id, n, blob] of this.db().exec('SELECT id, n_ops, ops FROM main.chunks WHERE tree = ? AND id > ? ORDER BY id', [t, after])[0]?.values ?? []) {
+      if (!(blob instanceof Uint8Array) || typeof id !== 'number' || typeof n !== 'number') throw invalidData(this.file, `chunk ${String(id)} of tree ${treeId} is not a blob`);
+      const ops = this.decode(blob, treeId, id);
+      if (ops.length !== n) throw invalidData(this.file, `chunk ${id} of tree ${treeId} holds ${ops.length} ops, its row says ${n}`);
+      for (const op of ops) out.push(op);
+    }
+    return out;
+  }
+
+  /** How many ops tree `t` holds in chunks with id > `after` (each op is in one chunk), and the newest chunk's id (0: none). */
+  countAfter(t: number, after = 0): { ops: number; newest: number } {
+    const row = this.db().exec('SELECT coalesce(sum(n_ops), 0), coalesce(max(id), 0) FROM main.chunks WHERE tree = ? AND id > ?', [t, after])[0]?.values[0];
+    return { ops: Number(row?.[0] ?? 0), newest: Number(row?.[1] ?? 0) };
+  }
+
   private decode(blob: Uint8Array, treeId: string, id: number): Op[] {
     let batches;
     try {
@@ -101,12 +122,20 @@ export class ChunkStore {
   append(t: number, treeId: string, ops: readonly Op[]): Op[] {
     const s = this.state(t, treeId);
     const fresh: Op[] = [];
-    const inBatch = new Set<string>();
+    // Repeats within the batch, per peer as numbers: no key string per op (a clone stores 100k at once).
+    const inBatch = new Map<string, Set<number>>();
+    let lastPeer = '';
+    let seen: Set<number> | undefined;
     for (const op of ops) {
-      if (s.have.has(op.id.peerId, op.id.counter)) continue;
-      const key = `${op.id.counter}@${op.id.peerId}`;
-      if (inBatch.has(key)) continue;
-      inBatch.add(key);
+      const { peerId, counter } = op.id;
+      if (s.have.has(peerId, counter)) continue;
+      if (peerId !== lastPeer || !seen) {
+        lastPeer = peerId;
+        seen = inBatch.get(peerId);
+        if (!seen) inBatch.set(peerId, (seen = new Set()));
+      }
+      if (seen.has(counter)) continue;
+      seen.add(counter);
       fresh.push(op);
     }
     if (fresh.length === 0) return fresh;

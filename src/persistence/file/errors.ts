@@ -37,8 +37,6 @@ export type SpaceFileErrorCode =
   | 'CLOSED'
   /** A write was refused because a load of this layer failed (never write what could not be read). */
   | 'NOT_LOADED'
-  /** Injected by a test (`injectFaultForTesting`). */
-  | 'INJECTED'
   /** The storage worker stopped or failed. */
   | 'WORKER'
   /** Any other I/O failure (permissions, disk full, …); `cause` holds the errno code. */

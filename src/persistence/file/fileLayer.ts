@@ -8,7 +8,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import type { IncomingOps, LayerKind, PersistenceLayer, SecretRecord } from '../contract';
+import type { IncomingOps, LayerKind, PersistenceLayer, SecretRecord, TreeLoad } from '../contract';
 import { Emitter, type Event } from '../../spaces/events';
 import { decodeOps, encodeOps } from '../../spaces/opCodec';
 import { isMoveOp, sortAndDedupe, validateOps, type Op } from '../../spaces/ops';
@@ -19,7 +19,8 @@ import { isStorableKey, isValidTreeId } from './schema';
 import { SECRET_KEY_BYTES } from './secretCrypto';
 import type { SpaceFileMeta } from './spaceDb';
 import { acquireWorker, releaseWorker, type SqlWorkerClient } from './workerPool';
-import type { Changes, FlushTimings, OpenOptions, Opened, TestFault } from './workerProtocol';
+import { SNAPSHOT_TAIL_OPS } from './snapshotStore';
+import type { Changes, FlushTimings, OpenOptions, Opened } from './workerProtocol';
 import type { SyncState, SyncStateStore } from '../server/syncState';
 import { emptySyncActions, hasSyncActions, type SyncActions } from './syncTables';
 
@@ -48,6 +49,14 @@ export interface FileLayerOptions {
   readonly lockTimeoutMs?: number;
   /** A lock older than this is broken even if its process seems alive (default 30 s). */
   readonly lockStaleMs?: number;
+  /**
+   * A tree gets a new snapshot, written in the background, once this many ops were stored after
+   * the last one (default SNAPSHOT_TAIL_OPS, see snapshotStore.ts); Infinity: this layer writes
+   * none (it still reads the ones it finds).
+   */
+  readonly snapshotTailOps?: number;
+  /** Where the layer reports what it repaired by itself (a snapshot it could not use); default console.warn. */
+  readonly log?: (line: string) => void;
 }
 
 const DEFAULTS = {
@@ -91,6 +100,11 @@ function checkKey(key: Uint8Array | undefined, file: string): Uint8Array | undef
   return Uint8Array.from(key);
 }
 
+function checkTailOps(n: number, file: string): number {
+  if (!(n === Infinity || (Number.isSafeInteger(n) && n >= 1))) throw new SpaceFileError(`${file}: snapshotTailOps must be a positive integer or Infinity`, 'INVALID_DATA');
+  return n;
+}
+
 export class FileLayer implements PersistenceLayer, SyncStateStore {
   readonly kind: LayerKind = 'one-way';
   readonly id: string;
@@ -123,6 +137,9 @@ export class FileLayer implements PersistenceLayer, SyncStateStore {
   private readonly counters = { flushes: 0, writes: 0, incomingOps: 0 };
   private lastFlushTimings: FlushTimings | undefined;
   private readonly watchDebounceMs: number;
+  private readonly log: (line: string) => void;
+  /** Trees whose snapshot is being built in the background (one request per tree at a time). */
+  private readonly snapshotting = new Set<string>();
 
   /** The file's meta as read when it was opened. */
   readonly meta: SpaceFileMeta;
@@ -157,6 +174,7 @@ export class FileLayer implements PersistenceLayer, SyncStateStore {
     this.debounceMs = opts.debounceMs ?? DEFAULTS.debounceMs;
     this.maxWaitMs = opts.maxWaitMs ?? DEFAULTS.maxWaitMs;
     this.watchDebounceMs = opts.watchDebounceMs ?? DEFAULTS.watchDebounceMs;
+    this.log = opts.log ?? ((line) => console.warn(line));
     if (opts.watch ?? true) this.startWatching();
   }
 
@@ -174,6 +192,7 @@ export class FileLayer implements PersistenceLayer, SyncStateStore {
       secretKey: checkKey(opts.secretKey, abs),
       lockTimeoutMs: opts.lockTimeoutMs ?? DEFAULTS.lockTimeoutMs,
       lockStaleMs: opts.lockStaleMs ?? DEFAULTS.lockStaleMs,
+      snapshotTailOps: checkTailOps(opts.snapshotTailOps ?? SNAPSHOT_TAIL_OPS, abs),
     };
     const worker = acquireWorker(opts.workerPath ?? defaultWorkerPath());
     try {
@@ -269,6 +288,65 @@ export class FileLayer implements PersistenceLayer, SyncStateStore {
     const queued = this.pending.ops.get(treeId);
     if (queued?.length) for (const op of decodeOps(JSON.parse(`[${queued.join(',')}]`), treeId, this.id)) ops.push(op);
     return sortAndDedupe(ops);
+  }
+
+  /**
+   * The tree as its snapshot plus the ops stored after it (docs/storage.md, "Snapshots"), or
+   * every op when it has none (yet). A snapshot the caller cannot use goes back through
+   * `snapshot.discard`, which drops it and loads every op. Saves not yet flushed for the tree
+   * make this a plain `loadTree`.
+   */
+  async loadTreeState(treeId: string): Promise<TreeLoad> {
+    this.assertOpen('loadTreeState');
+    if (!isValidTreeId(treeId)) throw new SpaceFileError(`${this.id}: bad tree id ${JSON.stringify(treeId)}`, 'INVALID_DATA');
+    if (this.pending.ops.get(treeId)?.length) return { ops: await this.loadTree(treeId) };
+    let r;
+    try {
+      await this.refreshNow();
+      r = await this.worker.request('loadTreeState', { handle: this.handle, treeId });
+    } catch (e) {
+      const err = e instanceof Error ? e : new Error(String(e));
+      this.failedLoads.set(treeId, err);
+      throw err;
+    }
+    this.failedLoads.delete(treeId);
+    if (r.dropped !== undefined) this.reportDropped(treeId, r.dropped);
+    if (r.due) this.snapshotLater(treeId);
+    const ops = columnsToOps(r.ops);
+    if (!r.snapshot) return { ops: sortAndDedupe(ops) };
+    return { ops, snapshot: { bytes: r.snapshot, storedOps: r.storedOps, discard: (reason) => this.discardSnapshot(treeId, reason) } };
+  }
+
+  private reportDropped(treeId: string, why: string): void {
+    this.log(`${this.path}: the snapshot of tree ${treeId} could not be used (${why}); the tree was loaded from its ops and gets a new snapshot`);
+  }
+
+  private async discardSnapshot(treeId: string, reason: string): Promise<Op[]> {
+    this.assertOpen('loadTreeState');
+    this.reportDropped(treeId, reason);
+    await this.worker.request('dropSnapshot', { handle: this.handle, treeId });
+    const ops = await this.loadTree(treeId);
+    this.snapshotLater(treeId);
+    return ops;
+  }
+
+  /** Asks the worker to build (if still due) and write a tree's snapshot, in the background. */
+  private snapshotLater(treeId: string): void {
+    if (this.isClosed || this.snapshotting.has(treeId)) return;
+    this.snapshotting.add(treeId);
+    // Not awaited by anyone: close() waits for it, as the worker answers a handle's requests in order.
+    void this.worker
+      .request('snapshot', { handle: this.handle, treeId })
+      .then((r) => {
+        if (r.dropped !== undefined) this.reportDropped(treeId, r.dropped);
+        if (r.wrote) this.counters.writes++;
+        if (!this.isClosed) this.deliver(r.changes);
+        if (r.error) throw deserializeError(r.error);
+      })
+      .catch((e: unknown) => {
+        if (!this.isClosed) this.log(`${this.path}: could not write the snapshot of tree ${treeId}: ${e instanceof Error ? e.message : String(e)}`);
+      })
+      .finally(() => this.snapshotting.delete(treeId));
   }
 
   async loadSecrets(): Promise<SecretRecord[]> {
@@ -440,6 +518,7 @@ export class FileLayer implements PersistenceLayer, SyncStateStore {
       if (r.wrote) this.counters.writes++;
       this.lastFlushTimings = r.timings;
       this.deliver(r.changes);
+      for (const treeId of r.snapshotsDue) this.snapshotLater(treeId);
       if (r.error) error = deserializeError(r.error);
       if (r.secretsError) secretsError = deserializeError(r.secretsError);
     } catch (e) {
@@ -575,12 +654,4 @@ export class FileLayer implements PersistenceLayer, SyncStateStore {
     this.errors.dispose();
   }
 
-  /**
-   * For tests (e.g. the conformance suite): the next load (listTrees, loadTree, loadSecrets)
-   * or the next flush's write fails as if the file could not be read or written.
-   */
-  async injectFaultForTesting(fault: TestFault): Promise<void> {
-    this.assertOpen('injectFaultForTesting');
-    await this.worker.request('injectFault', { handle: this.handle, fault });
-  }
 }

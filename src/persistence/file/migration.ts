@@ -30,14 +30,6 @@ export function backupName(file: string): string {
   return file + V1_BACKUP_SUFFIX;
 }
 
-/**
- * Test hook: a step name written to stderr before each step when SPACES_MIGRATION_TRACE is set
- * (synchronously: the steps run without yielding, so a queued write would arrive after all of them).
- */
-function step(name: string): void {
-  if (process.env.SPACES_MIGRATION_TRACE) fs.writeSync(2, `migration: ${name}\n`);
-}
-
 function removeIfThere(file: string): void {
   try {
     fs.unlinkSync(file);
@@ -77,7 +69,6 @@ export interface Migrated {
 export async function migrateOnDisk(SQL: SqlJsStatic, file: string, key: Uint8Array | undefined, lock: LockOptions): Promise<Migrated> {
   const held = await acquireLock(file, lock);
   try {
-    step('read');
     const { bytes, seen } = readWhole(file);
     let db: SpaceDb;
     try {
@@ -91,13 +82,10 @@ export async function migrateOnDisk(SQL: SqlJsStatic, file: string, key: Uint8Ar
       return { db, seen };
     }
     try {
-      step('backup');
       keepBackup(file, backupName(file));
-      step('write');
       const written = writeAtomically(file, db.export());
       forgetSeen(seen);
       db.dirty = false;
-      step('verify');
       const check = SpaceDb.open(SQL, fs.readFileSync(file), file, key);
       let n: number;
       try {
@@ -109,10 +97,8 @@ export async function migrateOnDisk(SQL: SqlJsStatic, file: string, key: Uint8Ar
         forgetSeen(written);
         throw new SpaceFileError(`${file}: the migrated file holds ${n} ops, the old one ${db.migratedOps}; the old file is kept as ${backupName(file)}`, 'IO');
       }
-      step('remove backup');
       removeIfThere(backupName(file));
       fsyncDir(path.dirname(file));
-      step('done');
       return { db, seen: written };
     } catch (e) {
       db.close();

@@ -11,6 +11,7 @@ import type { Database, SqlJsStatic, SqlValue, Statement } from 'sql.js';
 import type { SecretRecord } from '../contract';
 import { checkOp, isMoveOp, type Op } from '../../spaces/ops';
 import { ChunkStore } from './chunkStore';
+import { SnapshotStore } from './snapshotStore';
 import { checkSecretRecord, isInertSecretTime, secretWins } from '../../spaces/secrets';
 import { SpaceFileError } from './errors';
 import { OpKind, columnsLength, columnsToOps, opsToColumns, type OpColumns } from './opColumns';
@@ -39,6 +40,8 @@ export interface MergeResult {
 }
 
 const SQLITE_MAGIC = 'SQLite format 3\0';
+/** Free pages, as a share of the file, above which a snapshot write vacuums (see vacuumIfSparse). */
+const FREE_PAGE_SHARE = 0.25;
 
 function notASpace(file: string, why: string): SpaceFileError {
   return new SpaceFileError(`${file} is not a Spaces file (${why})`, 'NOT_A_SPACE');
@@ -253,6 +256,7 @@ export class SpaceDb {
   private readonly peers = new Interner('peers', 'peer');
   private readonly names = new Interner('names', 'name');
   private readonly chunks: ChunkStore;
+  private readonly snapshots: SnapshotStore;
   /** The database holds changes the file on disk may lack. */
   dirty = false;
   /** The schema version the file had when it was opened, when it was migrated in memory. */
@@ -272,6 +276,7 @@ export class SpaceDb {
   ) {
     this.keyCheckValue = keyCheckValue;
     this.chunks = new ChunkStore(() => this.db, file);
+    this.snapshots = new SnapshotStore(() => this.db, this.chunks);
     this.applyPragmas();
   }
 
@@ -384,6 +389,7 @@ export class SpaceDb {
       this.peers.truncate(marks[1]);
       this.names.truncate(marks[2]);
       this.chunks.reset();
+      this.snapshots.reset();
       throw e;
     }
   }
@@ -400,6 +406,58 @@ export class SpaceDb {
   /** Every op of a tree in columns, validated (INVALID_DATA naming the file when one is bad). */
   readTree(treeId: string): OpColumns {
     return opsToColumns(treeId, this.readTreeOps(treeId));
+  }
+
+  /**
+   * A tree for opening: its snapshot and the ops after it, or every op (snapshotStore.ts), in
+   * columns, validated. A snapshot that cannot be used is dropped (`dropped` says why).
+   */
+  readTreeState(treeId: string): { snapshot?: Uint8Array; ops: OpColumns; storedOps: number; dropped?: string } {
+    const t = this.trees.get(treeId);
+    if (t === undefined) return { ops: opsToColumns(treeId, []), storedOps: 0 };
+    const r = this.tx(() => this.snapshots.load(t, treeId));
+    if (r.dropped !== undefined) this.dirty = true;
+    return { snapshot: r.snapshot, ops: opsToColumns(treeId, r.ops), storedOps: r.storedOps, dropped: r.dropped };
+  }
+
+  /** Of `treeIds`, those that should get a new snapshot (more than `tailOps` ops after the last one, see snapshotStore.ts). */
+  snapshotsDue(treeIds: Iterable<string>, tailOps: number): string[] {
+    const out: string[] = [];
+    for (const treeId of treeIds) {
+      const t = this.trees.get(treeId);
+      if (t !== undefined && this.snapshots.due(t, tailOps)) out.push(treeId);
+    }
+    return out;
+  }
+
+  /** Builds and stores a tree's snapshot when it is due (or always, with `tailOps` 0). */
+  buildSnapshot(treeId: string, tailOps: number): { built: boolean; dropped?: string } {
+    const t = this.trees.get(treeId);
+    if (t === undefined || !this.snapshots.due(t, tailOps)) return { built: false };
+    const r = this.tx(() => this.snapshots.build(t, treeId));
+    if (r.built || r.dropped !== undefined) {
+      this.dirty = true;
+      this.vacuumIfSparse();
+    }
+    return r;
+  }
+
+  /**
+   * A replaced snapshot leaves its pages free in the file, which every write then carries: when
+   * they are more than FREE_PAGE_SHARE of it, the database is rebuilt without them.
+   */
+  private vacuumIfSparse(): void {
+    const free = Number(this.db.exec('PRAGMA freelist_count')[0]?.values[0]?.[0] ?? 0);
+    const pages = Number(this.db.exec('PRAGMA page_count')[0]?.values[0]?.[0] ?? 0);
+    if (pages > 0 && free / pages > FREE_PAGE_SHARE) this.db.exec('VACUUM');
+  }
+
+  /** Deletes a tree's snapshot (one its reader could not use); the next build starts from the ops. */
+  dropSnapshot(treeId: string): void {
+    const t = this.trees.get(treeId);
+    if (t === undefined) return;
+    this.tx(() => this.snapshots.drop(t));
+    this.dirty = true;
   }
 
   /** How many ops the database holds (every tree read and validated). */

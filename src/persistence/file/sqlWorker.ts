@@ -7,7 +7,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { parentPort, workerData } from 'node:worker_threads';
+import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
 import initSqlJs, { type SqlJsStatic } from 'sql.js';
 import type { SecretRecord } from '../contract';
 import { decodeOps } from '../../spaces/opCodec';
@@ -23,7 +23,7 @@ import { SpaceDb, readMetaFromBytes, type MergeResult, type SpaceFileMeta } from
 import type { SyncActions } from './syncTables';
 import { isWasmModule, wasmApi, type WasmInstance, type WasmModule } from './wasm';
 import type { SqlWorkerData } from './workerPool';
-import type { Changes, FlushTimings, OpenOptions, Opened, TestFault, WorkerMethod, WorkerParams, WorkerRequest, WorkerResponse, WorkerResult } from './workerProtocol';
+import type { Changes, FlushTimings, OpenOptions, Opened, WorkerMethod, WorkerParams, WorkerRequest, WorkerResponse, WorkerResult } from './workerProtocol';
 
 /** The first bytes `readMeta` looks at before falling back to the whole file. */
 const META_PREFIX_BYTES = 64 * 1024;
@@ -39,7 +39,8 @@ interface Handle {
   seen: SeenFile | undefined;
   orphansSwept: boolean;
   queue: Promise<unknown>;
-  faults: Set<TestFault>;
+  /** See OpenOptions.snapshotTailOps. */
+  readonly snapshotTailOps: number;
 }
 
 let sqlPromise: Promise<SqlJsStatic> | undefined;
@@ -97,9 +98,9 @@ function keyOf(o: OpenOptions): Uint8Array | undefined {
   return o.secretKey ? new Uint8Array(o.secretKey) : undefined;
 }
 
-function register(name: string, file: string, db: SpaceDb, seen: SeenFile | undefined, lock: LockOptions): Opened {
+function register(o: OpenOptions, file: string, db: SpaceDb, seen: SeenFile | undefined): Opened {
   const handle = nextHandle++;
-  handles.set(handle, { name, file, db, lock, seen, orphansSwept: false, queue: Promise.resolve(), faults: new Set() });
+  handles.set(handle, { name: o.path, file, db, lock: lockOptions(o), seen, orphansSwept: false, queue: Promise.resolve(), snapshotTailOps: o.snapshotTailOps });
   return { handle, meta: db.meta, file, readOnly: writeRefusal(file)?.message };
 }
 
@@ -118,15 +119,15 @@ async function open(o: OpenOptions): Promise<Opened> {
     if (writeRefusal(file)) {
       // Migrated in memory only; the first save writes schema 2 (atomically, like every save).
       db.dirty = false;
-      return register(o.path, file, db, seen, lockOptions(o));
+      return register(o, file, db, seen);
     }
     if (db.migratedFrom !== undefined) {
       const migrated = await migrateOnDisk(SQL, file, keyOf(o), lockOptions(o));
       db.close();
       forgetSeen(seen);
-      return register(o.path, file, migrated.db, migrated.seen, lockOptions(o));
+      return register(o, file, migrated.db, migrated.seen);
     }
-    return register(o.path, file, db, await absorbBackup(file, db, seen, lockOptions(o)), lockOptions(o));
+    return register(o, file, db, await absorbBackup(file, db, seen, lockOptions(o)));
   } catch (e) {
     db.close();
     forgetSeen(seen);
@@ -148,7 +149,7 @@ async function create(o: OpenOptions & { spaceId: string }): Promise<Opened> {
       releaseLock(lock);
     }
     db.dirty = false;
-    return register(o.path, file, db, seen, lockOptions(o));
+    return register(o, file, db, seen);
   } catch (e) {
     db.close();
     throw e;
@@ -237,7 +238,6 @@ async function flush(
       secretsError = serializeError(e);
     }
     timings.insertMs = performance.now() - t;
-    if (h.faults.delete('fail-next-save')) throw new SpaceFileError(`${h.file}: injected write failure`, 'INJECTED');
     if (h.db.dirty || !statFile(h.file)) {
       t = performance.now();
       // Renaming over a read-only file would succeed (the folder is writable): refuse first.
@@ -261,16 +261,28 @@ async function flush(
     releaseLock(lock);
   }
   const { changes, transfer } = toChanges(merged);
-  return { result: { changes, wrote, error, secretsError, timings }, transfer };
+  const touched = new Set(batches.map((b) => b.treeId));
+  for (const t of merged.trees) touched.add(t.treeId);
+  const snapshotsDue = error === undefined && touched.size > 0 ? h.db.snapshotsDue(touched, h.snapshotTailOps) : [];
+  return { result: { changes, wrote, error, secretsError, timings, snapshotsDue }, transfer };
 }
 
-function takeLoadFault(h: Handle): void {
-  if (h.faults.delete('fail-next-load')) throw new SpaceFileError(`${h.file}: injected read failure`, 'INJECTED');
+/** Builds a tree's snapshot when it is due and writes it like a flush (snapshotStore.ts). */
+async function snapshot(h: Handle, treeId: string): Promise<Reply<'snapshot'>> {
+  const none: WorkerResult<'snapshot'> = { built: false, changes: { ops: [], secrets: [] }, wrote: false };
+  // A file that cannot be written keeps no snapshot: building one would be wasted.
+  if (writeRefusal(h.file)) return { result: none };
+  const r = h.db.buildSnapshot(treeId, h.snapshotTailOps);
+  if (!h.db.dirty) return { result: { ...none, ...r } };
+  const f = await flush(h, '[]', [], undefined);
+  return { result: { ...r, changes: f.result.changes, wrote: f.result.wrote, error: f.result.error }, transfer: f.transfer };
 }
 
-type Reply<M extends WorkerMethod> = { result: WorkerResult<M>; transfer?: ArrayBuffer[] };
+export type Reply<M extends WorkerMethod> = { result: WorkerResult<M>; transfer?: ArrayBuffer[] };
+/** Answers one request (see `serve`). */
+export type Dispatch = (req: WorkerRequest) => Promise<Reply<WorkerMethod>>;
 
-async function dispatch(req: WorkerRequest): Promise<Reply<WorkerMethod>> {
+export async function dispatch(req: WorkerRequest): Promise<Reply<WorkerMethod>> {
   switch (req.method) {
     case 'open':
       return { result: await open(req.params) };
@@ -281,7 +293,6 @@ async function dispatch(req: WorkerRequest): Promise<Reply<WorkerMethod>> {
     case 'listTrees': {
       const h = handleOf(req.params.handle);
       return serial(h, () => {
-        takeLoadFault(h);
         return { result: h.db.listTrees() };
       });
     }
@@ -289,15 +300,37 @@ async function dispatch(req: WorkerRequest): Promise<Reply<WorkerMethod>> {
       const p: WorkerParams<'loadTree'> = req.params;
       const h = handleOf(p.handle);
       return serial(h, () => {
-        takeLoadFault(h);
         const cols = h.db.readTree(p.treeId);
         return { result: cols, transfer: columnsTransferList(cols) };
+      });
+    }
+    case 'loadTreeState': {
+      const p: WorkerParams<'loadTreeState'> = req.params;
+      const h = handleOf(p.handle);
+      return serial(h, () => {
+        const r = h.db.readTreeState(p.treeId);
+        const due = h.db.snapshotsDue([p.treeId], h.snapshotTailOps).length > 0;
+        const transfer = columnsTransferList(r.ops);
+        if (r.snapshot) transfer.push(r.snapshot.buffer as ArrayBuffer);
+        return { result: { ...r, due }, transfer };
+      });
+    }
+    case 'snapshot': {
+      const p: WorkerParams<'snapshot'> = req.params;
+      const h = handleOf(p.handle);
+      return serial(h, () => snapshot(h, p.treeId));
+    }
+    case 'dropSnapshot': {
+      const p: WorkerParams<'dropSnapshot'> = req.params;
+      const h = handleOf(p.handle);
+      return serial(h, () => {
+        h.db.dropSnapshot(p.treeId);
+        return { result: null };
       });
     }
     case 'loadSecrets': {
       const h = handleOf(req.params.handle);
       return serial(h, () => {
-        takeLoadFault(h);
         return { result: h.db.loadSecrets() };
       });
     }
@@ -310,7 +343,6 @@ async function dispatch(req: WorkerRequest): Promise<Reply<WorkerMethod>> {
       const p: WorkerParams<'loadSyncState'> = req.params;
       const h = handleOf(p.handle);
       return serial(h, () => {
-        takeLoadFault(h);
         // A server layer stores what it receives here: with a read-only file it could keep nothing.
         const refusal = writeRefusal(h.file);
         if (refusal) throw new SpaceFileError(`${refusal.message}: it cannot keep what a server sends`, refusal.code, refusal.errno);
@@ -337,18 +369,17 @@ async function dispatch(req: WorkerRequest): Promise<Reply<WorkerMethod>> {
         return { result: null };
       });
     }
-    case 'injectFault': {
-      const p: WorkerParams<'injectFault'> = req.params;
-      handleOf(p.handle).faults.add(p.fault);
-      return { result: null };
-    }
   }
 }
 
-const port = parentPort;
-if (port) {
+/**
+ * Answers the requests arriving on `port` with `handler`. The worker serves itself with
+ * `dispatch` when it is the thread's entry point; a script that imports it (to wrap `dispatch`)
+ * calls this instead.
+ */
+export function serve(port: MessagePort, handler: Dispatch = dispatch): void {
   port.on('message', (req: WorkerRequest) => {
-    dispatch(req).then(
+    handler(req).then(
       ({ result, transfer }) => {
         const msg: WorkerResponse = { id: req.id, ok: true, result };
         port.postMessage(msg, transfer ?? []);
@@ -360,3 +391,5 @@ if (port) {
     );
   });
 }
+
+if (parentPort && require.main === module) serve(parentPort);

@@ -16,6 +16,8 @@ export interface OpenOptions {
   readonly secretKey?: Uint8Array;
   readonly lockTimeoutMs: number;
   readonly lockStaleMs: number;
+  /** A tree gets a new snapshot once this many ops follow the last one (snapshotStore.ts); Infinity: never. */
+  readonly snapshotTailOps: number;
 }
 
 /** An opened (or created) file's handle and meta. */
@@ -49,14 +51,28 @@ export interface FlushTimings {
   bytes: number;
 }
 
-export type TestFault = 'fail-next-load' | 'fail-next-save';
-
 export interface WorkerMethods {
   open: { params: OpenOptions; result: Opened };
   create: { params: OpenOptions & { readonly spaceId: string }; result: Opened };
   readMeta: { params: { readonly path: string }; result: SpaceFileMeta };
   listTrees: { params: { readonly handle: number }; result: string[] };
   loadTree: { params: { readonly handle: number; readonly treeId: string }; result: OpColumns };
+  /**
+   * A tree for opening (snapshotStore.ts): its snapshot (inflated, header checked) and the ops
+   * after it, or every op; `dropped` says why a stored snapshot could not be used; `due` that the
+   * tree should get a new snapshot (ask with `snapshot`).
+   */
+  loadTreeState: {
+    params: { readonly handle: number; readonly treeId: string };
+    result: { snapshot?: Uint8Array; ops: OpColumns; storedOps: number; dropped?: string; due: boolean };
+  };
+  /** Builds a tree's snapshot if it is due and writes the file like a flush (merge first, under the lock). */
+  snapshot: {
+    params: { readonly handle: number; readonly treeId: string };
+    result: { built: boolean; dropped?: string; changes: Changes; wrote: boolean; error?: SerializedError };
+  };
+  /** Deletes a tree's snapshot (its reader could not use it); the next flush writes the file without it. */
+  dropSnapshot: { params: { readonly handle: number; readonly treeId: string }; result: null };
   loadSecrets: { params: { readonly handle: number }; result: SecretRecord[] };
   /**
    * Under the lock: merge the file if it changed, add `ops` (JSON: `[[treeId, EncodedOp[]], …]`)
@@ -66,7 +82,7 @@ export interface WorkerMethods {
    */
   flush: {
     params: { readonly handle: number; readonly ops: string; readonly secrets: SecretRecord[]; readonly sync?: SyncActions };
-    result: { changes: Changes; wrote: boolean; error?: SerializedError; secretsError?: SerializedError; timings: FlushTimings };
+    result: { changes: Changes; wrote: boolean; error?: SerializedError; secretsError?: SerializedError; timings: FlushTimings; snapshotsDue: string[] };
   };
   /** A server layer's stored sequence and outbox ops (syncTables.ts). */
   loadSyncState: { params: { readonly handle: number; readonly layer: string }; result: { seq: number; outbox: OpColumns[]; peers: Array<[string, string]> } };
@@ -76,7 +92,6 @@ export interface WorkerMethods {
    */
   refresh: { params: { readonly handle: number }; result: Changes };
   close: { params: { readonly handle: number }; result: null };
-  injectFault: { params: { readonly handle: number; readonly fault: TestFault }; result: null };
 }
 
 export type WorkerMethod = keyof WorkerMethods;
