@@ -7,6 +7,7 @@
  * `patch` messages with just what changed (live edits from other windows or teammates), and
  * `ack` for every request the webview made, so it can measure and report failures.
  */
+import { MAX_OUTLINE_DEPTH } from '../spaces/apps/notesMarkdown';
 import { ID_RULES, isVertexId } from '../spaces/ids';
 
 // ---- view models (host → webview) -----------------------------------------------------------
@@ -78,7 +79,31 @@ export type NotesEdit =
    * Several lines pasted into an item at the caret: the item's text becomes `before` + the first
    * line, each further line a new item below it, the last one ending with `after`. One undo step.
    */
-  | { readonly op: 'paste'; readonly id: string; readonly before: string; readonly lines: string[]; readonly after: string };
+  | {
+      readonly op: 'paste';
+      readonly id: string;
+      readonly before: string;
+      readonly lines: string[];
+      readonly after: string;
+      /**
+       * A pasted list's nesting: the depth of each line (the first 0, each at most one more than
+       * the line before; a line at depth d > 0 goes under the nearest line above at d - 1) and
+       * which lines are checked. Absent: every line at depth 0, none checked.
+       */
+      readonly depths?: number[];
+      readonly done?: boolean[];
+    }
+  /**
+   * Backspace at the start of an item: its text is appended to `intoId` (the item shown above it),
+   * its children follow it there, and it is deleted. One undo step.
+   */
+  | { readonly op: 'merge'; readonly id: string; readonly intoId: string }
+  /** An action on several selected items at once (items under a selected one go with it). One undo step. */
+  | { readonly op: 'selection'; readonly action: SelectionAction; readonly ids: string[] }
+  /** Drag and drop: the items move, in this order, under `parentId` after `afterId` (absent: first). */
+  | { readonly op: 'moveTo'; readonly ids: string[]; readonly parentId: string; readonly afterId?: string };
+
+export type SelectionAction = 'indent' | 'outdent' | 'moveUp' | 'moveDown' | 'delete' | 'check' | 'uncheck';
 
 export type ChatEdit = { readonly op: 'post'; readonly text: string };
 
@@ -108,6 +133,10 @@ export const EDITOR_LIMITS = {
   pasteLines: 1_000,
   /** Characters of one paste, all lines together. */
   pasteChars: 1_000_000,
+  /** Items one selection action or one drag may move. */
+  selection: 100_000,
+  /** Deepest level of a pasted list (see MAX_OUTLINE_DEPTH). */
+  pasteDepth: MAX_OUTLINE_DEPTH,
 } as const;
 
 // ---- runtime checks (host side) ----------------------------------------------------------------
@@ -155,6 +184,36 @@ function pastedLines(x: unknown): string[] {
   });
 }
 
+function idList(x: unknown, k: string): string[] {
+  if (!Array.isArray(x) || x.length === 0) throw new BadMessageError(`${k} is not a list of ids`);
+  if (x.length > EDITOR_LIMITS.selection) throw new BadMessageError(`${k} holds more than ${EDITOR_LIMITS.selection} ids`);
+  return x.map((v: unknown, i) => id({ [`${k}[${i}]`]: v }, `${k}[${i}]`));
+}
+
+/** The optional nesting of a paste: as many depths (and done flags) as lines, each a step at most. */
+function pastedShape(e: Record<string, unknown>, n: number): { depths?: number[]; done?: boolean[] } {
+  const out: { depths?: number[]; done?: boolean[] } = {};
+  if (e.depths !== undefined) {
+    const d = e.depths;
+    if (!Array.isArray(d) || d.length !== n) throw new BadMessageError('depths is not one depth per line');
+    let prev = -1;
+    out.depths = d.map((v: unknown, i) => {
+      if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0 || v > prev + 1 || v > EDITOR_LIMITS.pasteDepth || (i === 0 && v !== 0)) {
+        throw new BadMessageError(`depths[${i}] is not a depth after ${prev}`);
+      }
+      return (prev = v);
+    });
+  }
+  if (e.done !== undefined) {
+    const d = e.done;
+    if (!Array.isArray(d) || d.length !== n || !d.every((v) => typeof v === 'boolean')) throw new BadMessageError('done is not one boolean per line');
+    out.done = d as boolean[];
+  }
+  return out;
+}
+
+const SELECTION_ACTIONS: ReadonlySet<string> = new Set<SelectionAction>(['indent', 'outdent', 'moveUp', 'moveDown', 'delete', 'check', 'uncheck']);
+
 function parseNotesEdit(e: Record<string, unknown>): NotesEdit {
   switch (e.op) {
     case 'add':
@@ -172,8 +231,17 @@ function parseNotesEdit(e: Record<string, unknown>): NotesEdit {
       return { op: e.op, id: id(e, 'id') };
     case 'split':
       return { op: 'split', id: id(e, 'id'), before: text(e, 'before'), after: text(e, 'after') };
-    case 'paste':
-      return { op: 'paste', id: id(e, 'id'), before: text(e, 'before'), lines: pastedLines(e.lines), after: text(e, 'after') };
+    case 'paste': {
+      const lines = pastedLines(e.lines);
+      return { op: 'paste', id: id(e, 'id'), before: text(e, 'before'), lines, after: text(e, 'after'), ...pastedShape(e, lines.length) };
+    }
+    case 'merge':
+      return { op: 'merge', id: id(e, 'id'), intoId: id(e, 'intoId') };
+    case 'selection':
+      if (typeof e.action !== 'string' || !SELECTION_ACTIONS.has(e.action)) throw new BadMessageError(`unknown selection action ${JSON.stringify(e.action)}`);
+      return { op: 'selection', action: e.action as SelectionAction, ids: idList(e.ids, 'ids') };
+    case 'moveTo':
+      return { op: 'moveTo', ids: idList(e.ids, 'ids'), parentId: id(e, 'parentId'), afterId: optId(e, 'afterId') };
     default:
       throw new BadMessageError(`unknown notes edit ${JSON.stringify(e.op)}`);
   }
@@ -196,7 +264,7 @@ function parseOtherEdit(e: Record<string, unknown>): ChatEdit | InspectorEdit {
   }
 }
 
-const NOTES_OPS: ReadonlySet<string> = new Set<NotesEdit['op']>(['add', 'setText', 'setDone', 'indent', 'outdent', 'moveUp', 'moveDown', 'delete', 'split', 'paste']);
+const NOTES_OPS: ReadonlySet<string> = new Set<NotesEdit['op']>(['add', 'setText', 'setDone', 'indent', 'outdent', 'moveUp', 'moveDown', 'delete', 'split', 'paste', 'merge', 'selection', 'moveTo']);
 const INSPECTOR_OPS: ReadonlySet<string> = new Set<InspectorEdit['op']>(['setProp', 'deleteProp', 'addChild', 'deleteVertex']);
 
 export function isNotesEdit(e: NotesEdit | ChatEdit | InspectorEdit): e is NotesEdit {
