@@ -18,6 +18,11 @@
 //      keeping what is typed, the focus (undo of a move, deleting a parent, tabs, leaving the
 //      outline by keyboard), paste of lines, the space Add App Tree offers, sign-in with a wrong
 //      token, a blank chat message, the offline status bar item (last: it stops the server)
+//   8. the outliner (sections before the offline one): a nested Markdown paste, folding (chevron,
+//      Ctrl+., Ctrl+↑/↓, kept across tabs), zoom and its breadcrumb, Shift+↓ / Shift+click
+//      selection with indent, move and check on it, copy / cut as Markdown and paste back,
+//      Backspace joining items, Enter outdenting an empty sub-item, Alt+↑/↓ across parents, drag
+//      and drop by the bullet, the filter with highlighted matches
 //
 // Screenshots go to e2e-artifacts/ (ui-notes.png, ui-chat.png, ui-file-error.png); with --docs
 // also to docs/images/ (spaces-view.png, editor-notes.png, editor-chat.png, for the README).
@@ -26,7 +31,7 @@
 //   node scripts/e2e/ui-test.mjs [--docs] [--keep] [--verbose] [--keep-going] [--only TEXT]
 //
 // --keep-going: a failed section of step 7 is reported and the next one runs (the run still fails).
-// --only TEXT: of step 7, only the sections whose name holds TEXT (steps 1-6 set them up).
+// --only TEXT: of steps 7-8, only the sections whose name holds TEXT (steps 1-6 set them up).
 //
 // Exit code 0 = passed, 1 = a check failed or a UI step timed out, 2 = harness problem.
 import fs from 'node:fs';
@@ -316,8 +321,11 @@ await run.main(async ({ say, check, onCleanup, openWorkbench, screenshot, sectio
     check(back?.row !== undefined, `Shift+Tab: back in the outline (${JSON.stringify(back)})`);
     await page.keyboard.press('Escape');
     await page.keyboard.press('Shift+Tab');
+    const filter = await webviewFocus(page);
+    check(filter?.cls.includes('filter'), `Escape, Shift+Tab: the focus is on the filter box (${JSON.stringify(filter)})`);
+    await page.keyboard.press('Shift+Tab');
     const tabs = await webviewFocus(page);
-    check(tabs?.inTabs === true, `Escape, Shift+Tab: the focus is in the tab strip (${JSON.stringify(tabs)})`);
+    check(tabs?.inTabs === true, `Shift+Tab again: the focus is in the tab strip (${JSON.stringify(tabs)})`);
     check((await todoShape()) === before, 'nothing was indented or outdented on the way');
   });
 
@@ -433,6 +441,193 @@ await run.main(async ({ say, check, onCleanup, openWorkbench, screenshot, sectio
     await page.keyboard.press('Enter');
     const msg = await until('the message in the file', async () => (await dump(alpha.chatId)).children?.map((m) => m.props.text).find((t) => t?.includes('after a blank one')), short);
     check(msg === 'after a blank one', `the message is ${JSON.stringify(msg)}`);
+  });
+
+  // The outliner. Its own items, made by a nested paste, so the sections above do not matter.
+  const rowTexts = async () => view.locator('.outline .row .text').allInnerTexts();
+  const rowOf = (text) => view.locator('.outline .row', { has: view.locator('.text', { hasText: new RegExp(`^${esc(text)}$`) }) }).first();
+  const caretIn = async (text, key = 'End') => {
+    await rowOf(text).locator('.text').click();
+    await page.keyboard.press(key);
+  };
+  const doneOf = async (text) => {
+    const walk = (n) => (n.props?.text === text ? n : (n.children ?? []).map(walk).find(Boolean));
+    return walk(await dump(alpha.todoId))?.props.done;
+  };
+  const untilShape = async (what, want) => {
+    let last = '';
+    await until(what, async () => (last = await todoShape()).includes(want), short).catch((e) => {
+      throw new Error(`${e.message}; the file holds ${last}`);
+    });
+    check(true, `${what}: ${want}`);
+  };
+  const PASTED = '- [ ] P1\n  - [x] P1a\n  - [ ] P1b\n- [ ] P2\n- [ ] P3\n';
+
+  await section('outliner: a Markdown list pasted into an empty item becomes a subtree, one Ctrl+Z takes it back', async () => {
+    await caretAtEndOfBob();
+    await enterNewItem();
+    const before = await todoShape();
+    await view.locator(':focus').evaluate((el, text) => {
+      const dt = new DataTransfer();
+      dt.setData('text/plain', text);
+      el.dispatchEvent(new ClipboardEvent('paste', { clipboardData: dt, bubbles: true, cancelable: true }));
+    }, PASTED);
+    await untilShape('the pasted list nested in the file', 'P1(P1a,P1b),P2,P3');
+    check((await doneOf('P1a')) === true && (await doneOf('P1b')) === false, '"- [x]" pasted as a checked item');
+    await page.keyboard.press('Control+Z');
+    await until('one Ctrl+Z to take the paste back', async () => (await todoShape()) === before, short);
+    await page.keyboard.press('Control+Shift+Z');
+    await untilShape('Ctrl+Shift+Z to paste it again', 'P1(P1a,P1b),P2,P3');
+  });
+
+  await section('outliner: the chevron and Ctrl+. fold an item, the fold is kept when the tab comes back; Ctrl+↑/↓ fold and unfold', async () => {
+    await showAlpha('Todo');
+    await rowOf('P1a').waitFor();
+    await rowOf('P1').locator('button.fold').click();
+    await until('P1\'s sub-items hidden', async () => !(await rowTexts()).includes('P1a'), short);
+    check((await rowOf('P1').getAttribute('aria-expanded')) === 'false', 'the folded row says aria-expanded="false"');
+    check((await rowOf('P1').locator('button.fold').getAttribute('aria-label')) === 'Unfold', 'the chevron is labelled "Unfold"');
+    await appTab('Team chat').click();
+    await appTab('Todo').click();
+    await rowOf('P1').waitFor();
+    check(!(await rowTexts()).includes('P1a'), 'back on the tab, P1 is still folded');
+    await caretIn('P1');
+    await page.keyboard.press('Control+.');
+    await until('Ctrl+. to unfold P1', async () => (await rowTexts()).includes('P1a'), short);
+    await page.keyboard.press('Control+ArrowUp');
+    await until('Ctrl+↑ to fold P1', async () => !(await rowTexts()).includes('P1a'), short);
+    await page.keyboard.press('Control+ArrowDown');
+    await until('Ctrl+↓ to unfold P1', async () => (await rowTexts()).includes('P1a'), short);
+    check((await webviewFocus(page))?.row === (await rowOf('P1').getAttribute('data-id')), 'the caret stayed in P1 all along');
+  });
+
+  await section('outliner: Alt+→ zooms into an item, the breadcrumb and Alt+← go back out', async () => {
+    await showAlpha('Todo');
+    await caretIn('P1');
+    await page.keyboard.press('Alt+ArrowRight');
+    await until('only P1\'s sub-items shown', async () => JSON.stringify(await rowTexts()) === JSON.stringify(['P1a', 'P1b']), short);
+    const crumbs = view.locator('nav.breadcrumb');
+    check((await crumbs.innerText()).replace(/\s+/g, ' ').trim() === 'Todo › P1', `the breadcrumb says "${await crumbs.innerText()}"`);
+    await crumbs.locator('button', { hasText: 'Todo' }).click();
+    await until('the whole outline back', async () => (await rowTexts()).includes('Buy milk') && (await rowTexts()).includes('P1a'), short);
+    check(!(await crumbs.isVisible()), 'no breadcrumb at the top level');
+    await caretIn('P1a');
+    await page.keyboard.press('Alt+ArrowRight');
+    await until('zoomed into P1a (no sub-items)', async () => (await rowTexts()).length === 0 && (await crumbs.innerText()).includes('P1a'), short);
+    await page.keyboard.press('Alt+ArrowLeft');
+    await until('Alt+← out to P1', async () => JSON.stringify(await rowTexts()) === JSON.stringify(['P1a', 'P1b']), short);
+    await page.keyboard.press('Alt+ArrowLeft');
+    await until('Alt+← out to the whole tree', async () => (await rowTexts()).includes('Buy milk'), short);
+  });
+
+  await section('outliner: Shift+↓ selects items; Tab, Alt+↑ and Ctrl+Enter act on all of them, one Ctrl+Z each', async () => {
+    await showAlpha('Todo');
+    await caretIn('P2');
+    await page.keyboard.press('Shift+ArrowDown');
+    await until('P2 and P3 selected', async () => (await view.locator('.outline .row[aria-selected="true"]').allInnerTexts()).join('|') === 'P2|P3', short);
+    await page.keyboard.press('Tab');
+    await untilShape('both indented', 'P1(P1a,P1b,P2,P3)');
+    await page.keyboard.press('Alt+ArrowUp');
+    await untilShape('both moved up', 'P1(P1a,P2,P3,P1b)');
+    await page.keyboard.press('Control+Enter');
+    await until('both checked', async () => (await doneOf('P2')) === true && (await doneOf('P3')) === true, short);
+    await page.keyboard.press('Control+Z');
+    await until('Ctrl+Z unchecks both', async () => (await doneOf('P2')) === false && (await doneOf('P3')) === false, short);
+    await page.keyboard.press('Control+Z');
+    await untilShape('Ctrl+Z undoes the move of both', 'P1(P1a,P1b,P2,P3)');
+    await page.keyboard.press('Control+Z');
+    await untilShape('Ctrl+Z undoes the indent of both', 'P1(P1a,P1b),P2,P3');
+    // Shift+click: from the caret to the row clicked.
+    await caretIn('P1a');
+    await rowOf('P1b').locator('.text').click({ modifiers: ['Shift'] });
+    await until('Shift+click selects P1a..P1b', async () => (await view.locator('.outline .row[aria-selected="true"]').allInnerTexts()).join('|') === 'P1a|P1b', short);
+    await page.keyboard.press('Escape');
+    await until('Escape ends the selection', async () => (await view.locator('.outline .row[aria-selected="true"]').count()) === 0, short);
+  });
+
+  await section('outliner: copy of selected items gives a Markdown list, which pastes back as the same subtree', async () => {
+    await showAlpha('Todo');
+    await caretIn('P1');
+    await page.keyboard.press('Shift+ArrowDown');
+    await page.keyboard.press('Shift+ArrowDown');
+    const event = (type) =>
+      view.locator(':focus').evaluate((el, type) => {
+        const dt = new DataTransfer();
+        el.dispatchEvent(new ClipboardEvent(type, { clipboardData: dt, bubbles: true, cancelable: true }));
+        return dt.getData('text/plain');
+      }, type);
+    const md = await event('copy');
+    check(md === '- [ ] P1\n  - [x] P1a\n  - [ ] P1b\n', `the copy is the subtree as Markdown: ${JSON.stringify(md)}`);
+    await page.keyboard.press('Escape');
+    await caretIn('P3');
+    await enterNewItem();
+    await view.locator(':focus').evaluate((el, text) => {
+      const dt = new DataTransfer();
+      dt.setData('text/plain', text);
+      el.dispatchEvent(new ClipboardEvent('paste', { clipboardData: dt, bubbles: true, cancelable: true }));
+    }, md);
+    await untilShape('the copy pasted back as a subtree', 'P1(P1a,P1b),P2,P3,P1(P1a,P1b)');
+    // Cut of the copy (the caret in its P1, nothing selected: the item with its sub-items).
+    const copyRow = view.locator('.outline .row', { has: view.locator('.text', { hasText: /^P1$/ }) }).last();
+    await copyRow.locator('.text').click();
+    const cut = await event('cut');
+    check(cut.startsWith('- [ ] P1\n'), 'cut gives the item with its sub-items');
+    await untilShape('the cut subtree gone', 'P1(P1a,P1b),P2,P3');
+    check(!(await todoShape()).includes('P3,P1'), 'only the copy was cut');
+  });
+
+  await section('outliner: Backspace at the start joins the item above; Enter in an empty sub-item outdents it; Alt+↓ crosses parents', async () => {
+    await showAlpha('Todo');
+    await caretIn('P3', 'Home');
+    await page.keyboard.press('Backspace');
+    await untilShape('P3 joined to P2', 'P1(P1a,P1b),P2P3');
+    await until('the caret at the join', async () => (await webviewFocus(page))?.row === (await rowOf('P2P3').getAttribute('data-id')), short);
+    await page.keyboard.press('Control+Z');
+    await untilShape('Ctrl+Z splits them again', 'P1(P1a,P1b),P2,P3');
+    await caretIn('P1b');
+    await enterNewItem();
+    await page.keyboard.press('Enter');
+    await untilShape('the empty sub-item outdented, not a new one', 'P1(P1a,P1b),,P2');
+    await page.keyboard.type('P0');
+    await untilShape('typed into it', 'P1(P1a,P1b),P0,P2');
+    await caretIn('P1b');
+    await page.keyboard.press('Alt+ArrowDown');
+    await untilShape('Alt+↓ on the last sub-item moves it across, first under the next parent', 'P1(P1a),P0(P1b)');
+    await page.keyboard.press('Alt+ArrowUp');
+    await untilShape('Alt+↑ takes it back across into P1, at the end', 'P1(P1a,P1b),P0,P2');
+  });
+
+  await section('outliner: an item dragged by its bullet onto another goes under it; one Ctrl+Z takes it back', async () => {
+    await showAlpha('Todo');
+    const before = await todoShape();
+    await rowOf('P0').locator('.bullet').dragTo(rowOf('P2').locator('.text'));
+    await untilShape('P0 moved into P2', 'P2(P0)');
+    await rowOf('P2').locator('.text').click();
+    await page.keyboard.press('Control+Z');
+    await until('Ctrl+Z puts it back', async () => (await todoShape()) === before, short);
+    // Onto the upper edge of a row: before it.
+    const box = await rowOf('P1').boundingBox();
+    await rowOf('P3').locator('.bullet').dragTo(rowOf('P1'), { targetPosition: { x: 40, y: 2 } });
+    await untilShape('P3 moved before P1', 'P3,P1(P1a,P1b)');
+    check(box !== null, 'the rows have a box');
+  });
+
+  await section('outliner: the filter shows the matches with their parents, highlighted; Escape clears it', async () => {
+    await showAlpha('Todo');
+    const filter = view.locator('input.filter');
+    await filter.click();
+    await page.keyboard.type('p1');
+    await until('only P1 and its matching sub-items', async () => JSON.stringify(await rowTexts()) === JSON.stringify(['P1', 'P1a', 'P1b']), short).catch(async (e) => {
+      throw new Error(`${e.message}; rows ${JSON.stringify(await rowTexts())}`);
+    });
+    const marks = await view.locator('body').evaluate(() => CSS.highlights.get('spaces-match')?.size ?? 0);
+    check(marks === 3, `three matches highlighted (${marks})`);
+    check((await view.locator('.match-count').innerText()) === '3 matches', 'the count is said');
+    await page.keyboard.type('a');
+    await until('"p1a": P1 (as the parent) and P1a', async () => JSON.stringify(await rowTexts()) === JSON.stringify(['P1', 'P1a']), short);
+    check((await rowOf('P1').getAttribute('class')).includes('match') === false, 'the parent shown for context is not marked a match');
+    await page.keyboard.press('Escape');
+    await until('Escape clears the filter', async () => (await rowTexts()).includes('Buy milk'), short);
   });
 
   await section('bug 7: offline, the status bar item shows an icon and says in words that the server cannot be reached', async () => {

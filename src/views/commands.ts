@@ -17,6 +17,7 @@ import type { Space } from '../spaces/space';
 import type { SpacesNode } from './spacesTree';
 import type { ActiveSpace } from './activeSpace';
 import type { EditHistory } from './editor/editHistory';
+import { registerMarkdownCommands } from './editor/markdownCommands';
 import { commandWrapper, isNode, nodeSpaceId, pickSpace as pickOpenSpace } from './commandHelpers';
 import { errorMessage, type WorkspaceModel } from './workspaceModel';
 import { isAppId } from '../spaces/ids';
@@ -251,6 +252,7 @@ export function registerCommands(model: WorkspaceModel, log: vscode.LogOutputCha
     vscode.commands.registerCommand('spaces.copySpaceId', copySpaceId),
     vscode.commands.registerCommand('spaces.refresh', refresh),
     vscode.commands.registerCommand('spaces.showLog', () => log.show()),
+    ...registerMarkdownCommands(model, log, treeView, history, () => activeSpace.spaceId),
     treeView.onDidChangeCheckboxState((e) => {
       for (const [node, state] of e.items) {
         if (node.kind !== 'note') continue;

@@ -29,6 +29,9 @@ export const CONTEXT_VALUES: Record<SpacesNode['kind'], string> = {
   loadError: 'appTreeError',
 };
 
+/** `contextValue` of a notes app tree (menus: `viewItem =~ /^appTree(\.notes)?$/`; Markdown is for notes). */
+export const NOTES_TREE_CONTEXT = 'appTree.notes';
+
 /** `contextValue` of a space with a team server connection (menus: `viewItem =~ /^space(\.connected)?$/`). */
 export const CONNECTED_SPACE_CONTEXT = 'space.connected';
 
@@ -110,7 +113,8 @@ export class SpacesTreeProvider implements vscode.TreeDataProvider<SpacesNode>, 
 
   getTreeItem(node: SpacesNode): vscode.TreeItem {
     const item = this.buildItem(node);
-    item.contextValue = node.kind === 'space' && this.sync?.state(node.spaceId) ? CONNECTED_SPACE_CONTEXT : CONTEXT_VALUES[node.kind];
+    item.contextValue =
+      node.kind === 'space' && this.sync?.state(node.spaceId) ? CONNECTED_SPACE_CONTEXT : node.kind === 'appTree' && node.appId === NOTES_APP_ID ? NOTES_TREE_CONTEXT : CONTEXT_VALUES[node.kind];
     return item;
   }
 

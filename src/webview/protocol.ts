@@ -103,7 +103,8 @@ export type NotesEdit =
   /** Drag and drop: the items move, in this order, under `parentId` after `afterId` (absent: first). */
   | { readonly op: 'moveTo'; readonly ids: string[]; readonly parentId: string; readonly afterId?: string };
 
-export type SelectionAction = 'indent' | 'outdent' | 'moveUp' | 'moveDown' | 'delete' | 'check' | 'uncheck';
+/** `cut` is `delete` without the question first: the items are on the clipboard. */
+export type SelectionAction = 'indent' | 'outdent' | 'moveUp' | 'moveDown' | 'delete' | 'cut' | 'check' | 'uncheck';
 
 export type ChatEdit = { readonly op: 'post'; readonly text: string };
 
@@ -212,7 +213,7 @@ function pastedShape(e: Record<string, unknown>, n: number): { depths?: number[]
   return out;
 }
 
-const SELECTION_ACTIONS: ReadonlySet<string> = new Set<SelectionAction>(['indent', 'outdent', 'moveUp', 'moveDown', 'delete', 'check', 'uncheck']);
+const SELECTION_ACTIONS: ReadonlySet<string> = new Set<SelectionAction>(['indent', 'outdent', 'moveUp', 'moveDown', 'delete', 'cut', 'check', 'uncheck']);
 
 function parseNotesEdit(e: Record<string, unknown>): NotesEdit {
   switch (e.op) {

@@ -290,6 +290,11 @@ export class EditorSession implements vscode.Disposable {
       const what = e.op === 'delete' ? `"${typeof text === 'string' && text ? truncate(text) : '(empty)'}"` : 'this vertex';
       return { message: `Delete ${what} and its ${n} sub-item${n === 1 ? '' : 's'}?`, detail: undoHint, button: 'Delete', focus: e.op === 'delete' ? e.id : undefined };
     }
+    if (e.op === 'selection' && e.action === 'delete') {
+      const live = e.ids.filter((id) => tree.has(id));
+      if (live.length < 2 && !live.some((id) => tree.countItems(id) > 0)) return undefined;
+      return { message: `Delete the ${live.length} selected item${live.length === 1 ? '' : 's'} and their sub-items?`, detail: undoHint, button: 'Delete', focus: live[0] };
+    }
     if (e.op === 'deleteProp' && e.id === tree.rootId && tree.getProp(e.id, e.key) !== undefined) {
       const appDetail = e.key === 'appId' ? ` Without its appId this tree no longer opens in the ${String(tree.getProp(e.id, 'appId'))} editor.` : '';
       return { message: `Delete the property "${truncate(e.key)}" of the app tree's root?`, detail: `${appDetail} ${undoHint}`.trim(), button: 'Delete Property' };

@@ -121,6 +121,7 @@ const SELECTION_LABELS: Record<SelectionAction, string> = {
   moveUp: 'Move Items Up',
   moveDown: 'Move Items Down',
   delete: 'Delete Items',
+  cut: 'Cut',
   check: 'Check Items',
   uncheck: 'Uncheck Items',
 };
@@ -348,7 +349,7 @@ export class TreeEditor {
       const done = edit.action === 'check';
       return { record: this.record(label, NOTE_KEYS, all, () => all.forEach((id) => notes.setDone(id, done))) };
     }
-    if (edit.action === 'delete') {
+    if (edit.action === 'delete' || edit.action === 'cut') {
       const above = itemAbove(t, roots[0]);
       // Roots come in display order: the item below the last one's subtree is not being deleted.
       const below = above ? undefined : itemBelow(t, roots[roots.length - 1]);

@@ -90,7 +90,8 @@ suite('Spaces extension', () => {
       [todo, chat, board].map((n) => (item(n).iconPath as vscode.ThemeIcon).id),
       ['checklist', 'comment-discussion', 'symbol-namespace'],
     );
-    assert.equal(item(todo).contextValue, 'appTree');
+    assert.equal(item(todo).contextValue, 'appTree.notes');
+    assert.equal(item(board).contextValue, 'appTree');
     assert.equal(item(todo).collapsibleState, vscode.TreeItemCollapsibleState.Collapsed);
     assert.equal(item(chat).collapsibleState, vscode.TreeItemCollapsibleState.None);
 
