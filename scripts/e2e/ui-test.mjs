@@ -34,6 +34,7 @@
 // --only TEXT: of steps 7-8, only the sections whose name holds TEXT (steps 1-6 set them up).
 //
 // Exit code 0 = passed, 1 = a check failed or a UI step timed out, 2 = harness problem.
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -628,6 +629,59 @@ await run.main(async ({ say, check, onCleanup, openWorkbench, screenshot, sectio
     check((await rowOf('P1').getAttribute('class')).includes('match') === false, 'the parent shown for context is not marked a match');
     await page.keyboard.press('Escape');
     await until('Escape clears the filter', async () => (await rowTexts()).includes('Buy milk'), short);
+  });
+
+  await section('outliner: a teammate editing all over the outline leaves the caret, the typing, the selection and the folds alone', async () => {
+    await showAlpha('Todo');
+    const idOf = (text) => rowOf(text).getAttribute('data-id');
+    const [buyId, p1aId, p1bId, p2Id] = [await idOf('Buy milk'), await idOf('P1a'), await idOf('P1b'), await idOf('P2')];
+    const doneById = async (id) => find(await dump(alpha.todoId), id)?.props.done;
+    await rowOf('Buy milk').locator('button.fold').click();
+    await caretIn('P1a');
+    await page.keyboard.press('Shift+ArrowDown');
+    const selectedIds = () => view.locator('.outline .row[aria-selected="true"]').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-id')));
+    check(JSON.stringify(await selectedIds()) === JSON.stringify([p1aId, p1bId]), 'P1a and P1b selected');
+    const events = [];
+    const child = spawn(process.execPath, [path.join(root, 'scripts/e2e/teammate.mjs'), '--server', server.url, '--token', server.token, '--space', alpha.spaceId, '--tree', alpha.todoId, '--rate', '20', '--skip', p2Id], { detached: true, stdio: ['ignore', 'pipe', 'inherit'] });
+    const exited = new Promise((r) => child.on('exit', r));
+    const stopMate = async () => {
+      try {
+        process.kill(-child.pid, 'SIGTERM');
+      } catch {
+        // gone
+      }
+      await exited;
+    };
+    onCleanup(stopMate);
+    let buf = '';
+    child.stdout.setEncoding('utf8').on('data', (d) => {
+      buf += d;
+      const lines = buf.split('\n');
+      buf = lines.pop();
+      for (const l of lines) if (l.trim()) events.push(JSON.parse(l));
+    });
+    try {
+      await until('the teammate to sync', () => events.some((e) => e.event === 'ready'), short);
+      const liveTexts = () => view.locator('.outline .row .text').evaluateAll((ts) => ts.filter((t) => /^teammate edit \d+$/.test(t.textContent ?? '')).length);
+      await until('the teammate\'s edits showing in the outline', async () => (await liveTexts()) >= 3, short);
+      check(JSON.stringify(await selectedIds()) === JSON.stringify([p1aId, p1bId]), 'the selection is unchanged while the teammate edits');
+      check((await webviewFocus(page))?.row === p1bId, 'the focus stayed in P1b');
+      await page.keyboard.press('Control+Enter');
+      await until('Ctrl+Enter to check both selected items', async () => (await doneById(p1aId)) === true && (await doneById(p1bId)) === true, short);
+      // Typing in an item the teammate leaves alone: every character arrives.
+      await rowOf('P2').locator('.text').click();
+      await page.keyboard.press('End');
+      await page.keyboard.type(' typed live', { delay: 30 });
+      await until('the typing in the file, every character', async () => (await itemText(p2Id)) === 'P2 typed live', short).catch(async (e) => {
+        throw new Error(`${e.message}; it holds ${JSON.stringify(await itemText(p2Id))}`);
+      });
+      check((await rowOf('P2 typed live').count()) === 1, 'the row shows what was typed');
+      check((await view.locator(`.outline .row[data-id="${buyId}"]`).getAttribute('aria-expanded')) === 'false', 'the folded item is still folded');
+    } finally {
+      await stopMate();
+    }
+    const stopped = events.find((e) => e.event === 'stopped');
+    check(stopped !== undefined && stopped.edits > 0, `the teammate made ${stopped?.edits} edits meanwhile`);
   });
 
   await section('bug 7: offline, the status bar item shows an icon and says in words that the server cannot be reached', async () => {
