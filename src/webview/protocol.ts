@@ -7,6 +7,7 @@
  * `patch` messages with just what changed (live edits from other windows or teammates), and
  * `ack` for every request the webview made, so it can measure and report failures.
  */
+import { safeLink } from '../spaces/apps/chatMarkdown';
 import { MAX_OUTLINE_DEPTH } from '../spaces/apps/notesMarkdown';
 import { ID_RULES, isVertexId } from '../spaces/ids';
 
@@ -106,7 +107,11 @@ export type NotesEdit =
 /** `cut` is `delete` without the question first: the items are on the clipboard. */
 export type SelectionAction = 'indent' | 'outdent' | 'moveUp' | 'moveDown' | 'delete' | 'cut' | 'check' | 'uncheck';
 
-export type ChatEdit = { readonly op: 'post'; readonly text: string };
+export type ChatEdit =
+  | { readonly op: 'post'; readonly text: string }
+  /** Edit or delete one's own message (the host refuses another author's). */
+  | { readonly op: 'editMessage'; readonly id: string; readonly text: string }
+  | { readonly op: 'deleteMessage'; readonly id: string };
 
 export type InspectorEdit =
   | { readonly op: 'setProp'; readonly id: string; readonly key: string; readonly json: string }
@@ -121,7 +126,9 @@ export type WebviewMessage =
   | { readonly type: 'edit'; readonly seq: number; readonly treeId: string; readonly edit: NotesEdit | ChatEdit | InspectorEdit }
   /** First paint of a tree view took `ms` from the `tree` message (for benchmarks and the log). */
   | { readonly type: 'painted'; readonly treeId: string; readonly items: number; readonly ms: number }
-  | { readonly type: 'openAsText' };
+  | { readonly type: 'openAsText' }
+  /** A link clicked in a chat message: the host opens it (only http, https and mailto). */
+  | { readonly type: 'openLink'; readonly url: string };
 
 export const EDITOR_LIMITS = {
   /** Longest text of one note or chat message, in UTF-16 units. */
@@ -252,6 +259,10 @@ function parseOtherEdit(e: Record<string, unknown>): ChatEdit | InspectorEdit {
   switch (e.op) {
     case 'post':
       return { op: 'post', text: text(e, 'text') };
+    case 'editMessage':
+      return { op: 'editMessage', id: id(e, 'id'), text: text(e, 'text') };
+    case 'deleteMessage':
+      return { op: 'deleteMessage', id: id(e, 'id') };
     case 'setProp':
       return { op: 'setProp', id: id(e, 'id'), key: text(e, 'key', 256), json: text(e, 'json', EDITOR_LIMITS.json) };
     case 'deleteProp':
@@ -272,6 +283,10 @@ export function isNotesEdit(e: NotesEdit | ChatEdit | InspectorEdit): e is Notes
   return NOTES_OPS.has(e.op);
 }
 
+export function isChatEdit(e: NotesEdit | ChatEdit | InspectorEdit): e is ChatEdit {
+  return e.op === 'post' || e.op === 'editMessage' || e.op === 'deleteMessage';
+}
+
 export function isInspectorEdit(e: NotesEdit | ChatEdit | InspectorEdit): e is InspectorEdit {
   return INSPECTOR_OPS.has(e.op);
 }
@@ -286,6 +301,11 @@ export function parseWebviewMessage(x: unknown): WebviewMessage {
       return { type: m.type };
     case 'select':
       return { type: 'select', treeId: m.treeId === null ? null : id(m, 'treeId') };
+    case 'openLink': {
+      const url = typeof m.url === 'string' ? safeLink(m.url) : undefined;
+      if (!url) throw new BadMessageError('url is not an http, https or mailto link');
+      return { type: 'openLink', url };
+    }
     case 'edit': {
       if (typeof m.seq !== 'number' || !Number.isSafeInteger(m.seq) || m.seq < 0) throw new BadMessageError('seq is not a counter');
       const e = obj(m.edit, 'edit');

@@ -9,7 +9,7 @@ import { TreeError, type AppTree, type Placement, type Position } from '../../sp
 import { Chat } from '../../spaces/apps/chat';
 import { Notes } from '../../spaces/apps/notes';
 import { isJsonValue, type JsonValue } from '../../spaces/ops';
-import { isInspectorEdit, isNotesEdit, type Caret, type ChatEdit, type InspectorEdit, type NotesEdit, type SelectionAction } from '../../webview/protocol';
+import { isChatEdit, isInspectorEdit, isNotesEdit, type Caret, type ChatEdit, type InspectorEdit, type NotesEdit, type SelectionAction } from '../../webview/protocol';
 import type { EditorKind } from './treeViews';
 
 /** Typing into the same item within this many ms of the last keystroke is one undo step. */
@@ -399,8 +399,19 @@ export class TreeEditor {
   }
 
   chat(edit: ChatEdit, author: string): EditResult {
+    const chat = new Chat(this.tree);
+    const keys = ['text', 'author', 'time'];
+    if (edit.op === 'post') {
+      if (!edit.text.trim()) throw new TreeError('a message needs some text');
+      return { record: this.record('Send Message', keys, [], (touched) => void touched.push(chat.post(author, edit.text))) };
+    }
+    if (!this.tree.has(edit.id) || edit.id === this.tree.rootId) throw new TreeError(`no message ${edit.id}`);
+    // Only one's own messages: the author is the one this window posts as.
+    if (chat.message(edit.id).author !== author) throw new TreeError('only your own messages can be edited or deleted');
+    if (edit.op === 'deleteMessage') return { record: this.record('Delete Message', keys, [edit.id], () => chat.delete(edit.id)) };
     if (!edit.text.trim()) throw new TreeError('a message needs some text');
-    return { record: this.record('Send Message', ['text', 'author', 'time'], [], (touched) => void touched.push(new Chat(this.tree).post(author, edit.text))) };
+    if (chat.message(edit.id).text === edit.text) return {};
+    return { record: this.record('Edit Message', keys, [edit.id], () => chat.edit(edit.id, edit.text)) };
   }
 
   inspector(edit: InspectorEdit): EditResult {
@@ -426,7 +437,7 @@ export class TreeEditor {
 /** Routes an edit request to the editor of the tree's kind; refuses edits of another kind. */
 export function applyEdit(editor: TreeEditor, kind: EditorKind, e: NotesEdit | ChatEdit | InspectorEdit, author: string): EditResult {
   if (kind === 'notes' && isNotesEdit(e)) return editor.notes(e);
-  if (kind === 'chat' && e.op === 'post') return editor.chat(e, author);
+  if (kind === 'chat' && isChatEdit(e)) return editor.chat(e, author);
   if (kind === 'inspector' && isInspectorEdit(e)) return editor.inspector(e);
   throw new TreeError(`edit ${e.op} does not apply to a ${kind} tree`);
 }
