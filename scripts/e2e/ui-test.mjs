@@ -18,7 +18,8 @@
 //      keeping what is typed, the focus (undo of a move, deleting a parent, tabs, leaving the
 //      outline by keyboard), paste of lines, the space Add App Tree offers, sign-in with a wrong
 //      token, a blank chat message, the offline status bar item (last: it stops the server)
-//   8. the outliner (sections before the offline one): a nested Markdown paste, folding (chevron,
+//   8. chat: Markdown shown safely, links through VS Code, days, editing and deleting one's own;
+//      the outliner (sections before the offline one): a nested Markdown paste, folding (chevron,
 //      Ctrl+., Ctrl+↑/↓, kept across tabs), zoom and its breadcrumb, Shift+↓ / Shift+click
 //      selection with indent, move and check on it, copy / cut as Markdown and paste back,
 //      Backspace joining items, Enter outdenting an empty sub-item, Alt+↑/↓ across parents, drag
@@ -442,6 +443,86 @@ await run.main(async ({ say, check, onCleanup, openWorkbench, screenshot, sectio
     await page.keyboard.press('Enter');
     const msg = await until('the message in the file', async () => (await dump(alpha.chatId)).children?.map((m) => m.props.text).find((t) => t?.includes('after a blank one')), short);
     check(msg === 'after a blank one', `the message is ${JSON.stringify(msg)}`);
+  });
+
+  await section('chat: Markdown shows as formatting (HTML as text), a link opens through VS Code, messages are grouped by day, one\'s own can be edited and deleted', async () => {
+    await showAlpha('Team chat');
+    const composer = view.locator('textarea.composer-input');
+    await composer.click();
+    const text = 'Note **bold** and `code`, see [the docs](https://example.com/docs) <b>raw</b>';
+    await page.keyboard.type(text);
+    await page.keyboard.press('Enter');
+    const msg = view.locator('.chat-list article.message', { has: view.locator('.body strong', { hasText: 'bold' }) }).last();
+    await msg.waitFor();
+    check((await msg.locator('.body code').innerText()) === 'code', 'inline code is formatted');
+    check((await msg.locator('.body a').getAttribute('href')) === 'https://example.com/docs', 'the link is a link');
+    check((await msg.locator('.body b').count()) === 0 && (await msg.locator('.body').innerText()).includes('<b>raw</b>'), 'HTML in the message shows as text, not markup');
+    const day = await view.locator('.chat-list h2.day').last().innerText();
+    check(day === 'Today', `the messages of today are under "Today" (${day})`);
+    // The link: VS Code asks before opening an external site (so it went through VS Code, not the webview).
+    await msg.locator('.body a').click();
+    const ask = dialog(page);
+    await ask.waitFor({ timeout: 10_000 });
+    check((await ask.innerText()).includes('example.com'), `VS Code asks to open ${JSON.stringify((await ask.innerText()).split('\n')[0])}`);
+    await page.keyboard.press('Escape');
+    await ask.waitFor({ state: 'hidden' });
+    // Edit one's own message.
+    const msgId = await msg.getAttribute('data-id');
+    const fileText = async () => (await dump(alpha.chatId)).children?.find((m) => m.id === msgId)?.props.text;
+    check((await fileText()) === text, 'the message is in the file as typed');
+    // By its id from here: while edited it has no formatted body to be found by.
+    const mine = view.locator(`article.message[data-id="${msgId}"]`);
+    await mine.locator('button.edit-message').click();
+    const box = mine.locator('textarea.edit-input');
+    await box.waitFor();
+    await box.selectText();
+    await page.keyboard.type('edited *text*');
+    await page.keyboard.press('Enter');
+    await until('the edit in the file', async () => (await fileText()) === 'edited *text*', short);
+    await until('the edit shown, formatted', async () => (await view.locator(`article.message[data-id="${msgId}"] .body em`).count()) === 1, short);
+    check(true, 'an own message is edited in place');
+    // Delete it (VS Code asks), then Ctrl+Z brings it back.
+    await view.locator(`article.message[data-id="${msgId}"] button.delete-message`).click();
+    await dialog(page).waitFor({ timeout: 10_000 });
+    await dialog(page).locator('.monaco-button', { hasText: /^Delete$/ }).click();
+    await until('the message gone from the file', async () => (await fileText()) === undefined, short);
+    await until('the message gone from the thread', async () => (await view.locator(`article.message[data-id="${msgId}"]`).count()) === 0, short);
+    await composer.click();
+    await page.keyboard.press('Control+Z');
+    await until('Ctrl+Z to bring the message back', async () => (await fileText()) === 'edited *text*', short);
+    // A teammate's message has no Edit or Delete.
+    const other = view.locator('.chat-list article.message', { has: view.locator('.author', { hasNotText: CHAT_AUTHOR }) });
+    if ((await other.count()) > 0) check((await other.first().locator('button.edit-message').count()) === 0, 'another author\'s message has no Edit button');
+  });
+
+  await section('Spaces view keys: Space checks the selected note, F2 renames it, Delete asks first', async () => {
+    const milkRow = treeRow(page, 'Buy milk');
+    await milkRow.waitFor();
+    const milkId = (await dump(alpha.todoId)).children.find((c) => c.props.text === 'Buy milk')?.id;
+    const milkDone = async () => find(await dump(alpha.todoId), milkId)?.props.done === true;
+    const before = await milkDone();
+    // Selected by a click (which opens it in the editor), then Ctrl+0 puts the focus back in the view.
+    await milkRow.click();
+    await page.locator('.tabs-container .tab.active', { hasText: 'alpha.space' }).waitFor();
+    await until('the Spaces view focused with "Buy milk" selected', async () => {
+      if ((await page.locator('.part.sidebar .monaco-list:focus-within .monaco-list-row.selected .label-name').allInnerTexts()).includes('Buy milk')) return true;
+      await page.keyboard.press('Control+0');
+      return false;
+    }, short);
+    await page.keyboard.press('Space');
+    await until('Space to toggle the check', async () => (await milkDone()) === !before, short);
+    await page.keyboard.press('Space');
+    await until('Space again to toggle it back', async () => (await milkDone()) === before, short);
+    await page.keyboard.press('F2');
+    const qi = page.locator('.quick-input-widget');
+    await until('F2 to ask for the new text', async () => (await qi.isVisible()) && (await qi.locator('input').inputValue()) === 'Buy milk', short);
+    await page.keyboard.press('Escape');
+    await page.keyboard.press('Delete');
+    await dialog(page).waitFor({ timeout: 10_000 });
+    check(/Buy milk/.test(await dialog(page).innerText()), 'Delete asks before deleting "Buy milk"');
+    await page.keyboard.press('Escape');
+    await dialog(page).waitFor({ state: 'hidden' });
+    check((await todoShape()).includes('Buy milk'), 'cancelled: nothing deleted');
   });
 
   // The outliner. Its own items, made by a nested paste, so the sections above do not matter.
