@@ -503,7 +503,9 @@ await run.main(async ({ say, check, onCleanup, openWorkbench, screenshot, sectio
     const before = await milkDone();
     // Selected by a click (which opens it in the editor), then Ctrl+0 puts the focus back in the view.
     await milkRow.click();
-    await page.locator('.tabs-container .tab.active', { hasText: 'alpha.space' }).waitFor();
+    // The editor opens with the caret in the note: only then is the focus moved back (else a key
+    // meant for the view could land in the note's text).
+    await until('the editor to put the caret in "Buy milk"', async () => (await webviewFocus(page))?.row === milkId, short);
     await until('the Spaces view focused with "Buy milk" selected', async () => {
       if ((await page.locator('.part.sidebar .monaco-list:focus-within .monaco-list-row.selected .label-name').allInnerTexts()).includes('Buy milk')) return true;
       await page.keyboard.press('Control+0');
