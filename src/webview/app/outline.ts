@@ -43,6 +43,9 @@ const DROP_EDGE = 0.3;
 const MATCH_HIGHLIGHT = 'spaces-match';
 
 interface Row {
+  /** What the row shows of its place and folding, as last written (-1 / '' before the first render). */
+  depth: number;
+  state: '' | 'leaf' | 'open' | 'folded';
   readonly row: HTMLElement;
   readonly fold: HTMLButtonElement;
   readonly bullet: HTMLElement;
@@ -333,11 +336,13 @@ export class Outline {
     const bullet = el('span', { class: 'bullet', draggable: 'true', title: 'Drag to move · click to zoom in', 'aria-hidden': 'true' });
     const check = el('input', { type: 'checkbox', class: 'check', 'aria-label': 'Done', tabindex: -1 });
     const text = el('div', { class: 'text', contenteditable: 'plaintext-only', spellcheck: 'true', role: 'textbox', 'aria-multiline': 'false', tabindex: -1 });
-    const row = el('div', { class: 'row', role: 'treeitem', 'data-id': id }, fold, bullet, check, text);
-    return { row, fold, bullet, check, text };
+    const row = el('div', { class: 'row', role: 'treeitem', 'data-id': id, 'aria-selected': 'false' }, fold, bullet, check, text);
+    return { depth: -1, state: '', row, fold, bullet, check, text };
   }
 
   private render(): void {
+    // Live ranges of the old highlight would be updated on every DOM change below: dropped first.
+    if (typeof CSS !== 'undefined') CSS.highlights?.delete(MATCH_HIGHLIGHT);
     const all = this.order();
     const order = this.limit === undefined ? all : all.slice(0, this.limit);
     const visible = new Set<string>();
@@ -361,20 +366,30 @@ export class Outline {
         r = this.makeRow(id);
         this.rows.set(id, r);
       }
-      r.row.style.setProperty('--depth', String(depth));
-      r.row.setAttribute('aria-level', String(depth + 1));
+      // Only what changed is written: a render of 10k rows must not restyle every one of them.
+      if (r.depth !== depth) {
+        r.depth = depth;
+        r.row.style.setProperty('--depth', String(depth));
+        r.row.setAttribute('aria-level', String(depth + 1));
+      }
       r.row.classList.toggle('done', item.done);
       const kids = this.hasKids(id);
       const open = kids && (!this.folded.has(id) || this.filter !== '');
-      if (kids) r.row.setAttribute('aria-expanded', String(open));
-      else r.row.removeAttribute('aria-expanded');
-      r.fold.classList.toggle('has-kids', kids);
-      r.fold.classList.toggle('open', open);
-      r.fold.setAttribute('aria-label', kids ? (open ? 'Fold' : 'Unfold') : 'No sub-items');
-      r.fold.disabled = !kids;
+      const state = kids ? (open ? 'open' : 'folded') : 'leaf';
+      if (r.state !== state) {
+        r.state = state;
+        if (kids) r.row.setAttribute('aria-expanded', String(open));
+        else r.row.removeAttribute('aria-expanded');
+        r.fold.classList.toggle('has-kids', kids);
+        r.fold.classList.toggle('open', open);
+        r.fold.setAttribute('aria-label', kids ? (open ? 'Fold' : 'Unfold') : 'No sub-items');
+        r.fold.disabled = !kids;
+      }
       const sel = selected.has(id);
-      r.row.classList.toggle('selected', sel);
-      r.row.setAttribute('aria-selected', String(sel));
+      if (r.row.classList.contains('selected') !== sel) {
+        r.row.classList.toggle('selected', sel);
+        r.row.setAttribute('aria-selected', String(sel));
+      }
       r.row.classList.toggle('match', this.filter !== '' && item.text.toLowerCase().includes(this.filter));
       if (r.check.checked !== item.done) r.check.checked = item.done;
       setTextKeepingCaret(r.text, item.text);
@@ -443,10 +458,8 @@ export class Outline {
       n++;
       const lower = (node.textContent ?? '').toLowerCase();
       for (let at = lower.indexOf(this.filter); at >= 0; at = lower.indexOf(this.filter, at + this.filter.length)) {
-        const range = new Range();
-        range.setStart(node, at);
-        range.setEnd(node, at + this.filter.length);
-        marks?.add(range);
+        // Static ranges: the browser does not have to keep them up to date as rows change.
+        marks?.add(new StaticRange({ startContainer: node, startOffset: at, endContainer: node, endOffset: at + this.filter.length }));
       }
     }
     if (registry && marks) registry.set(MATCH_HIGHLIGHT, marks);
