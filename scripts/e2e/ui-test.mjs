@@ -18,6 +18,12 @@
 //      keeping what is typed, the focus (undo of a move, deleting a parent, tabs, leaving the
 //      outline by keyboard), paste of lines, the space Add App Tree offers, sign-in with a wrong
 //      token, a blank chat message, the offline status bar item (last: it stops the server)
+//   8. chat: Markdown shown safely, links through VS Code, days, editing and deleting one's own;
+//      the outliner (sections before the offline one): a nested Markdown paste, folding (chevron,
+//      Ctrl+., Ctrl+↑/↓, kept across tabs), zoom and its breadcrumb, Shift+↓ / Shift+click
+//      selection with indent, move and check on it, copy / cut as Markdown and paste back,
+//      Backspace joining items, Enter outdenting an empty sub-item, Alt+↑/↓ across parents, drag
+//      and drop by the bullet, the filter with highlighted matches
 //
 // Screenshots go to e2e-artifacts/ (ui-notes.png, ui-chat.png, ui-file-error.png); with --docs
 // also to docs/images/ (spaces-view.png, editor-notes.png, editor-chat.png, for the README).
@@ -26,9 +32,10 @@
 //   node scripts/e2e/ui-test.mjs [--docs] [--keep] [--verbose] [--keep-going] [--only TEXT]
 //
 // --keep-going: a failed section of step 7 is reported and the next one runs (the run still fails).
-// --only TEXT: of step 7, only the sections whose name holds TEXT (steps 1-6 set them up).
+// --only TEXT: of steps 7-8, only the sections whose name holds TEXT (steps 1-6 set them up).
 //
 // Exit code 0 = passed, 1 = a check failed or a UI step timed out, 2 = harness problem.
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -316,8 +323,11 @@ await run.main(async ({ say, check, onCleanup, openWorkbench, screenshot, sectio
     check(back?.row !== undefined, `Shift+Tab: back in the outline (${JSON.stringify(back)})`);
     await page.keyboard.press('Escape');
     await page.keyboard.press('Shift+Tab');
+    const filter = await webviewFocus(page);
+    check(filter?.cls.includes('filter'), `Escape, Shift+Tab: the focus is on the filter box (${JSON.stringify(filter)})`);
+    await page.keyboard.press('Shift+Tab');
     const tabs = await webviewFocus(page);
-    check(tabs?.inTabs === true, `Escape, Shift+Tab: the focus is in the tab strip (${JSON.stringify(tabs)})`);
+    check(tabs?.inTabs === true, `Shift+Tab again: the focus is in the tab strip (${JSON.stringify(tabs)})`);
     check((await todoShape()) === before, 'nothing was indented or outdented on the way');
   });
 
@@ -433,6 +443,328 @@ await run.main(async ({ say, check, onCleanup, openWorkbench, screenshot, sectio
     await page.keyboard.press('Enter');
     const msg = await until('the message in the file', async () => (await dump(alpha.chatId)).children?.map((m) => m.props.text).find((t) => t?.includes('after a blank one')), short);
     check(msg === 'after a blank one', `the message is ${JSON.stringify(msg)}`);
+  });
+
+  await section('chat: Markdown shows as formatting (HTML as text), a link opens through VS Code, messages are grouped by day, one\'s own can be edited and deleted', async () => {
+    await showAlpha('Team chat');
+    const composer = view.locator('textarea.composer-input');
+    await composer.click();
+    const text = 'Note **bold** and `code`, see [the docs](https://example.com/docs) <b>raw</b>';
+    await page.keyboard.type(text);
+    await page.keyboard.press('Enter');
+    const msg = view.locator('.chat-list article.message', { has: view.locator('.body strong', { hasText: 'bold' }) }).last();
+    await msg.waitFor();
+    check((await msg.locator('.body code').innerText()) === 'code', 'inline code is formatted');
+    check((await msg.locator('.body a').getAttribute('href')) === 'https://example.com/docs', 'the link is a link');
+    check((await msg.locator('.body b').count()) === 0 && (await msg.locator('.body').innerText()).includes('<b>raw</b>'), 'HTML in the message shows as text, not markup');
+    const day = await view.locator('.chat-list h2.day').last().innerText();
+    check(day === 'Today', `the messages of today are under "Today" (${day})`);
+    // The link: VS Code asks before opening an external site (so it went through VS Code, not the webview).
+    await msg.locator('.body a').click();
+    const ask = dialog(page);
+    await ask.waitFor({ timeout: 10_000 });
+    check((await ask.innerText()).includes('example.com'), `VS Code asks to open ${JSON.stringify((await ask.innerText()).split('\n')[0])}`);
+    await page.keyboard.press('Escape');
+    await ask.waitFor({ state: 'hidden' });
+    // Edit one's own message.
+    const msgId = await msg.getAttribute('data-id');
+    const fileText = async () => (await dump(alpha.chatId)).children?.find((m) => m.id === msgId)?.props.text;
+    check((await fileText()) === text, 'the message is in the file as typed');
+    // By its id from here: while edited it has no formatted body to be found by.
+    const mine = view.locator(`article.message[data-id="${msgId}"]`);
+    await mine.locator('button.edit-message').click();
+    const box = mine.locator('textarea.edit-input');
+    await box.waitFor();
+    await box.selectText();
+    await page.keyboard.type('edited *text*');
+    await page.keyboard.press('Enter');
+    await until('the edit in the file', async () => (await fileText()) === 'edited *text*', short);
+    await until('the edit shown, formatted', async () => (await view.locator(`article.message[data-id="${msgId}"] .body em`).count()) === 1, short);
+    check(true, 'an own message is edited in place');
+    // Delete it (VS Code asks), then Ctrl+Z brings it back.
+    await view.locator(`article.message[data-id="${msgId}"] button.delete-message`).click();
+    await dialog(page).waitFor({ timeout: 10_000 });
+    await dialog(page).locator('.monaco-button', { hasText: /^Delete$/ }).click();
+    await until('the message gone from the file', async () => (await fileText()) === undefined, short);
+    await until('the message gone from the thread', async () => (await view.locator(`article.message[data-id="${msgId}"]`).count()) === 0, short);
+    await composer.click();
+    await page.keyboard.press('Control+Z');
+    await until('Ctrl+Z to bring the message back', async () => (await fileText()) === 'edited *text*', short);
+    // A teammate's message has no Edit or Delete.
+    const other = view.locator('.chat-list article.message', { has: view.locator('.author', { hasNotText: CHAT_AUTHOR }) });
+    if ((await other.count()) > 0) check((await other.first().locator('button.edit-message').count()) === 0, 'another author\'s message has no Edit button');
+  });
+
+  await section('Spaces view keys: Space checks the selected note, F2 renames it, Delete asks first', async () => {
+    const milkRow = treeRow(page, 'Buy milk');
+    await milkRow.waitFor();
+    const milkId = (await dump(alpha.todoId)).children.find((c) => c.props.text === 'Buy milk')?.id;
+    const milkDone = async () => find(await dump(alpha.todoId), milkId)?.props.done === true;
+    const before = await milkDone();
+    // Selected by a click (which opens it in the editor), then Ctrl+0 puts the focus back in the view.
+    await milkRow.click();
+    // The editor opens with the caret in the note: only then is the focus moved back (else a key
+    // meant for the view could land in the note's text).
+    await until('the editor to put the caret in "Buy milk"', async () => (await webviewFocus(page))?.row === milkId, short);
+    await until('the Spaces view focused with "Buy milk" selected', async () => {
+      if ((await page.locator('.part.sidebar .monaco-list:focus-within .monaco-list-row.selected .label-name').allInnerTexts()).includes('Buy milk')) return true;
+      await page.keyboard.press('Control+0');
+      return false;
+    }, short);
+    await page.keyboard.press('Space');
+    await until('Space to toggle the check', async () => (await milkDone()) === !before, short);
+    await page.keyboard.press('Space');
+    await until('Space again to toggle it back', async () => (await milkDone()) === before, short);
+    await page.keyboard.press('F2');
+    const qi = page.locator('.quick-input-widget');
+    await until('F2 to ask for the new text', async () => (await qi.isVisible()) && (await qi.locator('input').inputValue()) === 'Buy milk', short);
+    await page.keyboard.press('Escape');
+    await page.keyboard.press('Delete');
+    await dialog(page).waitFor({ timeout: 10_000 });
+    check(/Buy milk/.test(await dialog(page).innerText()), 'Delete asks before deleting "Buy milk"');
+    await page.keyboard.press('Escape');
+    await dialog(page).waitFor({ state: 'hidden' });
+    check((await todoShape()).includes('Buy milk'), 'cancelled: nothing deleted');
+  });
+
+  // The outliner. Its own items, made by a nested paste, so the sections above do not matter.
+  const rowTexts = async () => view.locator('.outline .row .text').allInnerTexts();
+  const rowOf = (text) => view.locator('.outline .row', { has: view.locator('.text', { hasText: new RegExp(`^${esc(text)}$`) }) }).first();
+  const caretIn = async (text, key = 'End') => {
+    await rowOf(text).locator('.text').click();
+    await page.keyboard.press(key);
+  };
+  const doneOf = async (text) => {
+    const walk = (n) => (n.props?.text === text ? n : (n.children ?? []).map(walk).find(Boolean));
+    return walk(await dump(alpha.todoId))?.props.done;
+  };
+  const untilShape = async (what, want) => {
+    let last = '';
+    await until(what, async () => (last = await todoShape()).includes(want), short).catch((e) => {
+      throw new Error(`${e.message}; the file holds ${last}`);
+    });
+    check(true, `${what}: ${want}`);
+  };
+  const PASTED = '- [ ] P1\n  - [x] P1a\n  - [ ] P1b\n- [ ] P2\n- [ ] P3\n';
+
+  await section('outliner: a Markdown list pasted into an empty item becomes a subtree, one Ctrl+Z takes it back', async () => {
+    await caretAtEndOfBob();
+    await enterNewItem();
+    const before = await todoShape();
+    await view.locator(':focus').evaluate((el, text) => {
+      const dt = new DataTransfer();
+      dt.setData('text/plain', text);
+      el.dispatchEvent(new ClipboardEvent('paste', { clipboardData: dt, bubbles: true, cancelable: true }));
+    }, PASTED);
+    await untilShape('the pasted list nested in the file', 'P1(P1a,P1b),P2,P3');
+    check((await doneOf('P1a')) === true && (await doneOf('P1b')) === false, '"- [x]" pasted as a checked item');
+    await page.keyboard.press('Control+Z');
+    await until('one Ctrl+Z to take the paste back', async () => (await todoShape()) === before, short);
+    await page.keyboard.press('Control+Shift+Z');
+    await untilShape('Ctrl+Shift+Z to paste it again', 'P1(P1a,P1b),P2,P3');
+  });
+
+  await section('outliner: the chevron and Ctrl+. fold an item, the fold is kept when the tab comes back; Ctrl+↑/↓ fold and unfold', async () => {
+    await showAlpha('Todo');
+    await rowOf('P1a').waitFor();
+    await rowOf('P1').locator('button.fold').click();
+    await until('P1\'s sub-items hidden', async () => !(await rowTexts()).includes('P1a'), short);
+    check((await rowOf('P1').getAttribute('aria-expanded')) === 'false', 'the folded row says aria-expanded="false"');
+    check((await rowOf('P1').locator('button.fold').getAttribute('aria-label')) === 'Unfold', 'the chevron is labelled "Unfold"');
+    await appTab('Team chat').click();
+    await appTab('Todo').click();
+    await rowOf('P1').waitFor();
+    check(!(await rowTexts()).includes('P1a'), 'back on the tab, P1 is still folded');
+    await caretIn('P1');
+    await page.keyboard.press('Control+.');
+    await until('Ctrl+. to unfold P1', async () => (await rowTexts()).includes('P1a'), short);
+    await page.keyboard.press('Control+ArrowUp');
+    await until('Ctrl+↑ to fold P1', async () => !(await rowTexts()).includes('P1a'), short);
+    await page.keyboard.press('Control+ArrowDown');
+    await until('Ctrl+↓ to unfold P1', async () => (await rowTexts()).includes('P1a'), short);
+    check((await webviewFocus(page))?.row === (await rowOf('P1').getAttribute('data-id')), 'the caret stayed in P1 all along');
+  });
+
+  await section('outliner: Alt+→ zooms into an item, the breadcrumb and Alt+← go back out', async () => {
+    await showAlpha('Todo');
+    await caretIn('P1');
+    await page.keyboard.press('Alt+ArrowRight');
+    await until('only P1\'s sub-items shown', async () => JSON.stringify(await rowTexts()) === JSON.stringify(['P1a', 'P1b']), short);
+    const crumbs = view.locator('nav.breadcrumb');
+    check((await crumbs.innerText()).replace(/\s+/g, ' ').trim() === 'Todo › P1', `the breadcrumb says "${await crumbs.innerText()}"`);
+    await crumbs.locator('button', { hasText: 'Todo' }).click();
+    await until('the whole outline back', async () => (await rowTexts()).includes('Buy milk') && (await rowTexts()).includes('P1a'), short);
+    check(!(await crumbs.isVisible()), 'no breadcrumb at the top level');
+    await caretIn('P1a');
+    await page.keyboard.press('Alt+ArrowRight');
+    await until('zoomed into P1a (no sub-items)', async () => (await rowTexts()).length === 0 && (await crumbs.innerText()).includes('P1a'), short);
+    await page.keyboard.press('Alt+ArrowLeft');
+    await until('Alt+← out to P1', async () => JSON.stringify(await rowTexts()) === JSON.stringify(['P1a', 'P1b']), short);
+    await page.keyboard.press('Alt+ArrowLeft');
+    await until('Alt+← out to the whole tree', async () => (await rowTexts()).includes('Buy milk'), short);
+  });
+
+  await section('outliner: Shift+↓ selects items; Tab, Alt+↑ and Ctrl+Enter act on all of them, one Ctrl+Z each', async () => {
+    await showAlpha('Todo');
+    await caretIn('P2');
+    await page.keyboard.press('Shift+ArrowDown');
+    await until('P2 and P3 selected', async () => (await view.locator('.outline .row[aria-selected="true"]').allInnerTexts()).join('|') === 'P2|P3', short);
+    await page.keyboard.press('Tab');
+    await untilShape('both indented', 'P1(P1a,P1b,P2,P3)');
+    await page.keyboard.press('Alt+ArrowUp');
+    await untilShape('both moved up', 'P1(P1a,P2,P3,P1b)');
+    await page.keyboard.press('Control+Enter');
+    await until('both checked', async () => (await doneOf('P2')) === true && (await doneOf('P3')) === true, short);
+    await page.keyboard.press('Control+Z');
+    await until('Ctrl+Z unchecks both', async () => (await doneOf('P2')) === false && (await doneOf('P3')) === false, short);
+    await page.keyboard.press('Control+Z');
+    await untilShape('Ctrl+Z undoes the move of both', 'P1(P1a,P1b,P2,P3)');
+    await page.keyboard.press('Control+Z');
+    await untilShape('Ctrl+Z undoes the indent of both', 'P1(P1a,P1b),P2,P3');
+    // Shift+click: from the caret to the row clicked.
+    await caretIn('P1a');
+    await rowOf('P1b').locator('.text').click({ modifiers: ['Shift'] });
+    await until('Shift+click selects P1a..P1b', async () => (await view.locator('.outline .row[aria-selected="true"]').allInnerTexts()).join('|') === 'P1a|P1b', short);
+    await page.keyboard.press('Escape');
+    await until('Escape ends the selection', async () => (await view.locator('.outline .row[aria-selected="true"]').count()) === 0, short);
+  });
+
+  await section('outliner: copy of selected items gives a Markdown list, which pastes back as the same subtree', async () => {
+    await showAlpha('Todo');
+    await caretIn('P1');
+    await page.keyboard.press('Shift+ArrowDown');
+    await page.keyboard.press('Shift+ArrowDown');
+    const event = (type) =>
+      view.locator(':focus').evaluate((el, type) => {
+        const dt = new DataTransfer();
+        el.dispatchEvent(new ClipboardEvent(type, { clipboardData: dt, bubbles: true, cancelable: true }));
+        return dt.getData('text/plain');
+      }, type);
+    const md = await event('copy');
+    check(md === '- [ ] P1\n  - [x] P1a\n  - [ ] P1b\n', `the copy is the subtree as Markdown: ${JSON.stringify(md)}`);
+    await page.keyboard.press('Escape');
+    await caretIn('P3');
+    await enterNewItem();
+    await view.locator(':focus').evaluate((el, text) => {
+      const dt = new DataTransfer();
+      dt.setData('text/plain', text);
+      el.dispatchEvent(new ClipboardEvent('paste', { clipboardData: dt, bubbles: true, cancelable: true }));
+    }, md);
+    await untilShape('the copy pasted back as a subtree', 'P1(P1a,P1b),P2,P3,P1(P1a,P1b)');
+    // Cut of the copy (the caret in its P1, nothing selected: the item with its sub-items).
+    const copyRow = view.locator('.outline .row', { has: view.locator('.text', { hasText: /^P1$/ }) }).last();
+    await copyRow.locator('.text').click();
+    const cut = await event('cut');
+    check(cut.startsWith('- [ ] P1\n'), 'cut gives the item with its sub-items');
+    await untilShape('the cut subtree gone', 'P1(P1a,P1b),P2,P3');
+    check(!(await todoShape()).includes('P3,P1'), 'only the copy was cut');
+  });
+
+  await section('outliner: Backspace at the start joins the item above; Enter in an empty sub-item outdents it; Alt+↓ crosses parents', async () => {
+    await showAlpha('Todo');
+    await caretIn('P3', 'Home');
+    await page.keyboard.press('Backspace');
+    await untilShape('P3 joined to P2', 'P1(P1a,P1b),P2P3');
+    await until('the caret at the join', async () => (await webviewFocus(page))?.row === (await rowOf('P2P3').getAttribute('data-id')), short);
+    await page.keyboard.press('Control+Z');
+    await untilShape('Ctrl+Z splits them again', 'P1(P1a,P1b),P2,P3');
+    await caretIn('P1b');
+    await enterNewItem();
+    await page.keyboard.press('Enter');
+    await untilShape('the empty sub-item outdented, not a new one', 'P1(P1a,P1b),,P2');
+    await page.keyboard.type('P0');
+    await untilShape('typed into it', 'P1(P1a,P1b),P0,P2');
+    await caretIn('P1b');
+    await page.keyboard.press('Alt+ArrowDown');
+    await untilShape('Alt+↓ on the last sub-item moves it across, first under the next parent', 'P1(P1a),P0(P1b)');
+    await page.keyboard.press('Alt+ArrowUp');
+    await untilShape('Alt+↑ takes it back across into P1, at the end', 'P1(P1a,P1b),P0,P2');
+  });
+
+  await section('outliner: an item dragged by its bullet onto another goes under it; one Ctrl+Z takes it back', async () => {
+    await showAlpha('Todo');
+    const before = await todoShape();
+    await rowOf('P0').locator('.bullet').dragTo(rowOf('P2').locator('.text'));
+    await untilShape('P0 moved into P2', 'P2(P0)');
+    await rowOf('P2').locator('.text').click();
+    await page.keyboard.press('Control+Z');
+    await until('Ctrl+Z puts it back', async () => (await todoShape()) === before, short);
+    // Onto the upper edge of a row: before it.
+    const box = await rowOf('P1').boundingBox();
+    await rowOf('P3').locator('.bullet').dragTo(rowOf('P1'), { targetPosition: { x: 40, y: 2 } });
+    await untilShape('P3 moved before P1', 'P3,P1(P1a,P1b)');
+    check(box !== null, 'the rows have a box');
+  });
+
+  await section('outliner: the filter shows the matches with their parents, highlighted; Escape clears it', async () => {
+    await showAlpha('Todo');
+    const filter = view.locator('input.filter');
+    await filter.click();
+    await page.keyboard.type('p1');
+    await until('only P1 and its matching sub-items', async () => JSON.stringify(await rowTexts()) === JSON.stringify(['P1', 'P1a', 'P1b']), short).catch(async (e) => {
+      throw new Error(`${e.message}; rows ${JSON.stringify(await rowTexts())}`);
+    });
+    const marks = await view.locator('body').evaluate(() => CSS.highlights.get('spaces-match')?.size ?? 0);
+    check(marks === 3, `three matches highlighted (${marks})`);
+    check((await view.locator('.match-count').innerText()) === '3 matches', 'the count is said');
+    await page.keyboard.type('a');
+    await until('"p1a": P1 (as the parent) and P1a', async () => JSON.stringify(await rowTexts()) === JSON.stringify(['P1', 'P1a']), short);
+    check((await rowOf('P1').getAttribute('class')).includes('match') === false, 'the parent shown for context is not marked a match');
+    await page.keyboard.press('Escape');
+    await until('Escape clears the filter', async () => (await rowTexts()).includes('Buy milk'), short);
+  });
+
+  await section('outliner: a teammate editing all over the outline leaves the caret, the typing, the selection and the folds alone', async () => {
+    await showAlpha('Todo');
+    const idOf = (text) => rowOf(text).getAttribute('data-id');
+    const [buyId, p1aId, p1bId, p2Id] = [await idOf('Buy milk'), await idOf('P1a'), await idOf('P1b'), await idOf('P2')];
+    const doneById = async (id) => find(await dump(alpha.todoId), id)?.props.done;
+    await rowOf('Buy milk').locator('button.fold').click();
+    await caretIn('P1a');
+    await page.keyboard.press('Shift+ArrowDown');
+    const selectedIds = () => view.locator('.outline .row[aria-selected="true"]').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-id')));
+    check(JSON.stringify(await selectedIds()) === JSON.stringify([p1aId, p1bId]), 'P1a and P1b selected');
+    const events = [];
+    const child = spawn(process.execPath, [path.join(root, 'scripts/e2e/teammate.mjs'), '--server', server.url, '--token', server.token, '--space', alpha.spaceId, '--tree', alpha.todoId, '--rate', '20', '--skip', p2Id], { detached: true, stdio: ['ignore', 'pipe', 'inherit'] });
+    const exited = new Promise((r) => child.on('exit', r));
+    const stopMate = async () => {
+      try {
+        process.kill(-child.pid, 'SIGTERM');
+      } catch {
+        // gone
+      }
+      await exited;
+    };
+    onCleanup(stopMate);
+    let buf = '';
+    child.stdout.setEncoding('utf8').on('data', (d) => {
+      buf += d;
+      const lines = buf.split('\n');
+      buf = lines.pop();
+      for (const l of lines) if (l.trim()) events.push(JSON.parse(l));
+    });
+    try {
+      await until('the teammate to sync', () => events.some((e) => e.event === 'ready'), short);
+      const liveTexts = () => view.locator('.outline .row .text').evaluateAll((ts) => ts.filter((t) => /^teammate edit \d+$/.test(t.textContent ?? '')).length);
+      await until('the teammate\'s edits showing in the outline', async () => (await liveTexts()) >= 3, short);
+      check(JSON.stringify(await selectedIds()) === JSON.stringify([p1aId, p1bId]), 'the selection is unchanged while the teammate edits');
+      check((await webviewFocus(page))?.row === p1bId, 'the focus stayed in P1b');
+      await page.keyboard.press('Control+Enter');
+      await until('Ctrl+Enter to check both selected items', async () => (await doneById(p1aId)) === true && (await doneById(p1bId)) === true, short);
+      // Typing in an item the teammate leaves alone: every character arrives.
+      await rowOf('P2').locator('.text').click();
+      await page.keyboard.press('End');
+      await page.keyboard.type(' typed live', { delay: 30 });
+      await until('the typing in the file, every character', async () => (await itemText(p2Id)) === 'P2 typed live', short).catch(async (e) => {
+        throw new Error(`${e.message}; it holds ${JSON.stringify(await itemText(p2Id))}`);
+      });
+      check((await rowOf('P2 typed live').count()) === 1, 'the row shows what was typed');
+      check((await view.locator(`.outline .row[data-id="${buyId}"]`).getAttribute('aria-expanded')) === 'false', 'the folded item is still folded');
+    } finally {
+      await stopMate();
+    }
+    const stopped = events.find((e) => e.event === 'stopped');
+    check(stopped !== undefined && stopped.edits > 0, `the teammate made ${stopped?.edits} edits meanwhile`);
   });
 
   await section('bug 7: offline, the status bar item shows an icon and says in words that the server cannot be reached', async () => {

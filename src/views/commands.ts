@@ -17,6 +17,7 @@ import type { Space } from '../spaces/space';
 import type { SpacesNode } from './spacesTree';
 import type { ActiveSpace } from './activeSpace';
 import type { EditHistory } from './editor/editHistory';
+import { registerMarkdownCommands } from './editor/markdownCommands';
 import { commandWrapper, isNode, nodeSpaceId, pickSpace as pickOpenSpace } from './commandHelpers';
 import { errorMessage, type WorkspaceModel } from './workspaceModel';
 import { isAppId } from '../spaces/ids';
@@ -238,6 +239,19 @@ export function registerCommands(model: WorkspaceModel, log: vscode.LogOutputCha
     return space.id;
   });
 
+  /** Space in the Spaces view: checks or unchecks the selected note (one undo step, like the checkbox). */
+  const toggleDone = wrap('spaces.toggleDone', async (arg?: SpacesNode) => {
+    const node = selectedOr(arg);
+    if (node?.kind !== 'note') return undefined;
+    const space = manager.get(node.spaceId);
+    if (!space) throw new Error(`space ${node.spaceId} is not open`);
+    const tree = await space.openAppTree(node.treeId);
+    if (!tree.has(node.itemId)) throw new Error('the note is gone');
+    const done = tree.getProp(node.itemId, 'done') !== true;
+    history.run(space.id, tree, (e) => e.notes({ op: 'setDone', id: node.itemId, done }).record);
+    return done;
+  });
+
   const refresh = wrap('spaces.refresh', async () => {
     await model.rescan();
   });
@@ -250,7 +264,9 @@ export function registerCommands(model: WorkspaceModel, log: vscode.LogOutputCha
     vscode.commands.registerCommand('spaces.revealFile', revealFile),
     vscode.commands.registerCommand('spaces.copySpaceId', copySpaceId),
     vscode.commands.registerCommand('spaces.refresh', refresh),
+    vscode.commands.registerCommand('spaces.toggleDone', toggleDone),
     vscode.commands.registerCommand('spaces.showLog', () => log.show()),
+    ...registerMarkdownCommands(model, log, treeView, history, () => activeSpace.spaceId),
     treeView.onDidChangeCheckboxState((e) => {
       for (const [node, state] of e.items) {
         if (node.kind !== 'note') continue;

@@ -29,6 +29,9 @@ export const CONTEXT_VALUES: Record<SpacesNode['kind'], string> = {
   loadError: 'appTreeError',
 };
 
+/** `contextValue` of a notes app tree (menus: `viewItem =~ /^appTree(\.notes)?$/`; Markdown is for notes). */
+export const NOTES_TREE_CONTEXT = 'appTree.notes';
+
 /** `contextValue` of a space with a team server connection (menus: `viewItem =~ /^space(\.connected)?$/`). */
 export const CONNECTED_SPACE_CONTEXT = 'space.connected';
 
@@ -110,7 +113,8 @@ export class SpacesTreeProvider implements vscode.TreeDataProvider<SpacesNode>, 
 
   getTreeItem(node: SpacesNode): vscode.TreeItem {
     const item = this.buildItem(node);
-    item.contextValue = node.kind === 'space' && this.sync?.state(node.spaceId) ? CONNECTED_SPACE_CONTEXT : CONTEXT_VALUES[node.kind];
+    item.contextValue =
+      node.kind === 'space' && this.sync?.state(node.spaceId) ? CONNECTED_SPACE_CONTEXT : node.kind === 'appTree' && node.appId === NOTES_APP_ID ? NOTES_TREE_CONTEXT : CONTEXT_VALUES[node.kind];
     return item;
   }
 
@@ -162,13 +166,17 @@ export class SpacesTreeProvider implements vscode.TreeDataProvider<SpacesNode>, 
       }
       case 'appTree': {
         const isNotes = node.appId === NOTES_APP_ID;
-        const item = new vscode.TreeItem(node.name, isNotes ? vscode.TreeItemCollapsibleState.Collapsed : vscode.TreeItemCollapsibleState.None);
-        item.id = `tree:${node.spaceId}:${node.treeId}`;
-        item.iconPath = appIcon(node.appId);
         const loaded = this.manager.get(node.spaceId)?.loadedAppTree(node.treeId);
         const count = loaded ? loaded.childIds().length : undefined;
+        // A notes tree known to be empty has nothing to expand: no twistie.
+        const expandable = isNotes && count !== 0;
+        const item = new vscode.TreeItem(node.name, expandable ? vscode.TreeItemCollapsibleState.Collapsed : vscode.TreeItemCollapsibleState.None);
+        item.id = `tree:${node.spaceId}:${node.treeId}`;
+        item.iconPath = appIcon(node.appId);
         item.description = count === undefined ? node.appId : `${node.appId} · ${count}`;
-        item.tooltip = `${node.name} (${node.appId})\ntree id ${node.treeId}`;
+        const what = node.appId === CHAT_APP_ID ? 'message' : 'item';
+        const counted = count === undefined ? '' : `\n${count} ${what}${count === 1 ? '' : 's'}${isNotes ? ' at the top level' : ''}`;
+        item.tooltip = `${node.name} (${node.appId})${counted}\ntree id ${node.treeId}`;
         item.command = { command: 'spaces.openAppTree', title: 'Open in Editor', arguments: [{ spaceId: node.spaceId, treeId: node.treeId }] };
         return item;
       }
@@ -178,9 +186,17 @@ export class SpacesTreeProvider implements vscode.TreeDataProvider<SpacesNode>, 
         const children = note?.children.length ?? 0;
         const item = new vscode.TreeItem(note?.text || '(empty)', children ? vscode.TreeItemCollapsibleState.Expanded : vscode.TreeItemCollapsibleState.None);
         item.id = `note:${node.spaceId}:${node.treeId}:${node.itemId}`;
-        item.checkboxState = note?.done ? vscode.TreeItemCheckboxState.Checked : vscode.TreeItemCheckboxState.Unchecked;
+        const label = note?.text || '(empty)';
+        item.checkboxState = {
+          state: note?.done ? vscode.TreeItemCheckboxState.Checked : vscode.TreeItemCheckboxState.Unchecked,
+          tooltip: note?.done ? 'Done (Space unchecks)' : 'Not done (Space checks)',
+          accessibilityInformation: { label: `${note?.done ? 'Done' : 'Not done'}: ${label}`, role: 'checkbox' },
+        };
         item.command = { command: 'spaces.openAppTree', title: 'Open in Editor', arguments: [{ spaceId: node.spaceId, treeId: node.treeId, itemId: node.itemId }] };
+        const subs = `${children} sub-item${children === 1 ? '' : 's'}`;
         if (children) item.description = String(children);
+        item.tooltip = children ? `${label}\n${subs}` : label;
+        item.accessibilityInformation = { label: children ? `${label}, ${note?.done ? 'done' : 'not done'}, ${subs}` : `${label}, ${note?.done ? 'done' : 'not done'}` };
         return item;
       }
       case 'loadError': {

@@ -7,6 +7,8 @@
  * `patch` messages with just what changed (live edits from other windows or teammates), and
  * `ack` for every request the webview made, so it can measure and report failures.
  */
+import { safeLink } from '../spaces/apps/chatMarkdown';
+import { MAX_OUTLINE_DEPTH } from '../spaces/apps/notesMarkdown';
 import { ID_RULES, isVertexId } from '../spaces/ids';
 
 // ---- view models (host → webview) -----------------------------------------------------------
@@ -78,9 +80,38 @@ export type NotesEdit =
    * Several lines pasted into an item at the caret: the item's text becomes `before` + the first
    * line, each further line a new item below it, the last one ending with `after`. One undo step.
    */
-  | { readonly op: 'paste'; readonly id: string; readonly before: string; readonly lines: string[]; readonly after: string };
+  | {
+      readonly op: 'paste';
+      readonly id: string;
+      readonly before: string;
+      readonly lines: string[];
+      readonly after: string;
+      /**
+       * A pasted list's nesting: the depth of each line (the first 0, each at most one more than
+       * the line before; a line at depth d > 0 goes under the nearest line above at d - 1) and
+       * which lines are checked. Absent: every line at depth 0, none checked.
+       */
+      readonly depths?: number[];
+      readonly done?: boolean[];
+    }
+  /**
+   * Backspace at the start of an item: its text is appended to `intoId` (the item shown above it),
+   * its children follow it there, and it is deleted. One undo step.
+   */
+  | { readonly op: 'merge'; readonly id: string; readonly intoId: string }
+  /** An action on several selected items at once (items under a selected one go with it). One undo step. */
+  | { readonly op: 'selection'; readonly action: SelectionAction; readonly ids: string[] }
+  /** Drag and drop: the items move, in this order, under `parentId` after `afterId` (absent: first). */
+  | { readonly op: 'moveTo'; readonly ids: string[]; readonly parentId: string; readonly afterId?: string };
 
-export type ChatEdit = { readonly op: 'post'; readonly text: string };
+/** `cut` is `delete` without the question first: the items are on the clipboard. */
+export type SelectionAction = 'indent' | 'outdent' | 'moveUp' | 'moveDown' | 'delete' | 'cut' | 'check' | 'uncheck';
+
+export type ChatEdit =
+  | { readonly op: 'post'; readonly text: string }
+  /** Edit or delete one's own message (the host refuses another author's). */
+  | { readonly op: 'editMessage'; readonly id: string; readonly text: string }
+  | { readonly op: 'deleteMessage'; readonly id: string };
 
 export type InspectorEdit =
   | { readonly op: 'setProp'; readonly id: string; readonly key: string; readonly json: string }
@@ -95,7 +126,9 @@ export type WebviewMessage =
   | { readonly type: 'edit'; readonly seq: number; readonly treeId: string; readonly edit: NotesEdit | ChatEdit | InspectorEdit }
   /** First paint of a tree view took `ms` from the `tree` message (for benchmarks and the log). */
   | { readonly type: 'painted'; readonly treeId: string; readonly items: number; readonly ms: number }
-  | { readonly type: 'openAsText' };
+  | { readonly type: 'openAsText' }
+  /** A link clicked in a chat message: the host opens it (only http, https and mailto). */
+  | { readonly type: 'openLink'; readonly url: string };
 
 export const EDITOR_LIMITS = {
   /** Longest text of one note or chat message, in UTF-16 units. */
@@ -108,6 +141,10 @@ export const EDITOR_LIMITS = {
   pasteLines: 1_000,
   /** Characters of one paste, all lines together. */
   pasteChars: 1_000_000,
+  /** Items one selection action or one drag may move. */
+  selection: 100_000,
+  /** Deepest level of a pasted list (see MAX_OUTLINE_DEPTH). */
+  pasteDepth: MAX_OUTLINE_DEPTH,
 } as const;
 
 // ---- runtime checks (host side) ----------------------------------------------------------------
@@ -155,6 +192,36 @@ function pastedLines(x: unknown): string[] {
   });
 }
 
+function idList(x: unknown, k: string): string[] {
+  if (!Array.isArray(x) || x.length === 0) throw new BadMessageError(`${k} is not a list of ids`);
+  if (x.length > EDITOR_LIMITS.selection) throw new BadMessageError(`${k} holds more than ${EDITOR_LIMITS.selection} ids`);
+  return x.map((v: unknown, i) => id({ [`${k}[${i}]`]: v }, `${k}[${i}]`));
+}
+
+/** The optional nesting of a paste: as many depths (and done flags) as lines, each a step at most. */
+function pastedShape(e: Record<string, unknown>, n: number): { depths?: number[]; done?: boolean[] } {
+  const out: { depths?: number[]; done?: boolean[] } = {};
+  if (e.depths !== undefined) {
+    const d = e.depths;
+    if (!Array.isArray(d) || d.length !== n) throw new BadMessageError('depths is not one depth per line');
+    let prev = -1;
+    out.depths = d.map((v: unknown, i) => {
+      if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0 || v > prev + 1 || v > EDITOR_LIMITS.pasteDepth || (i === 0 && v !== 0)) {
+        throw new BadMessageError(`depths[${i}] is not a depth after ${prev}`);
+      }
+      return (prev = v);
+    });
+  }
+  if (e.done !== undefined) {
+    const d = e.done;
+    if (!Array.isArray(d) || d.length !== n || !d.every((v) => typeof v === 'boolean')) throw new BadMessageError('done is not one boolean per line');
+    out.done = d as boolean[];
+  }
+  return out;
+}
+
+const SELECTION_ACTIONS: ReadonlySet<string> = new Set<SelectionAction>(['indent', 'outdent', 'moveUp', 'moveDown', 'delete', 'cut', 'check', 'uncheck']);
+
 function parseNotesEdit(e: Record<string, unknown>): NotesEdit {
   switch (e.op) {
     case 'add':
@@ -172,8 +239,17 @@ function parseNotesEdit(e: Record<string, unknown>): NotesEdit {
       return { op: e.op, id: id(e, 'id') };
     case 'split':
       return { op: 'split', id: id(e, 'id'), before: text(e, 'before'), after: text(e, 'after') };
-    case 'paste':
-      return { op: 'paste', id: id(e, 'id'), before: text(e, 'before'), lines: pastedLines(e.lines), after: text(e, 'after') };
+    case 'paste': {
+      const lines = pastedLines(e.lines);
+      return { op: 'paste', id: id(e, 'id'), before: text(e, 'before'), lines, after: text(e, 'after'), ...pastedShape(e, lines.length) };
+    }
+    case 'merge':
+      return { op: 'merge', id: id(e, 'id'), intoId: id(e, 'intoId') };
+    case 'selection':
+      if (typeof e.action !== 'string' || !SELECTION_ACTIONS.has(e.action)) throw new BadMessageError(`unknown selection action ${JSON.stringify(e.action)}`);
+      return { op: 'selection', action: e.action as SelectionAction, ids: idList(e.ids, 'ids') };
+    case 'moveTo':
+      return { op: 'moveTo', ids: idList(e.ids, 'ids'), parentId: id(e, 'parentId'), afterId: optId(e, 'afterId') };
     default:
       throw new BadMessageError(`unknown notes edit ${JSON.stringify(e.op)}`);
   }
@@ -183,6 +259,10 @@ function parseOtherEdit(e: Record<string, unknown>): ChatEdit | InspectorEdit {
   switch (e.op) {
     case 'post':
       return { op: 'post', text: text(e, 'text') };
+    case 'editMessage':
+      return { op: 'editMessage', id: id(e, 'id'), text: text(e, 'text') };
+    case 'deleteMessage':
+      return { op: 'deleteMessage', id: id(e, 'id') };
     case 'setProp':
       return { op: 'setProp', id: id(e, 'id'), key: text(e, 'key', 256), json: text(e, 'json', EDITOR_LIMITS.json) };
     case 'deleteProp':
@@ -196,11 +276,15 @@ function parseOtherEdit(e: Record<string, unknown>): ChatEdit | InspectorEdit {
   }
 }
 
-const NOTES_OPS: ReadonlySet<string> = new Set<NotesEdit['op']>(['add', 'setText', 'setDone', 'indent', 'outdent', 'moveUp', 'moveDown', 'delete', 'split', 'paste']);
+const NOTES_OPS: ReadonlySet<string> = new Set<NotesEdit['op']>(['add', 'setText', 'setDone', 'indent', 'outdent', 'moveUp', 'moveDown', 'delete', 'split', 'paste', 'merge', 'selection', 'moveTo']);
 const INSPECTOR_OPS: ReadonlySet<string> = new Set<InspectorEdit['op']>(['setProp', 'deleteProp', 'addChild', 'deleteVertex']);
 
 export function isNotesEdit(e: NotesEdit | ChatEdit | InspectorEdit): e is NotesEdit {
   return NOTES_OPS.has(e.op);
+}
+
+export function isChatEdit(e: NotesEdit | ChatEdit | InspectorEdit): e is ChatEdit {
+  return e.op === 'post' || e.op === 'editMessage' || e.op === 'deleteMessage';
 }
 
 export function isInspectorEdit(e: NotesEdit | ChatEdit | InspectorEdit): e is InspectorEdit {
@@ -217,6 +301,11 @@ export function parseWebviewMessage(x: unknown): WebviewMessage {
       return { type: m.type };
     case 'select':
       return { type: 'select', treeId: m.treeId === null ? null : id(m, 'treeId') };
+    case 'openLink': {
+      const url = typeof m.url === 'string' ? safeLink(m.url) : undefined;
+      if (!url) throw new BadMessageError('url is not an http, https or mailto link');
+      return { type: 'openLink', url };
+    }
     case 'edit': {
       if (typeof m.seq !== 'number' || !Number.isSafeInteger(m.seq) || m.seq < 0) throw new BadMessageError('seq is not a counter');
       const e = obj(m.edit, 'edit');

@@ -40,6 +40,12 @@ describe('space editor: webview messages', () => {
       { type: 'edit', seq: 7, treeId: id, edit: { op: 'setProp', id, key: 'k', json: '1' } },
       { type: 'edit', seq: 8, treeId: id, edit: { op: 'deleteVertex', id } },
       { type: 'edit', seq: 9, treeId: id, edit: { op: 'paste', id, before: 'a', lines: ['b', 'c'], after: 'd' } },
+      { type: 'edit', seq: 10, treeId: id, edit: { op: 'editMessage', id, text: 'x' } },
+      { type: 'edit', seq: 11, treeId: id, edit: { op: 'deleteMessage', id } },
+      { type: 'edit', seq: 12, treeId: id, edit: { op: 'merge', id, intoId: id } },
+      { type: 'edit', seq: 13, treeId: id, edit: { op: 'selection', action: 'cut', ids: [id] } },
+      { type: 'edit', seq: 14, treeId: id, edit: { op: 'moveTo', ids: [id], parentId: id, afterId: id } },
+      { type: 'openLink', url: 'https://example.com/' },
     ]) {
       assert.deepEqual(JSON.parse(JSON.stringify(parseWebviewMessage(m))), m);
     }

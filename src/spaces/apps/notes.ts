@@ -72,17 +72,41 @@ export class Notes {
     return true;
   }
 
+  /**
+   * Moves the item above its previous sibling. The first child of a parent moves across: to the
+   * end of the parent's previous sibling's children (its depth stays), or, when the parent has
+   * none, to just before the parent. False at the top of the top level.
+   */
   moveUp(id: string): boolean {
     const { parentId, list, index } = this.siblings(id);
-    if (index <= 0) return false;
-    this.tree.move(id, parentId, { before: list[index - 1] });
+    if (index > 0) {
+      this.tree.move(id, parentId, { before: list[index - 1] });
+      return true;
+    }
+    if (parentId === this.tree.rootId) return false;
+    const up = this.siblings(parentId);
+    const prev = up.list[up.index - 1];
+    if (prev) this.tree.move(id, prev);
+    else this.tree.move(id, up.parentId, { before: parentId });
     return true;
   }
 
+  /** Moves the item below its next sibling; the last child moves across, as `moveUp` does upwards. */
   moveDown(id: string): boolean {
     const { parentId, list, index } = this.siblings(id);
-    if (index < 0 || index >= list.length - 1) return false;
-    this.tree.move(id, parentId, { after: list[index + 1] });
+    if (index >= 0 && index < list.length - 1) {
+      this.tree.move(id, parentId, { after: list[index + 1] });
+      return true;
+    }
+    if (parentId === this.tree.rootId) return false;
+    const up = this.siblings(parentId);
+    const next = up.list[up.index + 1];
+    if (next) {
+      const first = this.tree.childIds(next)[0];
+      this.tree.move(id, next, first ? { before: first } : undefined);
+    } else {
+      this.tree.move(id, up.parentId, { after: parentId });
+    }
     return true;
   }
 }

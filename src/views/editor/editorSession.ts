@@ -244,6 +244,11 @@ export class EditorSession implements vscode.Disposable {
       case 'openAsText':
         void vscode.commands.executeCommand('vscode.openWith', this.document.uri, 'default');
         return;
+      case 'openLink':
+        // The scheme was checked with the message (http, https, mailto); VS Code asks before
+        // opening a site the user has not trusted yet.
+        void vscode.env.openExternal(vscode.Uri.parse(m.url, true));
+        return;
       case 'painted':
         this.painted(m.treeId, m.items, m.ms);
         return;
@@ -293,6 +298,15 @@ export class EditorSession implements vscode.Disposable {
       const text = tree.getProp(e.id, 'text');
       const what = e.op === 'delete' ? `"${typeof text === 'string' && text ? truncate(text) : '(empty)'}"` : 'this vertex';
       return { message: `Delete ${what} and its ${n} sub-item${n === 1 ? '' : 's'}?`, detail: undoHint, button: 'Delete', focus: e.op === 'delete' ? e.id : undefined };
+    }
+    if (e.op === 'deleteMessage' && tree.has(e.id)) {
+      const text = tree.getProp(e.id, 'text');
+      return { message: `Delete your message "${truncate(typeof text === 'string' ? text : '')}"?`, detail: 'It is removed for everyone the space syncs with. Undo (Ctrl+Z) in this editor brings it back.', button: 'Delete' };
+    }
+    if (e.op === 'selection' && e.action === 'delete') {
+      const live = e.ids.filter((id) => tree.has(id));
+      if (live.length < 2 && !live.some((id) => tree.countItems(id) > 0)) return undefined;
+      return { message: `Delete the ${live.length} selected item${live.length === 1 ? '' : 's'} and their sub-items?`, detail: undoHint, button: 'Delete', focus: live[0] };
     }
     if (e.op === 'deleteProp' && e.id === tree.rootId && tree.getProp(e.id, e.key) !== undefined) {
       const appDetail = e.key === 'appId' ? ` Without its appId this tree no longer opens in the ${String(tree.getProp(e.id, 'appId'))} editor.` : '';

@@ -5,11 +5,11 @@
  * where the tree is still as the edit left it, so a teammate's later change is never undone.
  * Typing into one item coalesces into a single undo step while it goes on. Pure (no `vscode`).
  */
-import { TreeError, type AppTree, type Placement } from '../../spaces/appTree';
+import { TreeError, type AppTree, type Placement, type Position } from '../../spaces/appTree';
 import { Chat } from '../../spaces/apps/chat';
 import { Notes } from '../../spaces/apps/notes';
 import { isJsonValue, type JsonValue } from '../../spaces/ops';
-import { isInspectorEdit, isNotesEdit, type Caret, type ChatEdit, type InspectorEdit, type NotesEdit } from '../../webview/protocol';
+import { isChatEdit, isInspectorEdit, isNotesEdit, type Caret, type ChatEdit, type InspectorEdit, type NotesEdit, type SelectionAction } from '../../webview/protocol';
 import type { EditorKind } from './treeViews';
 
 /** Typing into the same item within this many ms of the last keystroke is one undo step. */
@@ -115,6 +115,17 @@ export interface EditResult {
 
 const NOTE_KEYS = ['text', 'done'] as const;
 
+const SELECTION_LABELS: Record<SelectionAction, string> = {
+  indent: 'Indent Items',
+  outdent: 'Outdent Items',
+  moveUp: 'Move Items Up',
+  moveDown: 'Move Items Down',
+  delete: 'Delete Items',
+  cut: 'Cut',
+  check: 'Check Items',
+  uncheck: 'Uncheck Items',
+};
+
 function siblingsOf(tree: AppTree, id: string): string[] {
   const parentId = tree.get(id)?.parentId;
   return parentId ? tree.childIds(parentId) : [];
@@ -141,6 +152,12 @@ function itemBelow(tree: AppTree, id: string): string | undefined {
     if (next) return next;
   }
   return undefined;
+}
+
+/** Whether `id` is somewhere under `ancestor`. */
+function isUnder(tree: AppTree, id: string, ancestor: string): boolean {
+  for (let p = tree.get(id)?.parentId; p; p = p === tree.rootId ? undefined : tree.get(p)?.parentId) if (p === ancestor) return true;
+  return false;
 }
 
 function parseJson(json: string): JsonValue {
@@ -231,10 +248,20 @@ export class TreeEditor {
       }
       case 'paste':
         return this.paste(edit);
+      case 'merge':
+        return this.merge(edit);
+      case 'selection':
+        return this.selection(edit);
+      case 'moveTo':
+        return this.moveTo(edit);
     }
   }
 
-  /** Lines pasted at the caret of an item: one item per line, one undo step (see NotesEdit `paste`). */
+  /**
+   * Lines pasted at the caret of an item: one item per line, nested by `depths`, one undo step
+   * (see NotesEdit `paste`). A line at depth 0 goes after the item (first among its children when
+   * it has some, like Enter); a deeper one goes last under the nearest line above one level up.
+   */
   private paste(edit: Extract<NotesEdit, { op: 'paste' }>): EditResult {
     const t = this.tree;
     const notes = new Notes(t);
@@ -244,21 +271,147 @@ export class TreeEditor {
     const record = this.record('Paste', NOTE_KEYS, [edit.id], (touched) => {
       const last = lines.length - 1;
       notes.setText(edit.id, edit.before + lines[0] + (last === 0 ? edit.after : ''));
-      // Like Enter: below an item with children the new items come first among them.
       const kids = t.childIds(edit.id);
-      const parentId = kids.length ? edit.id : (t.get(edit.id)?.parentId ?? t.rootId);
+      const topParent = kids.length ? edit.id : (t.get(edit.id)?.parentId ?? t.rootId);
+      // The latest item at each depth, and the latest one added under each parent.
+      const atDepth: string[] = [edit.id];
+      const lastUnder = new Map<string, string>();
       for (let i = 1; i <= last; i++) {
+        const depth = Math.min(edit.depths?.[i] ?? 0, atDepth.length);
+        const parentId = depth === 0 ? topParent : atDepth[depth - 1];
         const text = lines[i] + (i === last ? edit.after : '');
-        lastId = i === 1 && kids.length ? t.addItem(edit.id, { text, done: false }, { before: kids[0] }) : notes.add(text, parentId, lastId);
+        const done = edit.done?.[i] ?? false;
+        const prev = lastUnder.get(parentId);
+        let position: Position | undefined;
+        if (prev) position = { after: prev };
+        else if (parentId === topParent && !kids.length) position = { after: edit.id };
+        else if (parentId === edit.id && kids.length) position = { before: kids[0] };
+        lastId = t.addItem(parentId, { text, done }, position);
+        lastUnder.set(parentId, lastId);
+        atDepth.length = depth;
+        atDepth.push(lastId);
         touched.push(lastId);
       }
     });
     return { record, focus: { itemId: lastId, caret: (lines.length === 1 ? edit.before.length : 0) + lines[lines.length - 1].length } };
   }
 
+  /** Backspace at the start of `id`: see NotesEdit `merge`. */
+  private merge(edit: Extract<NotesEdit, { op: 'merge' }>): EditResult {
+    const t = this.tree;
+    const { id, intoId } = edit;
+    if (!t.has(id) || !t.has(intoId) || id === t.rootId || intoId === t.rootId) throw new TreeError('no such item to merge');
+    if (isUnder(t, intoId, id)) throw new TreeError('cannot merge an item into its own sub-item');
+    const intoText = String(t.getProp(intoId, 'text') ?? '');
+    const kids = t.childIds(id);
+    const record = this.record('Merge Items', NOTE_KEYS, [id, intoId, ...kids], () => {
+      t.setProps(intoId, { text: intoText + String(t.getProp(id, 'text') ?? '') });
+      // Into its parent, the children take its place; into another item they follow its children.
+      let after: string | undefined = t.get(id)?.parentId === intoId ? id : t.childIds(intoId).at(-1);
+      for (const k of kids) {
+        t.move(k, intoId, after ? { after } : undefined);
+        after = k;
+      }
+      t.delete(id);
+    });
+    return { record, focus: { itemId: intoId, caret: intoText.length } };
+  }
+
+  /** The ids without those under another one of them, in the order given. */
+  private roots(ids: readonly string[]): string[] {
+    const set = new Set(ids);
+    const out: string[] = [];
+    const seen = new Set<string>();
+    for (const id of ids) {
+      if (seen.has(id) || !this.tree.has(id) || id === this.tree.rootId) continue;
+      seen.add(id);
+      let covered = false;
+      for (let p = this.tree.get(id)?.parentId; p && p !== this.tree.rootId; p = this.tree.get(p)?.parentId) {
+        if (set.has(p)) {
+          covered = true;
+          break;
+        }
+      }
+      if (!covered) out.push(id);
+    }
+    return out;
+  }
+
+  /** An action on selected items (see NotesEdit `selection`). */
+  private selection(edit: Extract<NotesEdit, { op: 'selection' }>): EditResult {
+    const t = this.tree;
+    const notes = new Notes(t);
+    const roots = this.roots(edit.ids);
+    if (!roots.length) return {};
+    const label = SELECTION_LABELS[edit.action];
+    if (edit.action === 'check' || edit.action === 'uncheck') {
+      const all = edit.ids.filter((id) => t.has(id) && id !== t.rootId);
+      const done = edit.action === 'check';
+      return { record: this.record(label, NOTE_KEYS, all, () => all.forEach((id) => notes.setDone(id, done))) };
+    }
+    if (edit.action === 'delete' || edit.action === 'cut') {
+      const above = itemAbove(t, roots[0]);
+      // Roots come in display order: the item below the last one's subtree is not being deleted.
+      const below = above ? undefined : itemBelow(t, roots[roots.length - 1]);
+      const record = this.record(label, NOTE_KEYS, roots, () => roots.forEach((id) => notes.delete(id)));
+      const focus = above ? { itemId: above, caret: 'end' as const } : below ? { itemId: below, caret: 'start' as const } : undefined;
+      return { record, focus };
+    }
+    // Moves go item by item, from the end they move towards, so the block keeps its order; when
+    // the first one cannot move, none does (the block would change its shape).
+    const forwards = edit.action === 'indent' || edit.action === 'moveUp';
+    const list = forwards ? roots : [...roots].reverse();
+    const step = (id: string): boolean => (edit.action === 'indent' ? notes.indent(id) : edit.action === 'outdent' ? notes.outdent(id) : edit.action === 'moveUp' ? notes.moveUp(id) : notes.moveDown(id));
+    const record = this.record(label, NOTE_KEYS, roots, () => {
+      if (edit.action !== 'outdent' && !step(list[0])) return false;
+      let moved = edit.action !== 'outdent';
+      for (const id of edit.action === 'outdent' ? list : list.slice(1)) moved = step(id) || moved;
+      return moved;
+    });
+    return { record, focus: { itemId: roots[0], caret: 'end' } };
+  }
+
+  /** Drag and drop (see NotesEdit `moveTo`). */
+  private moveTo(edit: Extract<NotesEdit, { op: 'moveTo' }>): EditResult {
+    const t = this.tree;
+    const roots = this.roots(edit.ids);
+    if (!roots.length) return {};
+    if (!t.has(edit.parentId)) throw new TreeError(`no item ${edit.parentId}`);
+    for (const id of roots) if (id === edit.parentId || isUnder(t, edit.parentId, id)) throw new TreeError('cannot move items into themselves');
+    // The anchor is the nearest sibling at or before `afterId` that is not itself moving.
+    const moving = new Set(roots);
+    const sibs = t.childIds(edit.parentId);
+    let anchor: string | undefined;
+    if (edit.afterId !== undefined) {
+      const at = sibs.indexOf(edit.afterId);
+      if (at < 0) throw new TreeError(`${edit.afterId} is not under ${edit.parentId}`);
+      for (let i = at; i >= 0 && anchor === undefined; i--) if (!moving.has(sibs[i])) anchor = sibs[i];
+    }
+    const first = sibs.find((s) => !moving.has(s));
+    const record = this.record('Move Items', NOTE_KEYS, roots, () => {
+      let after = anchor;
+      for (const id of roots) {
+        t.move(id, edit.parentId, after ? { after } : first ? { before: first } : undefined);
+        after = id;
+      }
+    });
+    return { record, focus: { itemId: roots[0], caret: 'end' } };
+  }
+
   chat(edit: ChatEdit, author: string): EditResult {
+    const chat = new Chat(this.tree);
+    const keys = ['text', 'author', 'time'];
+    if (edit.op === 'post') {
+      if (!edit.text.trim()) throw new TreeError('a message needs some text');
+      return { record: this.record('Send Message', keys, [], (touched) => void touched.push(chat.post(author, edit.text))) };
+    }
+    if (!this.tree.has(edit.id) || edit.id === this.tree.rootId) throw new TreeError(`no message ${edit.id}`);
+    // Only one's own messages: the author is the one this window posts as.
+    if (chat.message(edit.id).author !== author) throw new TreeError('only your own messages can be edited or deleted');
+    if (edit.op === 'deleteMessage') return { record: this.record('Delete Message', keys, [edit.id], () => chat.delete(edit.id)) };
     if (!edit.text.trim()) throw new TreeError('a message needs some text');
-    return { record: this.record('Send Message', ['text', 'author', 'time'], [], (touched) => void touched.push(new Chat(this.tree).post(author, edit.text))) };
+    if (chat.message(edit.id).text === edit.text) return {};
+    return { record: this.record('Edit Message', keys, [edit.id], () => chat.edit(edit.id, edit.text)) };
   }
 
   inspector(edit: InspectorEdit): EditResult {
@@ -284,7 +437,7 @@ export class TreeEditor {
 /** Routes an edit request to the editor of the tree's kind; refuses edits of another kind. */
 export function applyEdit(editor: TreeEditor, kind: EditorKind, e: NotesEdit | ChatEdit | InspectorEdit, author: string): EditResult {
   if (kind === 'notes' && isNotesEdit(e)) return editor.notes(e);
-  if (kind === 'chat' && e.op === 'post') return editor.chat(e, author);
+  if (kind === 'chat' && isChatEdit(e)) return editor.chat(e, author);
   if (kind === 'inspector' && isInspectorEdit(e)) return editor.inspector(e);
   throw new TreeError(`edit ${e.op} does not apply to a ${kind} tree`);
 }

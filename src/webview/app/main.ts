@@ -77,7 +77,7 @@ function renderOverview(): void {
 
 function showTree(treeId: string, view: TreeView): void {
   const t0 = performance.now();
-  const editor = view.kind === 'notes' ? new Outline(host, treeId, view) : view.kind === 'chat' ? new ChatThread(host, treeId, view) : new Inspector(host, treeId, view);
+  const editor = view.kind === 'notes' ? new Outline(host, treeId, view, space?.trees.find((t) => t.treeId === treeId)?.name ?? 'Notes', say) : view.kind === 'chat' ? new ChatThread(host, treeId, view) : new Inspector(host, treeId, view);
   current = { treeId, editor };
   body.replaceChildren(editor.root);
   const restore = host.state[`scroll:${treeId}`];

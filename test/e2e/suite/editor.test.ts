@@ -216,6 +216,38 @@ suite('Space editor', () => {
     await until('one undo to take the whole paste back', () => itemId('paste here') === id && !texts().includes('two'));
   });
 
+  test('Markdown: export writes a task list, import adds it back as a subtree (one undo step), Copy as Markdown fills the clipboard; a bad file changes nothing', async () => {
+    const s = await session();
+    s.handle({ type: 'edit', seq: seq++, treeId: planId, edit: { op: 'add', text: 'md parent' } });
+    const parent = itemId('md parent') ?? assert.fail('not added');
+    s.handle({ type: 'edit', seq: seq++, treeId: planId, edit: { op: 'add', parentId: parent, text: '- looks like a list' } });
+    const child = notes().item(parent).children[0]?.id ?? assert.fail('not added');
+    s.handle({ type: 'edit', seq: seq++, treeId: planId, edit: { op: 'setDone', id: child, done: true } });
+    const out = path.join(fixture.workspace, 'md-export.md');
+    const r = await vscode.commands.executeCommand<{ items: number }>('spaces.exportMarkdown', { spaceId, treeId: planId, itemId: parent, uri: out });
+    assert.equal(r.items, 2);
+    assert.equal(fs.readFileSync(out, 'utf8'), '- [ ] md parent\n  - [x] \\- looks like a list\n');
+    const copied = await vscode.commands.executeCommand<string>('spaces.copyAsMarkdown', { spaceId, treeId: planId, itemId: parent });
+    assert.equal(await vscode.env.clipboard.readText(), copied);
+    assert.equal(copied, fs.readFileSync(out, 'utf8'));
+    // Import under the parent: the same subtree again, as a child of it.
+    const before = shape();
+    const { ids } = await vscode.commands.executeCommand<{ ids: string[] }>('spaces.importMarkdown', { spaceId, treeId: planId, itemId: parent, uri: out });
+    assert.equal(ids.length, 1);
+    const imported = notes().item(ids[0]);
+    assert.deepEqual([imported.text, imported.children.map((c) => [c.text, c.done])], ['md parent', [['- looks like a list', true]]]);
+    await undo();
+    await until('one undo to take the import back', () => shape() === before);
+    // Hostile files: too deep is capped, too long a line refused with the reason, not valid UTF-8 refused.
+    const bad = path.join(fixture.workspace, 'md-bad.md');
+    fs.writeFileSync(bad, `- ok\n- ${'x'.repeat(100_001)}\n`);
+    await assert.rejects(Promise.resolve(vscode.commands.executeCommand('spaces.importMarkdown', { spaceId, treeId: planId, uri: bad })), /longer than/);
+    fs.writeFileSync(bad, Buffer.from([0x2d, 0x20, 0xff, 0xfe, 0x0a]));
+    await assert.rejects(Promise.resolve(vscode.commands.executeCommand('spaces.importMarkdown', { spaceId, treeId: planId, uri: bad })));
+    assert.equal(shape(), before, 'a refused file added nothing');
+    await assert.rejects(Promise.resolve(vscode.commands.executeCommand('spaces.exportMarkdown', { spaceId, treeId: chatId, uri: out })), /notes trees/);
+  });
+
   test('closing the active editor clears the active space (the panel is not read once disposed)', async () => {
     await vscode.commands.executeCommand('spaces.openAppTree', { spaceId, treeId: planId });
     await until('the editor to make its space active', () => api.activeSpace.spaceId === spaceId);

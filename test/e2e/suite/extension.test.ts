@@ -16,6 +16,12 @@ async function roots(): Promise<SpacesNode[]> {
   return api.tree.getChildren();
 }
 
+/** A note's checkbox state (the view gives it with a tooltip and an accessible label). */
+function checked(node: SpacesNode): vscode.TreeItemCheckboxState | undefined {
+  const c = item(node).checkboxState;
+  return typeof c === 'object' ? c.state : c;
+}
+
 function item(node: SpacesNode): vscode.TreeItem {
   return api.tree.getTreeItem(node);
 }
@@ -90,16 +96,20 @@ suite('Spaces extension', () => {
       [todo, chat, board].map((n) => (item(n).iconPath as vscode.ThemeIcon).id),
       ['checklist', 'comment-discussion', 'symbol-namespace'],
     );
-    assert.equal(item(todo).contextValue, 'appTree');
+    assert.equal(item(todo).contextValue, 'appTree.notes');
+    assert.equal(item(board).contextValue, 'appTree');
     assert.equal(item(todo).collapsibleState, vscode.TreeItemCollapsibleState.Collapsed);
     assert.equal(item(chat).collapsibleState, vscode.TreeItemCollapsibleState.None);
 
     assert.deepEqual(await labels(todo), ['Buy milk', 'Call Bob']);
     const milk = await child(todo, 'Buy milk');
     const bob = await child(todo, 'Call Bob');
-    assert.equal(item(milk).checkboxState, vscode.TreeItemCheckboxState.Unchecked);
+    assert.match(String(item(todo).tooltip), /\n2 items at the top level/, 'the tooltip says what the number is');
+    assert.equal(checked(milk), vscode.TreeItemCheckboxState.Unchecked);
+    assert.equal((item(milk).checkboxState as { accessibilityInformation?: vscode.AccessibilityInformation }).accessibilityInformation?.label, 'Not done: Buy milk');
+    assert.match(String(item(milk).tooltip), /1 sub-item/);
     assert.equal(item(milk).description, '1', 'child count');
-    assert.equal(item(bob).checkboxState, vscode.TreeItemCheckboxState.Checked);
+    assert.equal(checked(bob), vscode.TreeItemCheckboxState.Checked);
     assert.equal(item(bob).description, undefined);
     assert.deepEqual(await labels(milk), ['Oat milk']);
     assert.equal(item(todo).description, 'notes · 2', 'loaded notes tree shows its item count');
@@ -163,7 +173,7 @@ suite('Spaces extension', () => {
     await until('the view to be refreshed by an event', () => api.tree.refreshCount > before);
 
     await spaces('item', 'set', fixture.alpha.file, '--tree', fixture.alpha.todoId, '--id', String(id), '--set', 'done=true');
-    await until('the item checked', async () => item(await child(todo, 'From the CLI')).checkboxState === vscode.TreeItemCheckboxState.Checked);
+    await until('the item checked', async () => checked(await child(todo, 'From the CLI')) === vscode.TreeItemCheckboxState.Checked);
 
     await spaces('app', 'rename', fixture.alpha.file, '--tree', fixture.alpha.boardId, '--name', 'Kanban board');
     await until('the renamed app tree', async () => (await labels(alpha)).includes('Kanban board'));
