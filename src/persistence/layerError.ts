@@ -6,8 +6,8 @@
  * code set is this one.
  */
 
-export type LayerErrorCode =
-  // ---- stores (the file layer's codes, see file/errors.ts for what each means there)
+/** The codes of a store's failures (the file layer's; file/errors.ts says what each means for a file). */
+export type StoreErrorCode =
   /** Not a SQLite database, another SQLite schema, a truncated or damaged file. */
   | 'NOT_A_SPACE'
   /** Stored data from a newer build than this one reads. */
@@ -30,12 +30,13 @@ export type LayerErrorCode =
   | 'RELINKED'
   /** A write was refused because a load of this layer failed (never write what could not be read). */
   | 'NOT_LOADED'
-  /** Injected by a test. */
-  | 'INJECTED'
   /** A worker the layer runs on stopped or failed. */
   | 'WORKER'
   /** Any other I/O failure. */
-  | 'IO'
+  | 'IO';
+
+export type LayerErrorCode =
+  | StoreErrorCode
   // ---- every layer
   /** The layer was closed. */
   | 'CLOSED'

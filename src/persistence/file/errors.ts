@@ -4,43 +4,17 @@
  * messages. Errors cross the worker boundary as plain data (`SerializedError`). Each is a
  * LayerError (src/persistence/layerError.ts), the one coded error of the layer seam.
  */
-import { LayerError } from '../layerError';
+import { LayerError, type StoreErrorCode } from '../layerError';
 
-export type SpaceFileErrorCode =
-  /** Not a SQLite database, another SQLite schema, a truncated or damaged file. */
-  | 'NOT_A_SPACE'
-  /** A Spaces file whose schema_version is newer than this build reads. */
-  | 'NEWER_SCHEMA'
-  /** A Spaces file whose data is invalid (an op or secret that fails validation). */
-  | 'INVALID_DATA'
-  /** The file holds another space than the layer was opened for. */
-  | 'SPACE_MISMATCH'
-  /** `create` found a file already there. */
-  | 'EXISTS'
-  /** The lock file stayed held by a live process for longer than the lock timeout. */
-  | 'LOCKED'
-  /** Secrets are stored but no key was given, or a key was given with the wrong length. */
-  | 'NO_KEY'
-  /** The key does not decrypt this file's secrets. */
-  | 'WRONG_KEY'
-  /**
-   * The file cannot be written: no write permission bit is set (checked explicitly, so that it
-   * holds for root too), or the OS refuses (EACCES, EPERM, EROFS). Reading it still works.
-   */
-  | 'READ_ONLY'
-  /**
-   * The file's name now leads to another file than the one the layer opened (a symbolic link
-   * was pointed elsewhere, or the name was replaced by a link): nothing is read or written.
-   */
-  | 'RELINKED'
-  /** The layer was closed. */
-  | 'CLOSED'
-  /** A write was refused because a load of this layer failed (never write what could not be read). */
-  | 'NOT_LOADED'
-  /** The storage worker stopped or failed. */
-  | 'WORKER'
-  /** Any other I/O failure (permissions, disk full, …); `cause` holds the errno code. */
-  | 'IO';
+/**
+ * The file layer's codes: those of every store (StoreErrorCode) and CLOSED. For a file:
+ * NOT_A_SPACE is also another SQLite schema or a truncated file; READ_ONLY is checked on the
+ * permission bits explicitly, so that it holds for root too, as well as the OS refusing (EACCES,
+ * EPERM, EROFS); RELINKED: a symbolic link on the file's name was pointed elsewhere, or the name
+ * was replaced by a link, so nothing is read or written; LOCKED: the lock file stayed held by a
+ * live process for longer than the lock timeout; IO carries the errno.
+ */
+export type SpaceFileErrorCode = StoreErrorCode | 'CLOSED';
 
 /** The file layer's LayerError (src/persistence/layerError.ts): its codes, and the errno. */
 export class SpaceFileError extends LayerError<SpaceFileErrorCode> {

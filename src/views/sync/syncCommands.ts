@@ -22,7 +22,7 @@ import { progressAfter } from '../progress';
 import type { SyncConnections } from './connections';
 import { ServerApiError, ensureServerSpace, listServerSpaces } from '../../persistence/server/serverApi';
 import { CONNECTIONS_KEY, SETTINGS_SECTION, URL_KEY, normalizeServerUrl, parseConnectionSettings, serverOrigin, serverUrlProblem, updatedConnections } from './settings';
-import { tokenProblem, type TokenStore } from './tokens';
+import { TOKEN_ENV, tokenProblem, type ServerToken, type TokenStore } from './tokens';
 
 export interface ConnectArgs {
   readonly spaceId?: string;
@@ -208,12 +208,8 @@ export function registerSyncCommands(deps: SyncCommandDeps): vscode.Disposable[]
       return undefined;
     }
     const origin = serverOrigin(url);
-    let cred = await tokens.get(url);
-    if (!cred && !scripted) {
-      if (!(await vscode.commands.executeCommand<unknown>('spaces.signIn', { url }))) return undefined;
-      cred = await tokens.get(url);
-    }
-    if (!cred) throw new Error(`not signed in to ${origin}: run "Spaces: Sign In to Team Server" (or set $SPACES_SERVER_TOKEN)`);
+    const cred = await signedInToken(tokens, url, scripted);
+    if (!cred) return undefined;
     const ensuring = ensureServerSpace(url, cred.token, space.id, space.name);
     const progress = progressAfter(`Spaces: connecting "${space.name}" to ${origin}`, ensuring);
     let created: boolean;
@@ -261,4 +257,18 @@ export function registerSyncCommands(deps: SyncCommandDeps): vscode.Disposable[]
     vscode.commands.registerCommand('spaces.disconnect', disconnect),
     vscode.commands.registerCommand('spaces.retrySync', retry),
   ];
+}
+
+/**
+ * The token for `url`; when there is none, asks the user to sign in (not when `scripted`).
+ * Undefined: the user cancelled the sign-in. Throws when a scripted call has no token.
+ */
+export async function signedInToken(tokens: TokenStore, url: string, scripted: boolean): Promise<ServerToken | undefined> {
+  let cred = await tokens.get(url);
+  if (!cred && !scripted) {
+    if (!(await vscode.commands.executeCommand<unknown>('spaces.signIn', { url }))) return undefined;
+    cred = await tokens.get(url);
+  }
+  if (!cred) throw new Error(`not signed in to ${serverOrigin(url)}: run "Spaces: Sign In to Team Server" (or set $${TOKEN_ENV})`);
+  return cred;
 }

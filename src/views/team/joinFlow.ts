@@ -18,7 +18,7 @@ import type { ActiveSpace } from '../activeSpace';
 import type { FileKeyStore } from '../fileKey';
 import type { SyncConnections } from '../sync/connections';
 import { normalizeServerUrl, serverOrigin, serverUrlProblem } from '../sync/settings';
-import { writeConnectionSetting } from '../sync/syncCommands';
+import { signedInToken, writeConnectionSetting } from '../sync/syncCommands';
 import type { TokenStore } from '../sync/tokens';
 import type { WorkspaceModel } from '../workspaceModel';
 import { CloneCancelledError, cloneServerSpace } from './cloneSpace';
@@ -68,12 +68,8 @@ export class JoinFlow {
       return undefined;
     }
     const origin = serverOrigin(url);
-    let cred = await tokens.get(url);
-    if (!cred && !scripted) {
-      if (!(await vscode.commands.executeCommand<unknown>('spaces.signIn', { url }))) return undefined;
-      cred = await tokens.get(url);
-    }
-    if (!cred) throw new Error(`not signed in to ${origin}: run "Spaces: Sign In to Team Server" (or set $SPACES_SERVER_TOKEN)`);
+    const cred = await signedInToken(tokens, url, scripted);
+    if (!cred) return undefined;
     const token = cred.token;
 
     const space = args.spaceId !== undefined ? await this.lookUp(url, token, args.spaceId) : scripted ? undefined : await this.pick(url, token);
