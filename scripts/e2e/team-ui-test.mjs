@@ -56,7 +56,7 @@ await run.main(async ({ say, check, onCleanup, openWorkbench }) => {
   const short = { timeout: 15_000, interval: 100 };
 
   // 1. Join from the Team Server view.
-  const teamRow = treeRow(page, SPACE);
+  const teamRow = treeRow(page, SPACE, 'Team Server');
   await until(`the Team Server view to list "${SPACE}"`, () => teamRow.first().isVisible(), short);
   check(true, `the Team Server view lists "${SPACE}"`);
   const open = teamRow.first().locator('.action-label[aria-label="Open in Workspace"]');
@@ -76,7 +76,6 @@ await run.main(async ({ say, check, onCleanup, openWorkbench }) => {
   const settingsFile = path.join(fixture.workspace, '.vscode', 'settings.json');
   await until('the connection in the workspace settings', () => JSON.parse(fs.readFileSync(settingsFile, 'utf8'))['spaces.server.connections']?.[spaceId] === true, short);
   check(true, 'the joined space is connected in the workspace settings');
-  // The Spaces view's row comes first (its view is above the Team Server view).
   const expand = async (label) => {
     const row = treeRow(page, label).first();
     await until(`the "${label}" row`, () => row.isVisible(), short);

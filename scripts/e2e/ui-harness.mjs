@@ -203,11 +203,17 @@ export function createRun(tag, { verbose = false, keep = false, keepGoing = fals
 
 // ---- the workbench and the extension's UI ---------------------------------------------------
 
-/** The Spaces view's rows. */
-export const treeRows = (page) => page.locator('.part.sidebar .monaco-list-row[role="treeitem"]');
+const exactly = (text) => new RegExp(`^${text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`);
 
-/** The row of the Spaces view whose label is `label`. */
-export const treeRow = (page, label) => treeRows(page).filter({ has: page.locator('.label-name', { hasText: new RegExp(`^${label.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`) }) });
+/**
+ * The rows of one view of the Spaces container ("Spaces" or "Team Server"): both list spaces
+ * by name, so a row is looked up in its own view's pane.
+ */
+export const treeRows = (page, view = 'Spaces') =>
+  page.locator('.part.sidebar .pane').filter({ has: page.locator('.pane-header h3.title', { hasText: exactly(view) }) }).locator('.monaco-list-row[role="treeitem"]');
+
+/** The row of a view (the Spaces view unless named) whose label is `label`. */
+export const treeRow = (page, label, view = 'Spaces') => treeRows(page, view).filter({ has: page.locator('.label-name', { hasText: exactly(label) }) });
 
 /** Clicks the Spaces activity bar item; resolves once the view shows rows. */
 export async function openSpacesView(page) {
