@@ -10,8 +10,7 @@
 import * as assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { CloseCode, type ServerOpsMessage } from '../../src/protocol/messages';
-import type { FileLayer } from '../../src/persistence/file/fileLayer';
-import type { SyncStateStore } from '../../src/persistence/server/syncState';
+import { recording } from '../helpers/recordingSyncState';
 import type { AppTree } from '../../src/spaces/appTree';
 import { opKey } from '../../src/spaces/ops';
 import { makeOps, newTreeId } from '../conformance/opFixtures';
@@ -28,21 +27,6 @@ const KILLS = 10;
 /** Acknowledged ops to wait for between kills. */
 const ACKED_PER_ROUND = 60;
 const WAIT_MS = 30_000;
-
-/** A FileLayer as SyncStateStore that records what leaves the outbox: ops the server confirmed. */
-function recording(file: FileLayer, confirmed: Map<string, Set<string>>): SyncStateStore {
-  return {
-    loadSyncState: (id) => file.loadSyncState(id),
-    saveIncoming: (id, treeId, ops, seq) => file.saveIncoming(id, treeId, ops, seq),
-    addToOutbox: (id, treeId, ops) => file.addToOutbox(id, treeId, ops),
-    removeFromOutbox: (id, treeId, ops) => {
-      let set = confirmed.get(treeId);
-      if (!set) confirmed.set(treeId, (set = new Set()));
-      for (const op of ops) set.add(opKey(op));
-      return file.removeFromOutbox(id, treeId, ops);
-    },
-  };
-}
 
 /** Resolves when `cond` holds (checked every few ms); rejects after `timeoutMs`. */
 async function until(cond: () => boolean | Promise<boolean>, what: string, timeoutMs = WAIT_MS): Promise<void> {

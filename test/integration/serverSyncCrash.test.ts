@@ -6,27 +6,11 @@
  */
 import * as assert from 'node:assert/strict';
 import fs from 'node:fs';
-import type { FileLayer } from '../../src/persistence/file/fileLayer';
-import type { SyncStateStore } from '../../src/persistence/server/syncState';
+import { recording } from '../helpers/recordingSyncState';
 import type { AppTree } from '../../src/spaces/appTree';
 import { opKey, type Op } from '../../src/spaces/ops';
 import { makeToken, tempDir, withStore } from '../helpers/syncServer';
 import { SyncClient, converge, freePort, spawnServerOn, waitForState, type ServerProcess } from '../helpers/syncClients';
-
-/** A FileLayer as SyncStateStore that records what leaves the outbox: ops the server confirmed. */
-function recording(file: FileLayer, confirmed: Map<string, Set<string>>): SyncStateStore {
-  return {
-    loadSyncState: (id) => file.loadSyncState(id),
-    saveIncoming: (id, treeId, ops, seq) => file.saveIncoming(id, treeId, ops, seq),
-    addToOutbox: (id, treeId, ops) => file.addToOutbox(id, treeId, ops),
-    removeFromOutbox: (id, treeId, ops) => {
-      let set = confirmed.get(treeId);
-      if (!set) confirmed.set(treeId, (set = new Set()));
-      for (const op of ops) set.add(opKey(op));
-      return file.removeFromOutbox(id, treeId, ops);
-    },
-  };
-}
 
 describe('team sync: the server killed with SIGKILL mid-sync', function () {
   this.timeout(120_000);
